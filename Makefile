@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: FORCE demo test check lint format types clean bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	touch $(STAMP)
+
+# A strict editable install links files one by one, so a new module needs a re-link: redo it
+# whenever the list of modules changes.
+MODULES := $(sort $(wildcard wayline/*.py streams/*.py profiles/*.py segments/*.py connectors/*.py schemas/*.py))
+LINKED := $(VENV)/.modules
+
+$(LINKED): $(STAMP) FORCE
+	@echo "$(MODULES)" | cmp -s - $@ || { $(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=strict && echo "$(MODULES)" > $@; }
+
+FORCE:
+
+demo: $(LINKED)
+	$(BIN)/wayline demo $(ARGS)
+
+test: $(LINKED)
+	$(BIN)/pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+types: $(LINKED)
+	$(BIN)/mypy -p wayline
+	$(BIN)/mypy tests bench
+
+check: lint types test
+
+bench: $(LINKED)
+	$(BIN)/python bench/codec.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

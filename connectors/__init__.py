@@ -1,0 +1,1 @@
+"""Sources (HTTP collector, e-mail webhooks, store files, traffic simulator) and sinks."""

@@ -1,0 +1,1 @@
+"""Event, trigger and profile contracts: models, codecs, JSON Schemas and example messages."""

@@ -1,0 +1,43 @@
+"""Timestamp parsing and the clock-skew correction of the Segment spec. Pure: no clock reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """Parse an ISO 8601 string to an aware UTC datetime; None when it is not one.
+
+    A timestamp without a zone is taken as UTC (what the Segment libraries send is UTC).
+    """
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """UTC, millisecond precision, ``Z`` suffix: ``2026-11-23T10:00:00.000Z``."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_time(
+    received_at: datetime, sent_at: datetime | None, original: datetime | None
+) -> datetime:
+    """The event time Wayline uses: Segment's rule, with two guards.
+
+    - ``sentAt`` and an original time given: ``receivedAt - (sentAt - original)``, which removes
+      the client's clock offset (a phone set an hour fast still gets the right time).
+    - only the original time: it is used as is (server-side libraries with a good clock).
+    - neither: ``receivedAt``.
+    An event time after ``receivedAt`` is impossible and is clamped to ``receivedAt``.
+    """
+    if original is None:
+        return received_at
+    when = received_at - (sent_at - original) if sent_at is not None else original
+    return min(when, received_at)

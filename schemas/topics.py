@@ -1,0 +1,118 @@
+"""Topic names and their properties: a public contract. The prefix is ``WAYLINE_TOPIC_PREFIX``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Cleanup(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic: its full name, what it carries, how many partitions and its cleanup policy."""
+
+    name: str
+    suffix: str
+    partitions: int
+    cleanup: Cleanup
+    description: str
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """Topic configs Wayline sets at creation."""
+        return {"cleanup.policy": self.cleanup.value}
+
+
+# suffix, compacted, single partition, description
+_CONTRACT: tuple[tuple[str, bool, bool, str], ...] = (
+    ("events.raw", False, False, "events as sources sent them (Segment spec)"),
+    ("events.dlq", False, False, "invalid events: original bytes, reason in headers"),
+    ("events", False, False, "validated, normalized events"),
+    ("identity", True, False, "identity graph: merges and refused merges"),
+    ("profiles", True, False, "profile snapshot after each change; key = profile id"),
+    ("segments", False, False, "segment enter/exit transitions"),
+    ("triggers", False, False, "triggers as CloudEvents 1.0"),
+    ("deliveries", False, False, "outcome of every connector delivery"),
+    ("definitions", True, True, "segment and trigger definitions, versioned"),
+)
+SUFFIXES: tuple[str, ...] = tuple(s for s, *_ in _CONTRACT)
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topic set for one prefix. Tests use a fresh prefix each, so topics never collide."""
+
+    prefix: str = "wayline"
+    partitions: int = 6
+
+    def name(self, suffix: str) -> str:
+        return f"{self.prefix}.{suffix}"
+
+    @property
+    def raw(self) -> str:
+        return self.name("events.raw")
+
+    @property
+    def dlq(self) -> str:
+        return self.name("events.dlq")
+
+    @property
+    def events(self) -> str:
+        return self.name("events")
+
+    @property
+    def identity(self) -> str:
+        return self.name("identity")
+
+    @property
+    def profiles(self) -> str:
+        return self.name("profiles")
+
+    @property
+    def segments(self) -> str:
+        return self.name("segments")
+
+    @property
+    def triggers(self) -> str:
+        return self.name("triggers")
+
+    @property
+    def deliveries(self) -> str:
+        return self.name("deliveries")
+
+    @property
+    def definitions(self) -> str:
+        return self.name("definitions")
+
+    def changelog(self, worker: str, store: str) -> str:
+        """The compacted changelog topic of one worker's state store."""
+        return f"{self.prefix}.changelog.{worker}.{store}"
+
+    def specs(self, stores: dict[str, list[str]] | None = None) -> list[TopicSpec]:
+        """Every topic Wayline needs, plus one changelog per ``{worker: [store, ...]}``."""
+        specs = [
+            TopicSpec(
+                name=self.name(suffix),
+                suffix=suffix,
+                partitions=1 if single else self.partitions,
+                cleanup=Cleanup.COMPACT if compact else Cleanup.DELETE,
+                description=description,
+            )
+            for suffix, compact, single, description in _CONTRACT
+        ]
+        for worker, names in (stores or {}).items():
+            specs.extend(
+                TopicSpec(
+                    name=self.changelog(worker, store),
+                    suffix=f"changelog.{worker}.{store}",
+                    partitions=self.partitions,
+                    cleanup=Cleanup.COMPACT,
+                    description=f"changelog of store {store!r} of worker {worker!r}",
+                )
+                for store in names
+            )
+        return specs

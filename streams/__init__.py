@@ -1,0 +1,1 @@
+"""The stream runtime: consumer-group workers, state stores, timers and the worker registry."""

@@ -1,0 +1,119 @@
+"""Cluster operations: wait for a broker, create Wayline's topics, describe them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import ConfigResource, NewTopic
+
+from wayline.schemas.errors import RetryableError
+from wayline.schemas.topics import TopicSpec
+from wayline.streams.clients import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    """A topic as the cluster reports it."""
+
+    name: str
+    partitions: int
+    configs: dict[str, str]
+
+
+def wait_until_ready(kafka: KafkaConfig, timeout_s: float = 30.0) -> int:
+    """Block until the cluster answers a metadata request; returns the number of brokers."""
+    admin = kafka.admin()
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            metadata = admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            if metadata.brokers:
+                return len(metadata.brokers)
+        except KafkaException as exc:
+            last_error = exc
+        time.sleep(0.1)
+    raise RetryableError(
+        f"Kafka at {kafka.bootstrap} did not answer within {timeout_s:.0f}s ({last_error})"
+    )
+
+
+def ensure_topics(
+    kafka: KafkaConfig, specs: list[TopicSpec], replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created.
+
+    Existing topics are left alone; one with fewer partitions than asked is logged, since
+    keyed state would be spread differently from what the workers expect.
+    """
+    admin = kafka.admin()
+    existing = admin.list_topics(timeout=10).topics
+    for spec in specs:
+        have = existing.get(spec.name)
+        if have is not None and len(have.partitions) != spec.partitions:
+            log.warning(
+                "topic %s has %d partitions, %d expected",
+                spec.name,
+                len(have.partitions),
+                spec.partitions,
+            )
+    missing = [s for s in specs if s.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(s.name, s.partitions, replication_factor, config=s.configs) for s in missing],
+        operation_timeout=30,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    _wait_for_metadata(kafka, [s.name for s in missing])
+    return sorted(created)
+
+
+def _wait_for_metadata(kafka: KafkaConfig, names: list[str], timeout_s: float = 15.0) -> None:
+    admin = kafka.admin()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=5).topics
+        if all(n in topics and not topics[n].error for n in names):
+            return
+        time.sleep(0.05)
+    raise RetryableError(f"topics not visible in metadata after {timeout_s:.0f}s: {names}")
+
+
+def describe_topics(kafka: KafkaConfig, names: list[str]) -> list[TopicState]:
+    """Partition count and configs of each named topic that exists."""
+    admin = kafka.admin()
+    topics = admin.list_topics(timeout=10).topics
+    present = [n for n in names if n in topics]
+    if not present:
+        return []
+    futures = admin.describe_configs([ConfigResource("topic", n) for n in present])
+    configs: dict[str, dict[str, str]] = {}
+    for resource, future in futures.items():
+        entries = future.result()
+        configs[resource.name] = {k: v.value for k, v in entries.items() if v.value is not None}
+    return [TopicState(n, len(topics[n].partitions), configs.get(n, {})) for n in present]
+
+
+def delete_topics(kafka: KafkaConfig, names: list[str]) -> None:
+    """Delete topics (tests clean up after themselves); missing ones are ignored."""
+    if not names:
+        return
+    for future in kafka.admin().delete_topics(names, operation_timeout=30).values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise

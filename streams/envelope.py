@@ -1,0 +1,58 @@
+"""What steps receive and return: messages with their metadata, outputs with their topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One consumed message and where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: Headers = ()
+
+    @classmethod
+    def from_message(cls, message: Any) -> Envelope:
+        """Wrap a confluent-kafka ``Message``."""
+        _kind, timestamp = message.timestamp()
+        headers = tuple((k, v or b"") for k, v in (message.headers() or ()))
+        return cls(
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            key=message.key(),
+            value=message.value(),
+            timestamp_ms=timestamp,
+            headers=headers,
+        )
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A message a step wants produced. Produced and acknowledged before offsets commit."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default=())
+
+
+class Processor(Protocol):
+    """A worker's step chain: one message in, any number of outputs out (none = dropped)."""
+
+    def process(self, message: Envelope) -> list[Output]: ...

@@ -1,0 +1,66 @@
+"""The worker registry: worker name → input topics, step chain, stores, dead-letter policy.
+
+Workers are data. Nothing registers itself at import time; ``default_registry()`` builds the
+table and ``wayline worker NAME`` / ``wayline up`` look names up in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wayline.schemas.topics import Topics
+from wayline.streams.clients import KafkaConfig
+from wayline.streams.envelope import Processor
+from wayline.streams.validate import ValidateStep
+from wayline.streams.worker import Worker, WorkerOptions
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a worker's step chain may depend on."""
+
+    topics: Topics
+    kafka: KafkaConfig
+    phone_region: str | None = None
+    options: WorkerOptions = field(default_factory=WorkerOptions)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    name: str
+    description: str
+    inputs: Callable[[Topics], list[str]]
+    build: Callable[[WorkerContext], Processor]
+    dead_letter: Callable[[Topics], str] | None = None
+    stores: tuple[str, ...] = ()
+
+    def create(self, context: WorkerContext) -> Worker:
+        return Worker(
+            name=self.name,
+            group=f"{context.topics.prefix}.{self.name}",
+            inputs=self.inputs(context.topics),
+            processor=self.build(context),
+            kafka=context.kafka,
+            dead_letter_topic=self.dead_letter(context.topics) if self.dead_letter else None,
+            options=context.options,
+        )
+
+
+def default_registry() -> dict[str, WorkerSpec]:
+    """Every worker Wayline runs, in pipeline order."""
+    specs = [
+        WorkerSpec(
+            name="validate",
+            description="events.raw → events (validated, normalized); invalid → events.dlq",
+            inputs=lambda t: [t.raw],
+            build=lambda c: ValidateStep(c.topics, "validate", c.phone_region),
+            dead_letter=lambda t: t.dlq,
+        ),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+def store_topics(registry: dict[str, WorkerSpec]) -> dict[str, list[str]]:
+    """``{worker: [store, ...]}`` for creating changelog topics."""
+    return {name: list(spec.stores) for name, spec in registry.items() if spec.stores}

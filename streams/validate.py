@@ -1,0 +1,81 @@
+"""The validate step: ``wayline.events.raw`` → ``wayline.events``, or the dead-letter topic."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from wayline.schemas.codec import decode_raw, encode
+from wayline.schemas.errors import InvalidEvent
+from wayline.schemas.event import CHANNELS, Channel
+from wayline.schemas.normalize import Origin, normalize_event
+from wayline.schemas.topics import Topics
+from wayline.streams.envelope import Envelope, Headers, Output
+
+_NAMESPACE = uuid.UUID("6f0f5c2e-58a4-4e8a-9c55-3b1f3d7c1f00")
+
+SOURCE_HEADER = "wayline.source"
+CHANNEL_HEADER = "wayline.channel"
+
+
+class ValidateStep:
+    """Decode, validate and normalize each raw event; invalid ones are dead-lettered.
+
+    Events without a ``messageId`` get one derived from their topic, partition and offset,
+    so reprocessing the same raw message gives the same id (and later dedupe drops it).
+    """
+
+    def __init__(self, topics: Topics, worker: str, phone_region: str | None = None) -> None:
+        self.topics = topics
+        self.worker = worker
+        self.phone_region = phone_region
+
+    def process(self, message: Envelope) -> list[Output]:
+        try:
+            raw = decode_raw(message.value)
+            event = normalize_event(raw, self._origin(message))
+        except InvalidEvent as exc:
+            return [self._dead_letter(message, exc)]
+        return [Output(self.topics.events, _partition_key(event), encode(event))]
+
+    def _origin(self, message: Envelope) -> Origin:
+        source = message.header(SOURCE_HEADER)
+        channel = (message.header(CHANNEL_HEADER) or b"").decode("utf-8", "replace")
+        message_id = uuid.uuid5(_NAMESPACE, f"{message.topic}/{message.partition}/{message.offset}")
+        return Origin(
+            received_at=datetime.fromtimestamp(max(message.timestamp_ms, 0) / 1000, UTC),
+            message_id=str(message_id),
+            source=source.decode("utf-8", "replace") if source else None,
+            channel=_channel(channel),
+            phone_region=self.phone_region,
+        )
+
+    def _dead_letter(self, message: Envelope, exc: InvalidEvent) -> Output:
+        headers: Headers = (
+            *message.headers,
+            ("wayline.dlq.reason", exc.reason.value.encode()),
+            ("wayline.dlq.detail", "; ".join(str(e) for e in exc.errors).encode()[:4096]),
+            ("wayline.dlq.topic", message.topic.encode()),
+            ("wayline.dlq.partition", str(message.partition).encode()),
+            ("wayline.dlq.offset", str(message.offset).encode()),
+            ("wayline.dlq.worker", self.worker.encode()),
+        )
+        return Output(self.topics.dlq, message.key, message.value, headers)
+
+
+def _channel(value: str) -> Channel | None:
+    for channel in CHANNELS:
+        if channel == value:
+            return channel
+    return None
+
+
+def _partition_key(event: dict[str, Any]) -> bytes:
+    """Key canonical events by their strongest identifier until identity resolution re-keys."""
+    ids = event["identifiers"]
+    for name in ("user_id", "anonymous_id", "email", "phone", "device_id"):
+        if ids[name]:
+            return f"{name}:{ids[name]}".encode()
+    first = ids["external"][0]
+    return f"{first['type']}:{first['id']}".encode()

@@ -1,0 +1,75 @@
+"""The HTTP API app and its server thread. Later capabilities add the collector and lookups."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from wayline import __version__
+from wayline.config import WaylineConfig
+from wayline.schemas.errors import ConfigError
+from wayline.settings import Settings
+from wayline.streams.broker import port_in_use
+
+log = logging.getLogger(__name__)
+
+StatsSource = Callable[[], dict[str, dict[str, Any]]]
+
+
+def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) -> FastAPI:
+    """The FastAPI application; OpenAPI documentation is served at ``/docs``."""
+    app = FastAPI(title="Wayline", version=__version__)
+
+    @app.get("/health", summary="Liveness and the state of the workers")
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "kafka": settings.bootstrap,
+            "topic_prefix": settings.topic_prefix,
+            "sources": [s.name for s in config.sources],
+            "workers": stats(),
+        }
+
+    return app
+
+
+class ApiServer:
+    """uvicorn in a background thread; ``start()`` returns once it accepts connections."""
+
+    def __init__(self, settings: Settings, config: WaylineConfig, stats: StatsSource) -> None:
+        self.settings = settings
+        app = create_app(settings, config, stats)
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        host, port = self.settings.api_host, self.settings.api_port
+        if port_in_use(host, port):
+            raise ConfigError(
+                f"setting WAYLINE_API_PORT: port {port} on {host} is already in use"
+            )
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"setting WAYLINE_API_PORT: the API did not start on {port}")
+            time.sleep(0.02)
+        log.info("HTTP API on http://%s:%d (docs at /docs)", host, port)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

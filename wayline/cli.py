@@ -1,0 +1,232 @@
+"""The ``wayline`` command. Settings are built here, once, and passed down."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from wayline.config import DEMO_CONFIG, WaylineConfig, load_config
+from wayline.schemas.errors import ConfigError, RetryableError
+from wayline.settings import Settings, load_settings
+
+log = logging.getLogger("wayline")
+err_console = Console(stderr=True)
+
+
+class State:
+    settings: Settings
+    config: WaylineConfig
+
+
+def build_cli() -> typer.Typer:
+    """The command tree; built on call, nothing is read at import."""
+    app = typer.Typer(
+        name="wayline",
+        help="Wayline: a Kafka-native customer data platform.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    state = State()
+
+    @app.callback()
+    def options(
+        config: Annotated[
+            Path | None,
+            typer.Option("--config", "-c", help="YAML config file [env: WAYLINE_CONFIG]"),
+        ] = None,
+        log_level: Annotated[
+            str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [env: WAYLINE_LOG_LEVEL]")
+        ] = None,
+    ) -> None:
+        overrides: dict[str, object] = {}
+        if config is not None:
+            overrides["config"] = config
+        if log_level is not None:
+            overrides["log_level"] = log_level.upper()
+        state.settings = load_settings(**overrides)
+        state.config = load_config(state.settings.config)
+        _setup_logging(state.settings.log_level)
+
+    @app.command()
+    def broker(
+        port: Annotated[int | None, typer.Option(help="[env: WAYLINE_BROKER_PORT]")] = None,
+        host: Annotated[str | None, typer.Option(help="[env: WAYLINE_BROKER_HOST]")] = None,
+    ) -> None:
+        """Run the embedded Kafka-protocol broker and create Wayline's topics (Ctrl-C stops)."""
+        from wayline.platform import Platform
+
+        settings = _with(state.settings, broker_port=port, broker_host=host)
+        platform = Platform(settings, state.config, broker_only=True)
+        if not settings.embedded_broker:
+            platform.start()
+            typer.echo(f"WAYLINE_KAFKA_BOOTSTRAP is set: using {settings.bootstrap}, nothing started")
+            return
+        _serve(platform, f"broker ready on {settings.bootstrap}")
+
+    @app.command()
+    def topics(
+        create: Annotated[bool, typer.Option(help="Create the topics that are missing.")] = False,
+    ) -> None:
+        """List Wayline's topics on the cluster: partitions and cleanup policy."""
+        _topics(state.settings, create)
+
+    @app.command()
+    def worker(name: Annotated[str, typer.Argument(help="Worker name, see `wayline up`.")]) -> None:
+        """Run one worker against the cluster (start the broker first, or set KAFKA_BOOTSTRAP)."""
+        from wayline.platform import Platform
+        from wayline.streams.registry import default_registry
+
+        registry = default_registry()
+        if name not in registry:
+            raise typer.BadParameter(f"unknown worker {name!r}; workers: {', '.join(registry)}")
+        settings = _with(state.settings, kafka_bootstrap=state.settings.bootstrap)
+        _serve(Platform(settings, state.config, workers=[name], api=False), f"worker {name} up")
+
+    @app.command()
+    def api() -> None:
+        """Run the HTTP API alone (against a running broker)."""
+        from wayline.platform import Platform
+
+        settings = _with(state.settings, kafka_bootstrap=state.settings.bootstrap)
+        _serve(Platform(settings, state.config, workers=[]), "API up")
+
+    @app.command()
+    def up() -> None:
+        """Run everything: broker (unless external), all workers and the HTTP API."""
+        from wayline.platform import Platform
+
+        platform = Platform(state.settings, state.config)
+        s = state.settings
+        _serve(platform, f"Wayline up: Kafka {s.bootstrap}, API http://{s.api_host}:{s.api_port}")
+
+    @app.command()
+    def demo(
+        duration: Annotated[float, typer.Option(help="Seconds to run.", min=1)] = 60.0,
+        rate: Annotated[float, typer.Option(help="Shopper sessions started per second.", min=0.1)] = 20.0,
+        seed: Annotated[int, typer.Option(help="Simulator seed: same seed, same traffic.")] = 7,
+    ) -> None:
+        """Everything `up` runs, plus simulated shoppers and a live view."""
+        from wayline.demo import Demo
+
+        config = state.config if state.config.sources else DEMO_CONFIG
+        console = Console()
+        run = Demo(state.settings, config, duration, rate, seed, console)
+        _on_signals(run.stop)
+        result = run.run()
+        final = result.final
+        console.print(
+            f"demo finished after {result.seconds:.1f} s: {result.sent:,} events sent "
+            f"({result.broken} deliberately broken), {final.validated:,} validated, "
+            f"{final.dead_lettered:,} dead-lettered"
+        )
+        if not result.balanced:
+            err_console.print("[red]not every event came out of the pipeline exactly once[/red]")
+            raise typer.Exit(1)
+        console.print("every event accounted for exactly once")
+
+    return app
+
+
+def _with(settings: Settings, **changes: object) -> Settings:
+    values = {k: v for k, v in changes.items() if v is not None}
+    return load_settings(**{**settings.model_dump(exclude_unset=True), **values})
+
+
+def _serve(platform: object, banner: str) -> None:
+    """Start, report, wait for Ctrl-C/SIGTERM or a failure, stop in order."""
+    from wayline.platform import Platform
+
+    assert isinstance(platform, Platform)
+    stop = threading.Event()
+    _on_signals(stop.set)
+    platform.start()
+    typer.echo(banner)
+    if platform.broker is not None:
+        typer.echo(f"embedded broker pid {platform.broker.pid}, in-memory storage")
+    try:
+        while not stop.wait(0.2):
+            if platform.failed.is_set():
+                raise RetryableError("a worker failed; stopping")
+    finally:
+        platform.stop()
+        typer.echo("stopped")
+
+
+def _on_signals(handler: object) -> None:
+    def handle(_signum: int, _frame: object) -> None:
+        handler()  # type: ignore[operator]
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _topics(settings: Settings, create: bool) -> None:
+    from wayline.schemas.topics import Topics
+    from wayline.streams.admin import describe_topics, ensure_topics
+    from wayline.streams.clients import KafkaConfig
+    from wayline.streams.registry import default_registry, store_topics
+
+    kafka = KafkaConfig(settings.bootstrap, dict(settings.kafka_options))
+    specs = Topics(settings.topic_prefix, settings.partitions).specs(
+        store_topics(default_registry())
+    )
+    if create:
+        created = ensure_topics(kafka, specs, settings.replication_factor)
+        typer.echo(f"created {len(created)} topics")
+    found = {t.name: t for t in describe_topics(kafka, [s.name for s in specs])}
+    table = Table("topic", "partitions", "cleanup.policy", "carries")
+    for spec in specs:
+        state = found.get(spec.name)
+        partitions = str(state.partitions) if state else "[red]missing[/red]"
+        policy = state.configs.get("cleanup.policy", "-") if state else "-"
+        table.add_row(spec.name, partitions, policy, spec.description)
+    Console().print(table)
+
+
+def _setup_logging(level: str) -> None:
+    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        typer.echo(ctx.get_help())
+        return 0
+    command = ctx.command_path if ctx is not None else "wayline"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    err_console.print(f"wayline: error: {message} (see '{command} --help')", highlight=False, soft_wrap=True)
+    return int(getattr(exc, "exit_code", 2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage and config errors print one line and exit 2."""
+    app = build_cli()
+    try:
+        app(args=argv, prog_name="wayline", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, ...
+        sys.exit(_usage_error(exc))
+    except ConfigError as exc:
+        err_console.print(f"wayline: configuration error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except RetryableError as exc:
+        err_console.print(f"wayline: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The YAML config file (``--config PATH`` or ``WAYLINE_CONFIG``); its keys are a public contract.
+
+```yaml
+sources:
+  - name: web
+    channel: web            # web | app | email | store
+    write_keys: [wk_web_1]
+    rate_limit_per_s: 2000   # optional
+api_keys: [ak_admin_1]      # for the read/admin API
+```
+
+Unknown keys are refused so that a typo never silently turns a feature off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from wayline.schemas.errors import ConfigError
+from wayline.schemas.event import Channel
+
+Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=256)]
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class Source(BaseModel):
+    """An event source: its events get ``context.channel`` and the source name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Name
+    channel: Channel
+    write_keys: list[Key] = Field(min_length=1)
+    rate_limit_per_s: float | None = Field(default=None, gt=0)
+
+
+class WaylineConfig(BaseModel):
+    """The whole config file. Later capabilities add keys here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sources: list[Source] = Field(default_factory=list)
+    api_keys: list[Key] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [s.name for s in self.sources]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"sources[{i}].name: duplicate source name {name!r}")
+        seen: dict[str, str] = {}
+        for i, source in enumerate(self.sources):
+            for key in source.write_keys:
+                if key in seen and seen[key] != source.name:
+                    raise ValueError(
+                        f"sources[{i}].write_keys: key is already used by source {seen[key]!r}"
+                    )
+                seen[key] = source.name
+        return self
+
+    def source_for_key(self, write_key: str) -> Source | None:
+        """The source a write key belongs to, or None."""
+        for source in self.sources:
+            if write_key in source.write_keys:
+                return source
+        return None
+
+
+DEMO_CONFIG = WaylineConfig(
+    sources=[
+        Source(name="web", channel="web", write_keys=["wk_demo_web"]),
+        Source(name="app", channel="app", write_keys=["wk_demo_app"]),
+        Source(name="email", channel="email", write_keys=["wk_demo_email"]),
+        Source(name="store", channel="store", write_keys=["wk_demo_store"]),
+    ],
+    api_keys=["ak_demo_admin"],
+)
+
+
+def load_config(path: Path | None) -> WaylineConfig:
+    """Read and validate a config file; every problem raises ``ConfigError`` naming the key."""
+    if path is None:
+        return WaylineConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    return parse_config(text, origin=str(path))
+
+
+def parse_config(text: str, origin: str = "<config>") -> WaylineConfig:
+    """Validate config text; errors look like ``wayline.yaml: sources[0].channel: ...``."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{origin}: not valid YAML{where}: {getattr(exc, 'problem', exc)}")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of keys, not a list or value")
+    try:
+        return WaylineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{origin}: {_describe(err)}" for err in exc.errors()]
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _describe(err: Any) -> str:
+    loc = _path(err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown key"
+    value = err.get("input")
+    shown = f" (got {value!r})" if isinstance(value, str | int | float) and loc else ""
+    return f"{loc}: {msg}{shown}" if loc else msg
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

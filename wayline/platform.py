@@ -1,0 +1,128 @@
+"""Start and stop the whole platform in one process: broker, topics, workers, HTTP API.
+
+Start order: broker (unless external) → topics → workers → API. Stop order is the reverse, so
+workers finish and commit their last batch while the broker still runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wayline.api import ApiServer
+from wayline.config import WaylineConfig
+from wayline.schemas.topics import Topics
+from wayline.settings import Settings
+from wayline.streams.admin import ensure_topics, wait_until_ready
+from wayline.streams.broker import EmbeddedBroker
+from wayline.streams.clients import KafkaConfig
+from wayline.streams.registry import WorkerContext, WorkerSpec, default_registry, store_topics
+from wayline.streams.worker import Worker, WorkerOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Running:
+    worker: Worker
+    thread: threading.Thread
+    error: BaseException | None = None
+
+
+@dataclass
+class Platform:
+    """Everything ``wayline up`` runs. ``start()`` returns once all parts are serving."""
+
+    settings: Settings
+    config: WaylineConfig
+    workers: list[str] | None = None
+    api: bool = True
+    broker_only: bool = False
+    registry: dict[str, WorkerSpec] = field(default_factory=default_registry)
+    broker: EmbeddedBroker | None = None
+    running: list[_Running] = field(default_factory=list)
+    api_server: ApiServer | None = None
+    failed: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.settings.topic_prefix, self.settings.partitions)
+
+    @property
+    def kafka(self) -> KafkaConfig:
+        return KafkaConfig(self.settings.bootstrap, dict(self.settings.kafka_options))
+
+    def start(self) -> None:
+        try:
+            self._start_broker()
+            created = ensure_topics(
+                self.kafka,
+                self.topics.specs(store_topics(self.registry)),
+                self.settings.replication_factor,
+            )
+            log.info("topics: %d created with prefix %r", len(created), self.topics.prefix)
+            if self.broker_only:
+                return
+            for name in self.workers if self.workers is not None else list(self.registry):
+                self._start_worker(self.registry[name])
+            if self.api:
+                self.api_server = ApiServer(self.settings, self.config, self.worker_stats)
+                self.api_server.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_broker(self) -> None:
+        if not self.settings.embedded_broker:
+            brokers = wait_until_ready(self.kafka, timeout_s=30)
+            log.info("using Kafka at %s (%d brokers)", self.settings.bootstrap, brokers)
+            return
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.broker = EmbeddedBroker(
+            self.settings.broker_host,
+            self.settings.broker_port,
+            log_path=Path(self.settings.data_dir) / "broker.log",
+        )
+        self.broker.start()
+        log.info("embedded broker ready on %s (pid %s)", self.broker.bootstrap, self.broker.pid)
+
+    def _start_worker(self, spec: WorkerSpec) -> None:
+        context = WorkerContext(
+            topics=self.topics,
+            kafka=self.kafka,
+            phone_region=self.settings.default_phone_region,
+            options=WorkerOptions(stats_interval_s=self.settings.stats_interval_s),
+        )
+        worker = spec.create(context)
+        running = _Running(worker, threading.Thread(name=f"worker-{spec.name}", daemon=True))
+        running.thread.run = lambda: self._run_worker(running)  # type: ignore[method-assign]
+        running.thread.start()
+        self.running.append(running)
+        log.info("worker %s started: %s", spec.name, spec.description)
+
+    def _run_worker(self, running: _Running) -> None:
+        try:
+            running.worker.run()
+        except BaseException as exc:
+            running.error = exc
+            log.exception("worker %s failed", running.worker.name)
+            self.failed.set()
+
+    def worker_stats(self) -> dict[str, dict[str, object]]:
+        return {r.worker.name: vars(r.worker.stats()) for r in self.running}
+
+    def stop(self) -> None:
+        """Stop in reverse start order; safe to call more than once."""
+        if self.api_server is not None:
+            self.api_server.stop()
+            self.api_server = None
+        for running in self.running:
+            running.worker.stop()
+        for running in self.running:
+            running.thread.join(timeout=30)
+        self.running.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None

@@ -1,0 +1,76 @@
+"""Process settings: one frozen object, read from ``WAYLINE_*`` environment variables.
+
+Built once in ``main()`` and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wayline.schemas.errors import ConfigError
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Where Wayline runs. Environment names are the field names upper-cased with ``WAYLINE_``."""
+
+    model_config = SettingsConfigDict(env_prefix="WAYLINE_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Bootstrap servers of a real Kafka cluster; when unset, the embedded broker.",
+    )
+    kafka_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra librdkafka options (JSON), passed through to every client.",
+    )
+    broker_host: str = "127.0.0.1"
+    broker_port: Port = 9092
+    topic_prefix: str = Field(default="wayline", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    partitions: int = Field(default=6, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    api_host: str = "127.0.0.1"
+    api_port: Port = 8080
+    config: Path | None = Field(default=None, description="YAML config file.")
+    clickhouse_url: str | None = None
+    data_dir: Path = Path("wayline-data")
+    default_phone_region: str | None = Field(
+        default=None, description="ISO region for phone numbers written without +country code."
+    )
+    stats_interval_s: float = Field(default=10.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("kafka_bootstrap", "clickhouse_url", "default_phone_region")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers every client connects to."""
+        return self.kafka_bootstrap or f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when Wayline starts its own broker (no external cluster configured)."""
+        return self.kafka_bootstrap is None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; a bad value raises ``ConfigError`` naming it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(err) for err in exc.errors())) from None
+
+
+def _describe(err: Any) -> str:
+    name = "WAYLINE_" + "_".join(str(p) for p in err["loc"][:1]).upper()
+    value = err.get("input")
+    shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+    return f"setting {name}: {err['msg']}{shown}"
