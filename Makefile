@@ -37,8 +37,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Run from inside .venv: in the project root, ./wayline (without its subpackages) would shadow
+# the installed package that maps wayline.streams, wayline.schemas, ... onto their folders.
 types: $(LINKED)
-	$(BIN)/mypy -p wayline
+	cd $(VENV) && bin/mypy --config-file ../pyproject.toml -p wayline
 	$(BIN)/mypy tests bench
 
 check: lint types test

@@ -200,15 +200,40 @@ class Simulator:
         ids: dict[str, str] = {}
         ctx = {"channel": "email", "traits": {"email": s.email}}
         campaign = {"campaign_id": f"cmp-{self.rng.randrange(12)}", "email_id": s.email.strip()}
-        yield 0.0, "email", {"type": "track", "event": "Email Delivered", **ids,
-                             "properties": campaign, "context": dict(ctx)}  # fmt: skip
+        yield (
+            0.0,
+            "email",
+            {
+                "type": "track",
+                "event": "Email Delivered",
+                **ids,
+                "properties": campaign,
+                "context": dict(ctx),
+            },
+        )
         if self.rng.random() < 0.5:
-            yield 30.0, "email", {"type": "track", "event": "Email Opened",
-                                  "properties": campaign, "context": dict(ctx)}  # fmt: skip
+            yield (
+                30.0,
+                "email",
+                {
+                    "type": "track",
+                    "event": "Email Opened",
+                    "properties": campaign,
+                    "context": dict(ctx),
+                },
+            )
             if self.rng.random() < 0.4:
                 link = {**campaign, "link_url": "https://shop.example.com/sale"}
-                yield 40.0, "email", {"type": "track", "event": "Email Link Clicked",
-                                      "properties": link, "context": dict(ctx)}  # fmt: skip
+                yield (
+                    40.0,
+                    "email",
+                    {
+                        "type": "track",
+                        "event": "Email Link Clicked",
+                        "properties": link,
+                        "context": dict(ctx),
+                    },
+                )
                 yield from self._web_session(s)
 
     def _store_visit(self, s: Shopper) -> Iterator[tuple[float, str, dict[str, Any]]]:
@@ -235,21 +260,44 @@ class Simulator:
     @staticmethod
     def _cart(s: Shopper) -> dict[str, Any]:
         total = round(sum(price for _, _, price in s.cart), 2)
-        return {"products": [_product(p) for p in s.cart], "revenue": total, "total": total,
-                "currency": "USD"}  # fmt: skip
+        return {
+            "products": [_product(p) for p in s.cart],
+            "revenue": total,
+            "total": total,
+            "currency": "USD",
+        }
 
     def _identify(self, s: Shopper, ids: dict[str, str], source: str) -> dict[str, Any]:
         country, region, city, tz, _ = s.city
-        traits = {"email": s.email, "phone": s.phone, "first_name": f"Shopper{s.index}",
-                  "country": country, "region": region, "city": city, "timezone": tz,
-                  "birthday": f"19{70 + s.index % 30}-{1 + s.index % 12:02d}-{1 + s.index % 28:02d}"}  # fmt: skip
-        return {"type": "identify", "userId": s.user_id, **ids, "traits": traits,
-                "context": {"channel": source}}  # fmt: skip
+        traits = {
+            "email": s.email,
+            "phone": s.phone,
+            "first_name": f"Shopper{s.index}",
+            "country": country,
+            "region": region,
+            "city": city,
+            "timezone": tz,
+            "birthday": _birthday(s.index),
+        }
+        return {
+            "type": "identify",
+            "userId": s.user_id,
+            **ids,
+            "traits": traits,
+            "context": {"channel": source},
+        }
 
     @staticmethod
-    def _track(name: str, ids: dict[str, str], props: dict[str, Any], source: str) -> dict[str, Any]:
-        return {"type": "track", "event": name, **ids, "properties": props,
-                "context": {"channel": source}}  # fmt: skip
+    def _track(
+        name: str, ids: dict[str, str], props: dict[str, Any], source: str
+    ) -> dict[str, Any]:
+        return {
+            "type": "track",
+            "event": name,
+            **ids,
+            "properties": props,
+            "context": {"channel": source},
+        }
 
 
 def _product(product: tuple[str, str, float]) -> dict[str, Any]:
@@ -260,3 +308,7 @@ def _product(product: tuple[str, str, float]) -> dict[str, Any]:
 def utc_now() -> datetime:
     """The wall clock, for callers at the edge (the simulator itself never reads it)."""
     return datetime.now(UTC)
+
+
+def _birthday(index: int) -> str:
+    return f"19{70 + index % 30}-{1 + index % 12:02d}-{1 + index % 28:02d}"

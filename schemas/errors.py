@@ -40,7 +40,7 @@ class WaylineError(Exception):
     """Base class of every error Wayline raises on purpose."""
 
 
-class InvalidEvent(WaylineError):  # noqa: N818 - it names the input, not the failure
+class InvalidEvent(WaylineError):
     """The input cannot become a canonical event; dead-letter it with ``reason``."""
 
     def __init__(self, reason: ReasonCode, errors: list[FieldError]) -> None:
@@ -53,7 +53,7 @@ class RetryableError(WaylineError):
     """A failure that may go away: retry with backoff."""
 
 
-class BackPressure(WaylineError):  # noqa: N818 - a condition, not a failure
+class BackPressure(WaylineError):
     """A downstream is full: pause and try again later; drop nothing."""
 
 

@@ -40,7 +40,7 @@ class Context(BaseModel):
     channel: Channel | None = None
     traits: dict[str, Any] | None = None
     device: dict[str, Any] | None = None
-    externalIds: list[ExternalId] | None = None  # noqa: N815 - Segment spelling
+    externalIds: list[ExternalId] | None = None
 
 
 class RawEvent(BaseModel):
@@ -54,11 +54,11 @@ class RawEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: EventType
-    messageId: str | None = Field(default=None, min_length=1, max_length=256)  # noqa: N815
-    anonymousId: str | int | None = None  # noqa: N815
-    userId: str | int | None = None  # noqa: N815
-    previousId: str | int | None = None  # noqa: N815
-    groupId: str | int | None = None  # noqa: N815
+    messageId: str | None = Field(default=None, min_length=1, max_length=256)
+    anonymousId: str | int | None = None
+    userId: str | int | None = None
+    previousId: str | int | None = None
+    groupId: str | int | None = None
     event: str | None = None
     name: str | None = None
     traits: dict[str, Any] | None = None
@@ -66,9 +66,9 @@ class RawEvent(BaseModel):
     context: Context | None = None
     integrations: dict[str, Any] | None = None
     timestamp: datetime | None = None
-    originalTimestamp: datetime | None = None  # noqa: N815
-    sentAt: datetime | None = None  # noqa: N815
-    receivedAt: datetime | None = None  # noqa: N815
+    originalTimestamp: datetime | None = None
+    sentAt: datetime | None = None
+    receivedAt: datetime | None = None
 
 
 class Identifiers(BaseModel):
@@ -93,22 +93,22 @@ class CanonicalEvent(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    messageId: str  # noqa: N815
+    messageId: str
     type: EventType
     event: str | None = None
     name: str | None = None
-    userId: str | None = None  # noqa: N815
-    anonymousId: str | None = None  # noqa: N815
-    previousId: str | None = None  # noqa: N815
-    groupId: str | None = None  # noqa: N815
+    userId: str | None = None
+    anonymousId: str | None = None
+    previousId: str | None = None
+    groupId: str | None = None
     traits: dict[str, Any] = Field(default_factory=dict)
     properties: dict[str, Any] = Field(default_factory=dict)
     context: Context
     integrations: dict[str, Any] = Field(default_factory=dict)
     timestamp: str
-    originalTimestamp: str | None = None  # noqa: N815
-    sentAt: str | None = None  # noqa: N815
-    receivedAt: str  # noqa: N815
+    originalTimestamp: str | None = None
+    sentAt: str | None = None
+    receivedAt: str
     source: str | None = None
     identifiers: Identifiers
     warnings: list[str] = Field(

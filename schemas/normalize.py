@@ -184,7 +184,9 @@ def _check_required(out: dict[str, Any], problems: _Problems) -> None:
     if kind == "group" and not out.get("groupId"):
         problems.add(ReasonCode.INVALID_FIELD, "groupId", "required for group")
     ids = out["identifiers"]
-    if not any(ids[k] for k in ("user_id", "anonymous_id", "email", "phone", "device_id", "external")):
+    if not any(
+        ids[k] for k in ("user_id", "anonymous_id", "email", "phone", "device_id", "external")
+    ):
         problems.add(
             ReasonCode.MISSING_IDENTIFIER,
             "userId",

@@ -100,7 +100,7 @@ class EmbeddedBroker:
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         parent = os.getpid()
         try:
-            self.process = subprocess.Popen(  # noqa: PLW1509 - preexec_fn is needed for prctl
+            self.process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=output,

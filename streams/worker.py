@@ -78,9 +78,7 @@ class Worker:
         """Process until ``stop()``; offsets of a batch are committed only after its flush."""
         consumer = self.kafka.consumer(self.group, **self.options.consumer_overrides)
         producer = self.kafka.producer()
-        consumer.subscribe(
-            self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("worker %s consuming %s as group %s", self.name, self.inputs, self.group)
         next_log = time.monotonic() + self.options.stats_interval_s
         try:

@@ -59,9 +59,7 @@ class ApiServer:
     def start(self, timeout_s: float = 10.0) -> None:
         host, port = self.settings.api_host, self.settings.api_port
         if port_in_use(host, port):
-            raise ConfigError(
-                f"setting WAYLINE_API_PORT: port {port} on {host} is already in use"
-            )
+            raise ConfigError(f"setting WAYLINE_API_PORT: port {port} on {host} is already in use")
         self.thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.server.started:

@@ -6,8 +6,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.table import Table
 from wayline.config import DEMO_CONFIG, WaylineConfig, load_config
 from wayline.schemas.errors import ConfigError, RetryableError
 from wayline.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from wayline.platform import Platform
 
 log = logging.getLogger("wayline")
 err_console = Console(stderr=True)
@@ -69,7 +73,9 @@ def build_cli() -> typer.Typer:
         platform = Platform(settings, state.config, broker_only=True)
         if not settings.embedded_broker:
             platform.start()
-            typer.echo(f"WAYLINE_KAFKA_BOOTSTRAP is set: using {settings.bootstrap}, nothing started")
+            typer.echo(
+                f"WAYLINE_KAFKA_BOOTSTRAP is set: using {settings.bootstrap}, nothing started"
+            )
             return
         _serve(platform, f"broker ready on {settings.bootstrap}")
 
@@ -109,10 +115,17 @@ def build_cli() -> typer.Typer:
         s = state.settings
         _serve(platform, f"Wayline up: Kafka {s.bootstrap}, API http://{s.api_host}:{s.api_port}")
 
+    _add_demo(app, state)
+    return app
+
+
+def _add_demo(app: typer.Typer, state: State) -> None:
     @app.command()
     def demo(
         duration: Annotated[float, typer.Option(help="Seconds to run.", min=1)] = 60.0,
-        rate: Annotated[float, typer.Option(help="Shopper sessions started per second.", min=0.1)] = 20.0,
+        rate: Annotated[
+            float, typer.Option(help="Shopper sessions started per second.", min=0.1)
+        ] = 20.0,
         seed: Annotated[int, typer.Option(help="Simulator seed: same seed, same traffic.")] = 7,
     ) -> None:
         """Everything `up` runs, plus simulated shoppers and a live view."""
@@ -134,19 +147,14 @@ def build_cli() -> typer.Typer:
             raise typer.Exit(1)
         console.print("every event accounted for exactly once")
 
-    return app
-
 
 def _with(settings: Settings, **changes: object) -> Settings:
     values = {k: v for k, v in changes.items() if v is not None}
     return load_settings(**{**settings.model_dump(exclude_unset=True), **values})
 
 
-def _serve(platform: object, banner: str) -> None:
+def _serve(platform: Platform, banner: str) -> None:
     """Start, report, wait for Ctrl-C/SIGTERM or a failure, stop in order."""
-    from wayline.platform import Platform
-
-    assert isinstance(platform, Platform)
     stop = threading.Event()
     _on_signals(stop.set)
     platform.start()
@@ -162,9 +170,9 @@ def _serve(platform: object, banner: str) -> None:
         typer.echo("stopped")
 
 
-def _on_signals(handler: object) -> None:
+def _on_signals(handler: Callable[[], object]) -> None:
     def handle(_signum: int, _frame: object) -> None:
-        handler()  # type: ignore[operator]
+        handler()
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
@@ -205,7 +213,9 @@ def _usage_error(exc: typer.TyperException) -> int:
         return 0
     command = ctx.command_path if ctx is not None else "wayline"
     message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-    err_console.print(f"wayline: error: {message} (see '{command} --help')", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"wayline: error: {message} (see '{command} --help')", highlight=False, soft_wrap=True
+    )
     return int(getattr(exc, "exit_code", 2))
 
 

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.event import Channel
@@ -101,7 +108,9 @@ def parse_config(text: str, origin: str = "<config>") -> WaylineConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{origin}: not valid YAML{where}: {getattr(exc, 'problem', exc)}")
+        raise ConfigError(
+            f"{origin}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

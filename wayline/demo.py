@@ -96,7 +96,9 @@ class Demo:
         headers.append((CHANNEL_HEADER, self.sources[source].channel.encode()))
         while True:
             try:
-                producer.produce(self.platform.topics.raw, orjson.dumps(event), key, headers=headers)
+                producer.produce(
+                    self.platform.topics.raw, orjson.dumps(event), key, headers=headers
+                )
                 return
             except BufferError:
                 producer.poll(0.05)

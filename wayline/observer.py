@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from wayline.schemas.timestamps import parse_timestamp
 from wayline.schemas.topics import Topics
@@ -93,10 +93,8 @@ class Observer:
         try:
             while not self._stop.is_set():
                 for message in consumer.consume(1000, 0.1):
-                    if message.error() is None:
+                    if message.error() is None:  # partition EOF and transient errors: skip
                         self._fold(message)
-                    elif message.error().code() != KafkaError._PARTITION_EOF:
-                        continue
         finally:
             consumer.close()
 

@@ -5,11 +5,12 @@ Built once in ``main()`` and passed down; nothing else reads the environment.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from wayline.schemas.errors import ConfigError
 
@@ -67,6 +68,10 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError("; ".join(_describe(err) for err in exc.errors())) from None
+    except SettingsError as exc:  # a complex value (JSON) that does not parse
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"WAYLINE_{match.group(1).upper()}" if match else "WAYLINE_*"
+        raise ConfigError(f"setting {name}: not valid JSON ({exc.__cause__})") from None
 
 
 def _describe(err: Any) -> str:

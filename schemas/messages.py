@@ -1,0 +1,136 @@
+"""Message contracts of the topics after ``wayline.events``; their JSON Schemas are generated.
+
+The capabilities that write these topics fill the fields in; the shapes here are the contract
+consumers can rely on from now on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wayline.schemas.errors import ReasonCode
+from wayline.schemas.event import CanonicalEvent, Channel, RawEvent
+
+IdentifierType = str
+"""``user_id``, ``anonymous_id``, ``email``, ``phone``, ``device_id`` or an external id type."""
+
+
+class Identifier(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: IdentifierType
+    value: str
+
+
+class DeadLetterHeaders(BaseModel):
+    """Headers of a ``wayline.events.dlq`` message; the value is the original bytes."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    reason: ReasonCode = Field(alias="wayline.dlq.reason")
+    detail: str = Field(alias="wayline.dlq.detail", description="every failing field")
+    topic: str = Field(alias="wayline.dlq.topic")
+    partition: str = Field(alias="wayline.dlq.partition", pattern=r"^\d+$")
+    offset: str = Field(alias="wayline.dlq.offset", pattern=r"^\d+$")
+    worker: str = Field(alias="wayline.dlq.worker")
+
+
+class IdentityRecord(BaseModel):
+    """``wayline.identity``: one entry of the append-only merge log (key = surviving id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["merge", "refused", "link"]
+    profile_id: str = Field(description="the surviving profile")
+    merged_id: str | None = Field(default=None, description="the profile merged away")
+    identifiers: list[Identifier]
+    reason: str
+    message_id: str = Field(description="the event that caused it")
+    at: str = Field(description="event time, UTC ISO 8601")
+
+
+class ProfileSnapshot(BaseModel):
+    """``wayline.profiles``: the profile after a change (key = profile id; tombstone = merged)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    profile_id: str
+    version: int = Field(ge=0)
+    identifiers: list[Identifier]
+    traits: dict[str, Any] = Field(default_factory=dict)
+    computed: dict[str, Any] = Field(default_factory=dict)
+    consent: dict[str, bool] = Field(default_factory=dict)
+    first_seen: str
+    last_seen: str
+    channels: list[Channel] = Field(default_factory=list)
+
+
+class SegmentTransition(BaseModel):
+    """``wayline.segments``: a profile entered or left a segment (key = profile id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment: str
+    rule_version: int = Field(ge=1)
+    profile_id: str
+    transition: Literal["enter", "exit"]
+    at: str
+    cause: str = Field(description="the event message id, or 'timer'")
+
+
+class Trigger(BaseModel):
+    """``wayline.triggers``: a CloudEvents 1.0 structured event (key = profile id)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: Literal["1.0"]
+    id: str = Field(description="deterministic: rule version + profile + occasion")
+    source: str = Field(description="e.g. /wayline/triggers/cart_abandoned")
+    type: str = Field(pattern=r"^io\.wayline\.", description="e.g. io.wayline.cart_abandoned")
+    subject: str = Field(description="the profile id")
+    time: str
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+
+class Delivery(BaseModel):
+    """``wayline.deliveries``: what a connector did with one trigger (key = delivery key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delivery_key: str
+    trigger_id: str
+    connector: str
+    channel: Literal["webhook", "email", "sms", "slack", "clickhouse"]
+    profile_id: str
+    status: Literal["delivered", "failed", "suppressed", "retrying"]
+    attempts: int = Field(ge=0)
+    reason: str | None = None
+    at: str
+
+
+class Definition(BaseModel):
+    """``wayline.definitions``: a versioned segment or trigger definition (key = kind:name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["segment", "trigger"]
+    name: str
+    version: int = Field(ge=1)
+    spec: dict[str, Any]
+    updated_at: str
+
+
+TOPIC_MODELS: dict[str, type[BaseModel]] = {
+    "events.raw": RawEvent,
+    "events.dlq": DeadLetterHeaders,
+    "events": CanonicalEvent,
+    "identity": IdentityRecord,
+    "profiles": ProfileSnapshot,
+    "segments": SegmentTransition,
+    "triggers": Trigger,
+    "deliveries": Delivery,
+    "definitions": Definition,
+}
+"""The model behind each topic's JSON Schema file ``schemas/json/<suffix>.json``."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: one real embedded broker per test session, fresh topic names per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from wayline.schemas.topics import Topics
+from wayline.streams.admin import delete_topics, ensure_topics
+from wayline.streams.broker import EmbeddedBroker, free_port
+from wayline.streams.clients import KafkaConfig
+
+# Consumer-group joins take about half of session.timeout.ms on the embedded broker.
+TEST_CONSUMER = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaConfig]:
+    """The cluster of this test session: ``WAYLINE_KAFKA_BOOTSTRAP``, or an embedded broker."""
+    external = os.environ.get("WAYLINE_KAFKA_BOOTSTRAP")
+    if external:
+        yield KafkaConfig(external)
+        return
+    broker = EmbeddedBroker(port=free_port())
+    broker.start()
+    try:
+        yield KafkaConfig(broker.bootstrap)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topics(kafka: KafkaConfig) -> Iterator[Topics]:
+    """Wayline's topic set under a prefix of this test's own, created, deleted afterwards."""
+    names = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=3)
+    specs = names.specs()
+    ensure_topics(kafka, specs)
+    yield names
+    delete_topics(kafka, [s.name for s in specs])

@@ -1,0 +1,125 @@
+"""A broken config or setting stops start-up with a message naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wayline.config import load_config, parse_config
+from wayline.schemas.errors import ConfigError
+from wayline.settings import load_settings
+
+GOOD = """
+sources:
+  - name: web
+    channel: web
+    write_keys: [wk_web_1]
+    rate_limit_per_s: 2000
+  - name: store
+    channel: store
+    write_keys: [wk_store_1, wk_store_2]
+api_keys: [ak_admin_1]
+"""
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, origin="wayline.yaml")
+    return str(info.value)
+
+
+def test_the_documented_config_loads() -> None:
+    config = parse_config(GOOD)
+    assert [s.name for s in config.sources] == ["web", "store"]
+    assert config.sources[0].rate_limit_per_s == 2000
+    assert config.sources[1].rate_limit_per_s is None
+    assert config.api_keys == ["ak_admin_1"]
+    source = config.source_for_key("wk_store_2")
+    assert source is not None
+    assert source.channel == "store"
+    assert config.source_for_key("nope") is None
+
+
+def test_empty_file_is_an_empty_config() -> None:
+    assert parse_config("").sources == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD.replace("channel: web", "channel: tv"), "wayline.yaml: sources[0].channel: Input"),
+        (
+            GOOD.replace("rate_limit_per_s: 2000", "rate_limit_per_s: -5"),
+            "sources[0].rate_limit_per_s",
+        ),
+        (GOOD.replace("write_keys: [wk_web_1]", "write_keys: []"), "sources[0].write_keys"),
+        (GOOD.replace("write_keys: [wk_web_1]", "write_keys: [short]"), "sources[0].write_keys[0]"),
+        (GOOD.replace("name: store", "name: web"), "sources[1].name: duplicate source name 'web'"),
+        (
+            GOOD.replace("wk_store_2", "wk_web_1"),
+            "sources[1].write_keys: key is already used by source 'web'",
+        ),
+        (GOOD + "segmnets: []\n", "wayline.yaml: segmnets: unknown key"),
+        (
+            GOOD.replace("    rate_limit", "    rate_limt"),
+            "sources[0].rate_limt_per_s: unknown key",
+        ),
+        (GOOD.replace("name: web", "name: Web Site"), "sources[0].name"),
+        ("sources: {web: 1}", "sources: Input should be a valid list"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+        ("sources: [\n", "not valid YAML at line"),
+    ],
+)
+def test_errors_name_the_key(text: str, expected: str) -> None:
+    assert expected in error_of(text)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "wayline.yaml"
+    path.write_text(GOOD)
+    assert len(load_config(path).sources) == 2
+
+
+def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WAYLINE_KAFKA_BOOTSTRAP", raising=False)
+    settings = load_settings()
+    assert settings.embedded_broker
+    assert settings.bootstrap == "127.0.0.1:9092"
+    assert settings.topic_prefix == "wayline"
+    monkeypatch.setenv("WAYLINE_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("WAYLINE_KAFKA_OPTIONS", '{"security.protocol": "SASL_SSL"}')
+    settings = load_settings()
+    assert not settings.embedded_broker
+    assert settings.bootstrap == "kafka-1:9092,kafka-2:9092"
+    assert settings.kafka_options == {"security.protocol": "SASL_SSL"}
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.api_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("WAYLINE_API_PORT", "http", "setting WAYLINE_API_PORT: Input should be a valid integer"),
+        ("WAYLINE_BROKER_PORT", "70000", "setting WAYLINE_BROKER_PORT"),
+        ("WAYLINE_TOPIC_PREFIX", "bad prefix!", "setting WAYLINE_TOPIC_PREFIX"),
+        ("WAYLINE_PARTITIONS", "0", "setting WAYLINE_PARTITIONS"),
+        ("WAYLINE_LOG_LEVEL", "LOUD", "setting WAYLINE_LOG_LEVEL"),
+        ("WAYLINE_KAFKA_OPTIONS", "{not json", "WAYLINE_KAFKA_OPTIONS"),
+    ],
+)
+def test_bad_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=expected):
+        load_settings()
