@@ -43,6 +43,51 @@ class Context(BaseModel):
     externalIds: list[ExternalId] | None = None
 
 
+def _requires_when(kind: str, *fields: str) -> dict[str, Any]:
+    required = {name: {"not": {"type": "null"}} for name in fields}
+    return {
+        "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+        "then": {"required": list(fields), "properties": required},
+    }
+
+
+def _has(field: str) -> dict[str, Any]:
+    return {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
+
+
+_TRAIT_IDS: dict[str, Any] = {"anyOf": [_has("email"), _has("phone")]}
+# The schema form of the rules ``normalize_event`` enforces (values are checked there too).
+_RAW_EVENT_RULES: dict[str, Any] = {
+    "allOf": [
+        _requires_when("track", "event"),
+        _requires_when("alias", "previousId", "userId"),
+        _requires_when("group", "groupId"),
+        {
+            "anyOf": [
+                _has("userId"),
+                _has("anonymousId"),
+                {"required": ["traits"], "properties": {"traits": _TRAIT_IDS}},
+                {
+                    "required": ["context"],
+                    "properties": {
+                        "context": {
+                            "anyOf": [
+                                {"required": ["traits"], "properties": {"traits": _TRAIT_IDS}},
+                                {"required": ["device"], "properties": {"device": _has("id")}},
+                                {
+                                    "required": ["externalIds"],
+                                    "properties": {"externalIds": {"minItems": 1}},
+                                },
+                            ]
+                        }
+                    },
+                },
+            ]
+        },
+    ]
+}
+
+
 class RawEvent(BaseModel):
     """An event as sources send it (``wayline.events.raw``), per the Segment spec.
 
@@ -51,7 +96,7 @@ class RawEvent(BaseModel):
     ``alias`` needs ``previousId`` and ``userId``, ``group`` needs ``groupId``.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_RAW_EVENT_RULES)
 
     type: EventType
     messageId: str | None = Field(default=None, min_length=1, max_length=256)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 
 from wayline.schemas.errors import RetryableError
 from wayline.streams.clients import KafkaConfig
@@ -101,7 +102,7 @@ class Worker:
             producer.flush(10)
             log.info("worker %s stopped", self.name)
 
-    def _process_batch(self, batch: list[Envelope], producer: object) -> None:
+    def _process_batch(self, batch: list[Envelope], producer: Producer) -> None:
         outputs: list[Output] = []
         for message in batch:
             outputs.extend(self.processor.process(message))
@@ -113,7 +114,7 @@ class Worker:
 
         for out in outputs:
             self._produce(producer, out, delivered)
-        remaining = producer.flush(30)  # type: ignore[attr-defined]
+        remaining = producer.flush(30)
         if remaining or failures:
             raise RetryableError(
                 f"worker {self.name}: {remaining} outputs unacknowledged, "
@@ -129,15 +130,17 @@ class Worker:
                     self._stats.events_out += 1
 
     @staticmethod
-    def _produce(producer: object, out: Output, delivered: object) -> None:
+    def _produce(
+        producer: Producer, out: Output, delivered: Callable[[KafkaError | None, Message], None]
+    ) -> None:
         while True:
             try:
-                producer.produce(  # type: ignore[attr-defined]
+                producer.produce(
                     out.topic, out.value, out.key, headers=list(out.headers), on_delivery=delivered
                 )
                 return
             except BufferError:  # local queue full: wait for acknowledgements, drop nothing
-                producer.poll(0.1)  # type: ignore[attr-defined]
+                producer.poll(0.1)
 
     def _count_commit(self) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Running:
     worker: Worker
-    thread: threading.Thread
+    thread: threading.Thread = field(default_factory=threading.Thread)
     error: BaseException | None = None
 
 
@@ -96,8 +96,10 @@ class Platform:
             options=WorkerOptions(stats_interval_s=self.settings.stats_interval_s),
         )
         worker = spec.create(context)
-        running = _Running(worker, threading.Thread(name=f"worker-{spec.name}", daemon=True))
-        running.thread.run = lambda: self._run_worker(running)  # type: ignore[method-assign]
+        running = _Running(worker)
+        running.thread = threading.Thread(
+            target=self._run_worker, args=(running,), name=f"worker-{spec.name}", daemon=True
+        )
         running.thread.start()
         self.running.append(running)
         log.info("worker %s started: %s", spec.name, spec.description)
