@@ -111,7 +111,8 @@ def delete_topics(kafka: KafkaConfig, names: list[str]) -> None:
     """Delete topics (tests clean up after themselves); missing ones are ignored."""
     if not names:
         return
-    for future in kafka.admin().delete_topics(names, operation_timeout=30).values():
+    admin = kafka.admin()  # keep the client alive until every future is resolved
+    for future in admin.delete_topics(names, operation_timeout=30).values():
         try:
             future.result()
         except KafkaException as exc:

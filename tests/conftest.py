@@ -13,9 +13,6 @@ from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.broker import EmbeddedBroker, free_port
 from wayline.streams.clients import KafkaConfig
 
-# Consumer-group joins take about half of session.timeout.ms on the embedded broker.
-TEST_CONSUMER = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
-
 
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[KafkaConfig]:

@@ -1,0 +1,115 @@
+"""Helpers for tests that talk to the broker: produce, read a topic to its end, run a worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from wayline.streams.clients import KafkaConfig
+from wayline.streams.envelope import Envelope, Headers
+from wayline.streams.worker import Worker
+
+# Consumer-group joins take about half of session.timeout.ms on the embedded broker.
+TEST_CONSUMER: dict[str, object] = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+
+
+def produce(
+    kafka: KafkaConfig,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes]],
+    headers: Headers = (),
+) -> None:
+    """Produce ``(key, value)`` pairs and wait until the broker acknowledged every one."""
+    producer = kafka.producer()
+    failed: list[KafkaError] = []
+    for key, value in messages:
+        producer.produce(
+            topic,
+            value,
+            key,
+            headers=list(headers),
+            on_delivery=lambda err, _m: failed.append(err) if err else None,
+        )
+    assert producer.flush(30) == 0
+    assert failed == []
+
+
+def read_topic(
+    kafka: KafkaConfig, topic: str, expect: int, timeout_s: float = 30.0, settle_s: float = 0.0
+) -> list[Envelope]:
+    """Every message of ``topic`` from the beginning: at least ``expect`` of them, read until
+    every partition reports its end. ``settle_s`` keeps reading that long after, to catch
+    messages that should not be there."""
+    consumer = kafka.consumer(f"reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True})
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = sorted(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    out: list[Envelope] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    settled: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.1):
+                error = message.error()
+                if error is None:
+                    out.append(Envelope.from_message(message))
+                    at_end.discard(message.partition())
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+            if len(out) >= expect and at_end == set(partitions):
+                settled = settled or time.monotonic()
+                if time.monotonic() - settled >= settle_s:
+                    break
+    finally:
+        consumer.close()
+    assert len(out) >= expect, f"{topic}: {len(out)} messages after {timeout_s}s, {expect} expected"
+    return out
+
+
+def committed(kafka: KafkaConfig, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset per partition (-1001 = nothing committed)."""
+    consumer = kafka.consumer(group)
+    try:
+        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        found = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return {tp.partition: tp.offset for tp in found}
+    finally:
+        consumer.close()
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[Worker]:
+    """Run a worker in a thread for the duration of the block; re-raise what it raised."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name=f"test-{worker.name}", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(30)
+        assert not thread.is_alive(), f"worker {worker.name} did not stop"
+    if errors:
+        raise errors[0]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "it") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")

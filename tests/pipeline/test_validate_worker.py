@@ -1,0 +1,112 @@
+"""The validate worker on the real broker: raw → canonical events, invalid → dead letters."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+from kafkatest import TEST_CONSUMER, committed, produce, read_topic, running, wait_for
+
+from wayline.schemas.examples import EXAMPLE_PHONE_REGION, ROOT, examples, invalid_raw_examples
+from wayline.schemas.topics import Topics
+from wayline.streams.clients import KafkaConfig
+from wayline.streams.registry import WorkerContext, default_registry
+from wayline.streams.worker import Worker, WorkerOptions
+
+pytestmark = pytest.mark.broker
+
+SOURCE_HEADERS = (("wayline.source", b"pos-berlin"), ("wayline.channel", b"store"))
+
+
+def validate_worker(kafka: KafkaConfig, topics: Topics) -> Worker:
+    context = WorkerContext(
+        topics=topics,
+        kafka=kafka,
+        phone_region=EXAMPLE_PHONE_REGION,
+        options=WorkerOptions(consumer_overrides=dict(TEST_CONSUMER)),
+    )
+    return default_registry()["validate"].create(context)
+
+
+def test_valid_and_invalid_events_each_land_exactly_once(
+    kafka: KafkaConfig, topics: Topics
+) -> None:
+    valid = examples("events.raw")
+    invalid = invalid_raw_examples()
+    produce(kafka, topics.raw, [(name.encode(), orjson.dumps(v)) for name, v in valid.items()])
+    produce(kafka, topics.raw, [(e.name.encode(), e.payload) for e in invalid])
+
+    worker = validate_worker(kafka, topics)
+    with running(worker):
+        wait_for(lambda: worker.stats().events_in == len(valid) + len(invalid), what="the batch")
+        stats = worker.stats()
+    assert (stats.events_out, stats.dead_lettered) == (len(valid), len(invalid))
+
+    events = read_topic(kafka, topics.events, expect=len(valid))
+    assert len(events) == len(valid)
+    goldens = {
+        name: json.loads((ROOT / "events" / f"{name}.json").read_text("utf-8")) for name in valid
+    }
+    by_id = {golden["messageId"]: golden for golden in goldens.values()}
+    for message in events:
+        event = orjson.loads(message.value or b"")
+        assert event == by_id[event["messageId"]]
+        ids = event["identifiers"]
+        strongest = next(
+            f"{kind}:{ids[kind]}"
+            for kind in ("user_id", "anonymous_id", "email", "phone", "device_id")
+            if ids[kind]
+        )
+        assert message.key == strongest.encode()
+
+    dead = read_topic(kafka, topics.dlq, expect=len(invalid))
+    assert len(dead) == len(invalid)
+    expected = {e.name: e for e in invalid}
+    schema = json.loads((ROOT.parent / "json" / "events.dlq.json").read_text("utf-8"))
+    for message in dead:
+        example = expected.pop((message.key or b"").decode())
+        assert message.value == example.payload, "the original bytes are kept"
+        headers = {k: v.decode() for k, v in message.headers}
+        assert headers["wayline.dlq.reason"] == example.reason.value
+        assert headers["wayline.dlq.topic"] == topics.raw
+        assert headers["wayline.dlq.worker"] == "validate"
+        assert headers["wayline.dlq.detail"]
+        Draft202012Validator(schema).validate(headers)
+    assert expected == {}
+
+    offsets = committed(kafka, worker.group, topics.raw)
+    produced = Counter(
+        m.partition for m in read_topic(kafka, topics.raw, len(valid) + len(invalid))
+    )
+    assert offsets == {p: produced.get(p, 0) for p in offsets}
+
+
+def test_a_restarted_worker_does_not_reprocess(kafka: KafkaConfig, topics: Topics) -> None:
+    raw = examples("events.raw")
+    produce(kafka, topics.raw, [(n.encode(), orjson.dumps(v)) for n, v in raw.items()])
+    first = validate_worker(kafka, topics)
+    with running(first):
+        wait_for(lambda: first.stats().events_in == len(raw), what="the first run")
+
+    second = validate_worker(kafka, topics)
+    with running(second):
+        wait_for(lambda: bool(second.stats().assigned), what="the second worker's assignment")
+        produce(kafka, topics.raw, [(b"late", orjson.dumps(raw["identify_traits"]))])
+        wait_for(lambda: second.stats().events_in == 1, what="the late event")
+    assert second.stats().events_in == 1, "committed events were processed again"
+    assert len(read_topic(kafka, topics.events, expect=len(raw) + 1, settle_s=0.5)) == len(raw) + 1
+
+
+def test_source_headers_set_channel_and_source(kafka: KafkaConfig, topics: Topics) -> None:
+    raw = dict(examples("events.raw")["store_order_loyalty"])
+    raw["context"] = {k: v for k, v in raw["context"].items() if k != "channel"}
+    produce(kafka, topics.raw, [(None, orjson.dumps(raw))], headers=SOURCE_HEADERS)
+    worker = validate_worker(kafka, topics)
+    with running(worker):
+        (message,) = read_topic(kafka, topics.events, expect=1)
+    event = orjson.loads(message.value or b"")
+    assert event["context"]["channel"] == "store"
+    assert event["source"] == "pos-berlin"
