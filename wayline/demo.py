@@ -72,6 +72,9 @@ class Demo:
     def _drive(self, observer: Observer) -> DemoResult:
         from rich.live import Live
 
+        with self.console.status("waiting for the workers to join their consumer groups"):
+            if not self.platform.wait_until_assigned():
+                raise RuntimeError("the workers did not get their partitions; see the log above")
         producer = self.platform.kafka.producer()
         started = time.monotonic()
         sent = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,16 @@ class Platform:
             running.error = exc
             log.exception("worker %s failed", running.worker.name)
             self.failed.set()
+
+    def wait_until_assigned(self, timeout_s: float = 60.0) -> bool:
+        """Block until every worker has joined its group and holds partitions (or a worker
+        failed, or the timeout passed); True when all are assigned."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.failed.is_set():
+            if all(r.worker.stats().assigned for r in self.running):
+                return True
+            time.sleep(0.05)
+        return False
 
     def worker_stats(self) -> dict[str, dict[str, object]]:
         return {r.worker.name: vars(r.worker.stats()) for r in self.running}
