@@ -61,7 +61,7 @@ def read_topic(
                     out.append(Envelope.from_message(message))
                     at_end.discard(message.partition())
                 elif error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
+                    at_end.add(message.partition() or 0)
             if len(out) >= expect and at_end == set(partitions):
                 settled = settled or time.monotonic()
                 if time.monotonic() - settled >= settle_s:
