@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from wayline.streams.task import TaskContext
+    from wayline.streams.timers import Timer
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -50,9 +54,20 @@ class Output:
     key: bytes | None
     value: bytes | None
     headers: Headers = field(default=())
+    partition: int | None = None  # None: the producer's partitioner (murmur2) picks by key
+    timestamp_ms: int | None = None  # None: the time of producing
 
 
 class Processor(Protocol):
-    """A worker's step chain: one message in, any number of outputs out (none = dropped)."""
+    """A worker's step chain: one message in, any number of outputs out (none = dropped).
 
-    def process(self, message: Envelope) -> list[Output]: ...
+    ``ctx`` gives the message's task: its stores, timers and stream time."""
+
+    def process(self, message: Envelope, ctx: TaskContext) -> list[Output]: ...
+
+
+@runtime_checkable
+class TimerHandler(Protocol):
+    """A processor that also handles the timers it scheduled."""
+
+    def on_timer(self, timer: Timer, ctx: TaskContext) -> list[Output]: ...

@@ -36,6 +36,8 @@ class WorkerSpec:
     stores: tuple[str, ...] = ()
 
     def create(self, context: WorkerContext) -> Worker:
+        """A worker for this spec; its stores' changelogs are ``{prefix}.changelog.NAME.STORE``
+        (the first store is the primary, which carries the commit markers)."""
         return Worker(
             name=self.name,
             group=f"{context.topics.prefix}.{self.name}",
@@ -44,6 +46,7 @@ class WorkerSpec:
             kafka=context.kafka,
             dead_letter_topic=self.dead_letter(context.topics) if self.dead_letter else None,
             options=context.options,
+            changelogs={store: context.topics.changelog(self.name, store) for store in self.stores},
         )
 
 

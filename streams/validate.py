@@ -12,6 +12,7 @@ from wayline.schemas.event import CHANNELS, Channel
 from wayline.schemas.normalize import Origin, normalize_event
 from wayline.schemas.topics import Topics
 from wayline.streams.envelope import Envelope, Headers, Output
+from wayline.streams.task import TaskContext
 
 _NAMESPACE = uuid.UUID("6f0f5c2e-58a4-4e8a-9c55-3b1f3d7c1f00")
 
@@ -31,13 +32,20 @@ class ValidateStep:
         self.worker = worker
         self.phone_region = phone_region
 
-    def process(self, message: Envelope) -> list[Output]:
+    def process(self, message: Envelope, ctx: TaskContext | None = None) -> list[Output]:
         try:
             raw = decode_raw(message.value)
             event = normalize_event(raw, self._origin(message))
         except InvalidEvent as exc:
             return [self._dead_letter(message, exc)]
-        return [Output(self.topics.events, _partition_key(event), encode(event))]
+        return [
+            Output(
+                self.topics.events,
+                _partition_key(event),
+                encode(event),
+                timestamp_ms=_epoch_ms(event["timestamp"]),
+            )
+        ]
 
     def _origin(self, message: Envelope) -> Origin:
         source = message.header(SOURCE_HEADER)
@@ -69,6 +77,13 @@ def _channel(value: str) -> Channel | None:
         if channel == value:
             return channel
     return None
+
+
+def _epoch_ms(timestamp: str) -> int:
+    """Canonical events carry their event time as the Kafka timestamp, so downstream stream time
+    (and every timer) follows event time, live or replayed."""
+    parsed = datetime.fromisoformat(timestamp)
+    return int(parsed.timestamp() * 1000)
 
 
 def _partition_key(event: dict[str, Any]) -> bytes:

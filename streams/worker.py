@@ -1,8 +1,17 @@
-"""A consumer-group worker: poll a batch → process → produce and flush → commit.
+"""A consumer-group worker: poll a batch → apply the step chain per task → commit in fixed order.
 
-The flush order is fixed: every output of the batch is acknowledged by the broker (acks=all)
-before the batch's offsets are committed. A crash in between replays the batch (at-least-once);
-idempotent effects downstream make the replay harmless.
+One loop iteration, in order (the flush order every guarantee rests on):
+
+1. consume up to ``batch_size`` messages; skip those a committed batch already applied;
+2. per message: advance the task's stream time, fire the timers now due, run the step;
+3. produce the outputs and the changelog records of every touched task; flush (acks=all);
+4. produce each task's commit marker; flush;
+5. apply the batch to the local stores, atomically with the commit metadata;
+6. commit the consumer offsets (synchronously).
+
+A crash anywhere replays from the last committed consumer offset; step 1 drops what step 4
+already committed and restore (``streams.restore``) reverts what step 3 left half-written, so
+state changes exactly once and outputs repeat only with the same deterministic ids.
 """
 
 from __future__ import annotations
@@ -12,13 +21,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from wayline.schemas.errors import RetryableError
 from wayline.streams.clients import KafkaConfig
-from wayline.streams.envelope import Envelope, Output, Processor
+from wayline.streams.envelope import Envelope, Output, Processor, TimerHandler
 from wayline.streams.offsets import committable_offsets
+from wayline.streams.restore import TaskLayout, restore_task
+from wayline.streams.task import ClockMode, Commit, Task, TaskContext
+from wayline.streams.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +43,14 @@ class WorkerStats:
     events_in: int = 0
     events_out: int = 0
     dead_lettered: int = 0
+    skipped_applied: int = 0
+    timers_fired: int = 0
+    timers_pending: int = 0
+    store_keys: int = 0
+    restored_records: int = 0
+    restore_seconds: float = 0.0
+    lag: int = 0
+    stalls: int = 0
     batches: int = 0
     commits: int = 0
     last_commit_at: float | None = None
@@ -41,7 +62,11 @@ class WorkerOptions:
     batch_size: int = 500
     poll_timeout_s: float = 0.05
     stats_interval_s: float = 10.0
+    stall_after_s: float = 30.0
     consumer_overrides: dict[str, object] = field(default_factory=dict)
+    state_dir: Path = Path("wayline-data") / "state"
+    clock: ClockMode = "live"
+    grace_ms: int = 0
 
 
 class Worker:
@@ -56,6 +81,8 @@ class Worker:
         kafka: KafkaConfig,
         dead_letter_topic: str | None = None,
         options: WorkerOptions | None = None,
+        changelogs: dict[str, str] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self.group = group
@@ -64,9 +91,19 @@ class Worker:
         self.kafka = kafka
         self.dead_letter_topic = dead_letter_topic
         self.options = options or WorkerOptions()
+        self.layout = TaskLayout(
+            name,
+            dict(changelogs or {}),
+            self.options.state_dir,
+            self.options.clock,
+            self.options.grace_ms,
+        )
+        self.wall_clock = wall_clock
+        self.tasks: dict[int, Task] = {}
         self._stop = threading.Event()
         self._stats = WorkerStats()
         self._lock = threading.Lock()
+        self._producer: Producer | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -76,86 +113,219 @@ class Worker:
             return WorkerStats(**vars(self._stats))
 
     def run(self) -> None:
-        """Process until ``stop()``; offsets of a batch are committed only after its flush."""
+        """Process until ``stop()``; see the module docstring for the order of a batch."""
         consumer = self.kafka.consumer(self.group, **self.options.consumer_overrides)
-        producer = self.kafka.producer()
-        consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._producer = self.kafka.producer()
+        watchdog = Watchdog(self.name, self.options.stall_after_s)
+        consumer.subscribe(
+            self.inputs,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         log.info("worker %s consuming %s as group %s", self.name, self.inputs, self.group)
-        next_log = time.monotonic() + self.options.stats_interval_s
+        next_report = time.monotonic() + self.options.stats_interval_s
         try:
             while not self._stop.is_set():
                 messages = consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
                 batch = [Envelope.from_message(m) for m in messages if _usable(m)]
-                if batch:
-                    self._process_batch(batch, producer)
-                    offsets = committable_offsets(batch)
-                    consumer.commit(
-                        offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                        asynchronous=False,
-                    )
-                    self._count_commit()
-                if time.monotonic() >= next_log:
-                    next_log = time.monotonic() + self.options.stats_interval_s
-                    log.info("worker %s %s", self.name, self.stats())
+                self._run_batch(batch, consumer)
+                watchdog.progress(len(batch))
+                if time.monotonic() >= next_report:
+                    next_report = time.monotonic() + self.options.stats_interval_s
+                    self._report(consumer, watchdog)
         finally:
+            self._close_tasks(list(self.tasks))
             consumer.close()
-            producer.flush(10)
+            self._producer.flush(10)
             log.info("worker %s stopped", self.name)
 
-    def _process_batch(self, batch: list[Envelope], producer: Producer) -> None:
+    def _run_batch(self, batch: list[Envelope], consumer: Consumer) -> None:
         outputs: list[Output] = []
+        touched: set[int] = set()
+        wall_ms = int(self.wall_clock() * 1000)
+        processed = 0
         for message in batch:
-            outputs.extend(self.processor.process(message))
-        failures: list[KafkaError] = []
+            task = self.tasks.get(message.partition)
+            if task is None or task.applied(message.topic, message.offset):
+                with self._lock:
+                    self._stats.skipped_applied += 1
+                continue
+            task.advance(message.timestamp_ms)
+            outputs += self._fire_timers(task, wall_ms)
+            outputs += self.processor.process(message, TaskContext(task, wall_ms))
+            task.offsets[message.topic] = message.offset + 1
+            touched.add(task.partition)
+            processed += 1
+        for task in self.tasks.values():  # idle partitions still fire on the wall clock
+            fired = self._fire_timers(task, wall_ms)
+            if fired or task.dirty:
+                outputs += fired
+                touched.add(task.partition)
+        if outputs or touched:
+            self._commit([self.tasks[p] for p in sorted(touched)], outputs)
+            self._count(processed, outputs)
+        if batch:
+            offsets = committable_offsets(batch)
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                asynchronous=False,
+            )
+            with self._lock:
+                self._stats.commits += 1
+                self._stats.last_commit_at = time.time()
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
+    def _fire_timers(self, task: Task, wall_ms: int) -> list[Output]:
+        if task.timers is None or not isinstance(self.processor, TimerHandler):
+            return []
+        outputs: list[Output] = []
+        now = task.partition_time_ms(wall_ms)
+        while (timer := task.timers.pop_due(now)) is not None:
+            outputs += self.processor.on_timer(timer, TaskContext(task, wall_ms))
+            with self._lock:
+                self._stats.timers_fired += 1
+        return outputs
+
+    def _commit(self, tasks: list[Task], outputs: list[Output]) -> None:
+        """Outputs + changelog acknowledged → markers acknowledged → local stores."""
+        commits = [(task, task.prepare_commit()) for task in tasks if task.views]
+        records = [r for _, c in commits for r in c.records]
+        ends = self._send([*outputs, *records], "outputs and changelog records")
+        markers = self._send([c.marker for _, c in commits], "commit markers")
+        for task, commit in commits:
+            task.finish_commit(commit, _ends_of(task, commit, {**ends, **markers}))
+
+    def _send(self, outputs: list[Output], what: str) -> dict[tuple[str, int], int]:
+        """Produce and wait for every acknowledgement; the next offset per partition written."""
+        assert self._producer is not None
+        producer = self._producer
+        failures: list[KafkaError] = []
+        ends: dict[tuple[str, int], int] = {}
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 failures.append(err)
+                return
+            where = (msg.topic() or "", msg.partition() or 0)
+            ends[where] = max(ends.get(where, 0), (msg.offset() or 0) + 1)
 
         for out in outputs:
-            self._produce(producer, out, delivered)
+            _produce(producer, out, delivered)
         remaining = producer.flush(30)
         if remaining or failures:
             raise RetryableError(
-                f"worker {self.name}: {remaining} outputs unacknowledged, "
-                f"{len(failures)} failed ({failures[:1]}); offsets not committed"
+                f"worker {self.name}: {remaining} {what} unacknowledged, {len(failures)} failed "
+                f"({failures[:1]}); nothing committed"
             )
+        return ends
+
+    def _count(self, processed: int, outputs: list[Output]) -> None:
+        dead = sum(1 for out in outputs if out.topic == self.dead_letter_topic)
         with self._lock:
-            self._stats.events_in += len(batch)
+            self._stats.events_in += processed
             self._stats.batches += 1
-            for out in outputs:
-                if out.topic == self.dead_letter_topic:
-                    self._stats.dead_lettered += 1
-                else:
-                    self._stats.events_out += 1
+            self._stats.dead_lettered += dead
+            self._stats.events_out += len(outputs) - dead
 
-    @staticmethod
-    def _produce(
-        producer: Producer, out: Output, delivered: Callable[[KafkaError | None, Message], None]
-    ) -> None:
-        while True:
-            try:
-                producer.produce(
-                    out.topic, out.value, out.key, headers=list(out.headers), on_delivery=delivered
-                )
-                return
-            except BufferError:  # local queue full: wait for acknowledgements, drop nothing
-                producer.poll(0.1)
-
-    def _count_commit(self) -> None:
-        with self._lock:
-            self._stats.commits += 1
-            self._stats.last_commit_at = time.time()
-
-    def _on_assign(self, _consumer: object, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for number in sorted({p.partition for p in partitions} - set(self.tasks)):
+            self._open_task(number)
         with self._lock:
             self._stats.assigned += [f"{p.topic}[{p.partition}]" for p in partitions]
-        log.info("worker %s assigned %d partitions", self.name, len(partitions))
+        log.info("worker %s assigned %s", self.name, [p.partition for p in partitions])
 
-    def _on_revoke(self, _consumer: object, partitions: list[TopicPartition]) -> None:
+    def _open_task(self, partition: int) -> None:
+        if not self.layout.changelogs:
+            self.tasks[partition] = Task(partition, {}, {}, self.layout.clock, self.layout.grace_ms)
+            return
+        task, report = restore_task(self.kafka, self.layout, partition)
+        self.tasks[partition] = task
+        if task.dirty:  # compensations for a batch that crashed before its marker
+            self._commit([task], [])
+        log.info(
+            "worker %s restored partition %d: %d records in %.2fs%s%s",
+            self.name,
+            partition,
+            report.records,
+            report.seconds,
+            f", from scratch: {report.from_scratch}" if report.from_scratch else "",
+            f", {report.compensated} uncommitted writes reverted" if report.compensated else "",
+        )
+        with self._lock:
+            self._stats.restored_records += report.records
+            self._stats.restore_seconds += report.seconds
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {f"{p.topic}[{p.partition}]" for p in partitions}
         with self._lock:
             self._stats.assigned = [a for a in self._stats.assigned if a not in gone]
+            still = {int(a.rsplit("[", 1)[1][:-1]) for a in self._stats.assigned}
+        self._close_tasks([p for p in {p.partition for p in partitions} if p not in still])
+
+    def _close_tasks(self, partitions: list[int]) -> None:
+        """Batches are committed before the next poll, so a revoked task has nothing pending."""
+        for number in partitions:
+            task = self.tasks.pop(number, None)
+            if task is not None:
+                task.close()
+
+    def _report(self, consumer: Consumer, watchdog: Watchdog) -> None:
+        lag = _lag(consumer)
+        with self._lock:
+            self._stats.lag = lag
+            self._stats.timers_pending = sum(
+                t.timers.pending for t in self.tasks.values() if t.timers
+            )
+            self._stats.store_keys = sum(
+                v.store.count() for t in self.tasks.values() for v in t.views.values()
+            )
+        if watchdog.check(lag):
+            with self._lock:
+                self._stats.stalls += 1
+        log.info("worker %s %s", self.name, self.stats())
+
+
+def _ends_of(task: Task, commit: Commit, ends: dict[tuple[str, int], int]) -> dict[str, int]:
+    del commit
+    return {
+        topic: ends[(topic, task.partition)]
+        for topic in task.changelogs.values()
+        if (topic, task.partition) in ends
+    }
+
+
+def _produce(
+    producer: Producer, out: Output, delivered: Callable[[KafkaError | None, Message], None]
+) -> None:
+    partition = -1 if out.partition is None else out.partition  # -1: by key (murmur2)
+    timestamp = 0 if out.timestamp_ms is None else out.timestamp_ms  # 0: now
+    while True:
+        try:
+            producer.produce(
+                out.topic,
+                out.value,
+                out.key,
+                partition=partition,
+                on_delivery=delivered,
+                timestamp=timestamp,
+                headers=list(out.headers),
+            )
+            return
+        except BufferError:  # local queue full: wait for acknowledgements, drop nothing
+            producer.poll(0.1)
+
+
+def _lag(consumer: Consumer) -> int:
+    """Messages behind the partition ends (a lower bound on brokers that under-report them)."""
+    total = 0
+    try:
+        for tp in consumer.position(consumer.assignment()):
+            _low, high = consumer.get_watermark_offsets(tp, timeout=2, cached=False)
+            if tp.offset is not None and tp.offset >= 0:
+                total += max(0, high - tp.offset)
+    except Exception as exc:  # lag is a report, never a reason to stop
+        log.debug("lag unavailable: %s", exc)
+    return total
 
 
 def _usable(message: Message) -> bool:

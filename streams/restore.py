@@ -1,0 +1,138 @@
+"""Rebuild a task's stores on assignment: local RocksDB checkpoint + changelog tail, or the whole
+changelog when the local copy is missing or does not match the cluster."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from wayline.schemas.errors import RetryableError
+from wayline.streams.changelog import Marker, Restored, fold_changelog
+from wayline.streams.clients import KafkaConfig
+from wayline.streams.store import RocksStore, StateStore
+from wayline.streams.task import ClockMode, StoreView, Task, checkpoint_meta, local_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskLayout:
+    """Where a worker's stores live: their changelog topics and local directory."""
+
+    worker: str
+    changelogs: dict[str, str]  # store name -> changelog topic; the first is the primary
+    state_dir: Path
+    clock: ClockMode = "live"
+    grace_ms: int = 0
+
+    def store_path(self, store: str, partition: int) -> Path:
+        return self.state_dir / self.worker / store / str(partition)
+
+
+@dataclass
+class RestoreReport:
+    partition: int
+    records: int
+    seconds: float
+    from_scratch: list[str]
+    compensated: int
+
+
+def read_partition(
+    kafka: KafkaConfig, topic: str, partition: int, start: int, timeout_s: float = 120.0
+) -> tuple[list[tuple[bytes, bytes | None]], int]:
+    """Every ``(key, value)`` of one partition from ``start`` to its end, and the end offset.
+
+    The end is where the broker reports partition EOF, not the high watermark (which some
+    Kafka-protocol brokers under-report)."""
+    consumer = kafka.consumer(
+        f"{topic}.restore", **{"enable.partition.eof": True, "fetch.wait.max.ms": 10}
+    )
+    consumer.assign([TopicPartition(topic, partition, start)])
+    out: list[tuple[bytes, bytes | None]] = []
+    end = start
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(10_000, 0.2):
+                error = message.error()
+                if error is None:
+                    out.append((message.key() or b"", message.value()))
+                    end = (message.offset() or 0) + 1
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    return out, max(end, message.offset() or 0)
+                else:
+                    log.warning("restore of %s[%d]: %s", topic, partition, error)
+    finally:
+        consumer.close()
+    raise RetryableError(f"restore of {topic}[{partition}] did not reach the end in {timeout_s}s")
+
+
+def restore_task(
+    kafka: KafkaConfig, layout: TaskLayout, partition: int
+) -> tuple[Task, RestoreReport]:
+    """Open and restore every store of ``partition``; the task is ready to process after the
+    compensations it carries (if any) are committed."""
+    started = time.monotonic()
+    views: dict[str, StoreView] = {}
+    marker: Marker | None = None
+    committed: int | None = None
+    max_seq, records, scratch, compensated = 0, 0, [], 0
+    for name, topic in layout.changelogs.items():
+        store, start, local_marker = _open(layout, name, partition)
+        messages, end = read_partition(kafka, topic, partition, start)
+        if start > 0 and start > end:  # the cluster lost the changelog: rebuild from it
+            store.close()
+            RocksStore.destroy(layout.store_path(name, partition))
+            store, start, local_marker = RocksStore(layout.store_path(name, partition)), 0, None
+            messages, end = read_partition(kafka, topic, partition, 0)
+        if start == 0:
+            scratch.append(name)
+        restored = fold_changelog(messages, committed)
+        if committed is None:  # the primary store decides what is committed
+            marker = restored.marker or local_marker
+            committed = marker.seq if marker else 0
+        view = _apply(store, restored, marker, end, name)
+        views[name] = view
+        records += len(messages)
+        compensated += len(restored.compensations)
+        max_seq = max(max_seq, restored.max_seq, local_marker.seq if local_marker else 0)
+    task = Task(
+        partition,
+        views,
+        dict(layout.changelogs),
+        clock=layout.clock,
+        grace_ms=layout.grace_ms,
+        seq=max(max_seq, committed or 0),
+        offsets=dict(marker.offsets) if marker else {},
+        stream_time_ms=marker.stream_time_ms if marker else 0,
+    )
+    report = RestoreReport(partition, records, time.monotonic() - started, scratch, compensated)
+    return task, report
+
+
+def _open(layout: TaskLayout, name: str, partition: int) -> tuple[StateStore, int, Marker | None]:
+    path = layout.store_path(name, partition)
+    store = RocksStore(path)
+    marker, offset = local_checkpoint(store)
+    if offset is None:  # no checkpoint: whatever is on disk is not trusted
+        store.close()
+        RocksStore.destroy(path)
+        return RocksStore(path), 0, None
+    return store, offset, marker
+
+
+def _apply(
+    store: StateStore, restored: Restored, marker: Marker | None, end: int, name: str
+) -> StoreView:
+    meta = checkpoint_meta(marker or Marker(0, {}, 0), end)
+    store.write_batch(restored.values, meta)
+    view = StoreView(name, store)
+    for key, value in restored.compensations.items():  # re-written as committed by the worker
+        view.dirty[key] = value
+        view.before[key] = value
+    return view
