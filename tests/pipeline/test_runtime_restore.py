@@ -1,0 +1,124 @@
+"""Restore on assignment: from the local checkpoint or from scratch, and a batch that crashed
+between its changelog writes and its commit marker is reverted, not counted."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from foldworker import NAME, STORES, fold_topics, fold_worker
+from kafkatest import produce, running, wait_for
+
+from wayline.schemas.topics import Topics
+from wayline.streams.admin import delete_topics, ensure_topics
+from wayline.streams.changelog import (
+    DATA_PREFIX,
+    MARKER_KEY,
+    Marker,
+    Record,
+    decode_record,
+    encode_record,
+)
+from wayline.streams.clients import KafkaConfig
+from wayline.streams.restore import read_partition
+from wayline.streams.store import RocksStore
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def topics(kafka: KafkaConfig) -> Iterator[Topics]:
+    made = fold_topics(f"t{uuid.uuid4().hex[:10]}")
+    specs = made.specs({NAME: STORES})
+    ensure_topics(kafka, specs)
+    yield made
+    delete_topics(kafka, [s.name for s in specs])
+
+
+def amounts(key: str, start: int, count: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (key.encode(), orjson.dumps({"id": f"{key}-{i}", "amount": 10}))
+        for i in range(start, start + count)
+    ]
+
+
+def run_until(kafka: KafkaConfig, topics: Topics, state_dir: Path, events_in: int) -> None:
+    worker = fold_worker(kafka, topics.prefix, state_dir)
+    with running(worker):
+        wait_for(lambda: worker.stats().events_in >= events_in, 60, f"{events_in} events")
+    assert worker.stats().events_in == events_in
+
+
+def partition_of(kafka: KafkaConfig, topics: Topics, key: bytes) -> tuple[int, Marker]:
+    """The partition holding ``key`` and its last commit marker."""
+    for partition in range(topics.partitions):
+        records, _ = read_partition(kafka, topics.changelog(NAME, "sums"), partition, 0)
+        keys = {k for k, _ in records}
+        if DATA_PREFIX + key in keys:
+            markers = [Marker.decode(v) for k, v in records if k == MARKER_KEY and v]
+            return partition, markers[-1]
+    raise AssertionError(f"{key!r} not in the changelog")
+
+
+def local_sum(state_dir: Path, partition: int, key: bytes) -> int:
+    store = RocksStore(state_dir / NAME / "sums" / str(partition))
+    try:
+        return int(store.get(key) or b"0")
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("local", ["checkpoint", "scratch"])
+def test_a_batch_without_marker_is_reverted(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path, local: str
+) -> None:
+    state_dir = tmp_path / "state"
+    produce(kafka, topics.raw, amounts("alice", 0, 30))
+    run_until(kafka, topics, state_dir, 30)
+    partition, marker = partition_of(kafka, topics, b"alice")
+    assert local_sum(state_dir, partition, b"alice") == 300
+
+    # A batch that wrote its changelog record, then died before its marker: value 999_999.
+    crashed = Record(marker.seq + 1, b"999999", b"300")
+    changelog = topics.changelog(NAME, "sums")
+    produce_to(kafka, changelog, partition, DATA_PREFIX + b"alice", encode_record(crashed))
+    if local == "scratch":
+        shutil.rmtree(state_dir)
+
+    produce(kafka, topics.raw, amounts("alice", 30, 5))
+    run_until(kafka, topics, state_dir, 5)
+    assert local_sum(state_dir, partition, b"alice") == 350
+    records, _ = read_partition(kafka, changelog, partition, 0)
+    values = [
+        int(decode_record(v).new or b"0") for k, v in records if k == DATA_PREFIX + b"alice" and v
+    ]
+    assert values[-1] == 350
+    assert 300 in values[values.index(999999) :], "the crashed value was compensated"
+
+
+def test_restore_from_checkpoint_reads_only_the_tail(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    produce(kafka, topics.raw, amounts("bob", 0, 400))
+    run_until(kafka, topics, state_dir, 400)
+    checkpointed = fold_worker(kafka, topics.prefix, state_dir)
+    with running(checkpointed):
+        wait_for(lambda: len(checkpointed.stats().assigned) == topics.partitions, 60, "assign")
+    fresh = fold_worker(kafka, topics.prefix, tmp_path / "other")
+    with running(fresh):
+        wait_for(lambda: len(fresh.stats().assigned) == topics.partitions, 60, "assign")
+    assert checkpointed.stats().restored_records == 0
+    assert fresh.stats().restored_records >= 2  # the records of bob plus the markers
+    partition, _ = partition_of(kafka, topics, b"bob")
+    assert local_sum(tmp_path / "other", partition, b"bob") == 4000
+
+
+def produce_to(kafka: KafkaConfig, topic: str, partition: int, key: bytes, value: bytes) -> None:
+    producer = kafka.producer()
+    producer.produce(topic, value, key, partition=partition)
+    assert producer.flush(10) == 0

@@ -1,0 +1,95 @@
+"""One contract for every ``StateStore``: the RocksDB store and its in-memory twin."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wayline.schemas.errors import ConfigError
+from wayline.streams.store import MemoryStore, RocksStore, StateStore
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    made: StateStore = MemoryStore() if request.param == "memory" else RocksStore(tmp_path / "s")
+    yield made
+    made.close()
+
+
+def test_get_put_delete(store: StateStore) -> None:
+    assert store.get(b"a") is None
+    store.write_batch({b"a": b"1", b"b": b"2"})
+    assert (store.get(b"a"), store.get(b"b")) == (b"1", b"2")
+    store.write_batch({b"a": None, b"b": b"3", b"missing": None})
+    assert (store.get(b"a"), store.get(b"b")) == (None, b"3")
+    assert store.count() == 1
+
+
+def test_items_by_prefix_in_byte_order(store: StateStore) -> None:
+    store.write_batch({b"d\x00\x02": b"x", b"d\x00\x01": b"y", b"e": b"z", b"c": b"w"})
+    assert list(store.items(b"d")) == [(b"d\x00\x01", b"y"), (b"d\x00\x02", b"x")]
+    assert [k for k, _ in store.items()] == [b"c", b"d\x00\x01", b"d\x00\x02", b"e"]
+    assert list(store.items(b"zz")) == []
+
+
+def test_metadata_is_separate_from_data(store: StateStore) -> None:
+    store.write_batch({b"k": b"v"}, {b"commit": b"7"})
+    assert store.meta(b"commit") == b"7"
+    assert store.get(b"commit") is None
+    assert [k for k, _ in store.items()] == [b"k"]
+    assert store.count() == 1
+
+
+def test_empty_values_are_kept(store: StateStore) -> None:
+    store.write_batch({b"k": b""})
+    assert store.get(b"k") == b""
+    assert list(store.items()) == [(b"k", b"")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.binary(max_size=4), st.one_of(st.none(), st.binary(max_size=4))),
+        max_size=8,
+    )
+)
+def test_both_stores_agree_with_a_dict(batches: list[dict[bytes, bytes | None]]) -> None:
+    oracle: dict[bytes, bytes] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        stores: list[StateStore] = [MemoryStore(), RocksStore(Path(folder) / "s")]
+        for batch in batches:
+            for store in stores:
+                store.write_batch(batch)
+            for key, value in batch.items():
+                if value is None:
+                    oracle.pop(key, None)
+                else:
+                    oracle[key] = value
+        for store in stores:
+            assert list(store.items()) == sorted(oracle.items())
+            assert all(store.get(k) == v for k, v in oracle.items())
+            store.close()
+    assert MemoryStore().count() == 0
+
+
+def test_rocksdb_survives_reopening(tmp_path: Path) -> None:
+    store = RocksStore(tmp_path / "s")
+    store.write_batch({b"a": b"1"}, {b"commit": b"3"})
+    store.close()
+    again = RocksStore(tmp_path / "s")
+    assert (again.get(b"a"), again.meta(b"commit")) == (b"1", b"3")
+    again.close()
+
+
+def test_rocksdb_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    first = RocksStore(tmp_path / "s")
+    try:
+        with pytest.raises(ConfigError, match="WAYLINE_DATA_DIR: cannot open state store"):
+            RocksStore(tmp_path / "s")
+    finally:
+        first.close()
