@@ -109,7 +109,9 @@ class Worker:
         self._stop.set()
 
     def stats(self) -> WorkerStats:
+        pending = sum(t.timers.pending for t in list(self.tasks.values()) if t.timers)
         with self._lock:
+            self._stats.timers_pending = pending
             return WorkerStats(**vars(self._stats))
 
     def run(self) -> None:
@@ -273,9 +275,6 @@ class Worker:
         lag = _lag(consumer)
         with self._lock:
             self._stats.lag = lag
-            self._stats.timers_pending = sum(
-                t.timers.pending for t in self.tasks.values() if t.timers
-            )
             self._stats.store_keys = sum(
                 v.store.count() for t in self.tasks.values() for v in t.views.values()
             )

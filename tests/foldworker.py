@@ -58,6 +58,7 @@ class SumFold:
             "tag": timer.tag,
             "fired_at_ms": int(time.time() * 1000),
             "partition": ctx.partition,
+            "clock": ctx.task.clock,
         }
         return [Output(self.output, timer.key, orjson.dumps(value))]
 
