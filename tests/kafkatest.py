@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from confluent_kafka import KafkaError, TopicPartition
@@ -21,7 +21,7 @@ TEST_CONSUMER: dict[str, object] = {"session.timeout.ms": 6000, "heartbeat.inter
 def produce(
     kafka: KafkaConfig,
     topic: str,
-    messages: list[tuple[bytes | None, bytes]],
+    messages: Sequence[tuple[bytes | None, bytes]],
     headers: Headers = (),
 ) -> None:
     """Produce ``(key, value)`` pairs and wait until the broker acknowledged every one."""

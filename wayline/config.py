@@ -15,7 +15,7 @@ Unknown keys are refused so that a typo never silently turns a feature off.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -52,6 +52,10 @@ class WaylineConfig(BaseModel):
 
     sources: list[Source] = Field(default_factory=list)
     api_keys: list[Key] = Field(default_factory=list)
+    clock: Literal["live", "replay"] = Field(
+        default="live",
+        description="live: timers also fire on the wall clock; replay: on event time only",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

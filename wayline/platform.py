@@ -94,7 +94,13 @@ class Platform:
             topics=self.topics,
             kafka=self.kafka,
             phone_region=self.settings.default_phone_region,
-            options=WorkerOptions(stats_interval_s=self.settings.stats_interval_s),
+            options=WorkerOptions(
+                stats_interval_s=self.settings.stats_interval_s,
+                stall_after_s=self.settings.stall_after_s,
+                state_dir=Path(self.settings.data_dir) / "state",
+                clock=self.config.clock,
+                grace_ms=self.settings.timer_grace_ms,
+            ),
         )
         worker = spec.create(context)
         running = _Running(worker)

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
         default=None, description="ISO region for phone numbers written without +country code."
     )
     stats_interval_s: float = Field(default=10.0, gt=0)
+    stall_after_s: float = Field(
+        default=30.0, gt=0, description="Lag with no progress for this long is a stall."
+    )
+    timer_grace_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Live mode: timers fire at wall clock minus this, to wait for late events.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_bootstrap", "clickhouse_url", "default_phone_region")

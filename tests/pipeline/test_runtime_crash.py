@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -39,21 +40,27 @@ def fold_topics_created(kafka: KafkaConfig) -> Iterator[Topics]:
     delete_topics(kafka, [s.name for s in specs])
 
 
-def make_events(count: int, keys: int, seed: int) -> tuple[list[tuple[bytes, bytes]], dict]:
-    """Events and the oracle: the running total each event must produce, and final sums."""
+@dataclass
+class Oracle:
+    running: dict[str, int] = field(default_factory=dict)  # event id -> total it must produce
+    sums: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # final state
+
+
+def make_events(count: int, keys: int, seed: int) -> tuple[list[tuple[bytes, bytes]], Oracle]:
     rng = random.Random(seed)
-    events, running_totals, sums = [], {}, defaultdict(int)
+    events, oracle = [], Oracle()
     for i in range(count):
         key = f"k{rng.randrange(keys)}"
         amount = rng.randint(1, 100)
-        sums[key] += amount
-        running_totals[f"e{i}"] = sums[key]
+        oracle.sums[key] += amount
+        oracle.running[f"e{i}"] = oracle.sums[key]
         events.append((key.encode(), orjson.dumps({"id": f"e{i}", "amount": amount})))
-    return events, {"running": running_totals, "sums": dict(sums)}
+    oracle.sums = dict(oracle.sums)
+    return events, oracle
 
 
-def check_outputs(kafka: KafkaConfig, topics: Topics, oracle: dict) -> int:
-    expected = oracle["running"]
+def check_outputs(kafka: KafkaConfig, topics: Topics, oracle: Oracle) -> int:
+    expected = oracle.running
     outputs = read_topic(kafka, topics.triggers, expect=len(expected), timeout_s=120)
     seen: dict[str, int] = {}
     for message in outputs:
@@ -108,11 +115,12 @@ def test_sigkill_three_times_loses_and_doubles_nothing(
     for fraction in (0.15, 0.45, 0.75):
         process = start(kafka, topics, state_dir)
         try:
-            wait_for(
-                lambda f=fraction: progress(kafka, group, topics.raw) >= f * total,
-                timeout_s=120,
-                what=f"{fraction:.0%} progress",
-            )
+            target = fraction * total
+
+            def reached(target: float = target) -> bool:
+                return progress(kafka, group, topics.raw) >= target
+
+            wait_for(reached, timeout_s=120, what=f"{fraction:.0%} progress")
             time.sleep(rng.uniform(0, 0.3))  # land anywhere inside a batch
             process.send_signal(signal.SIGKILL)
             process.wait(10)
@@ -130,8 +138,8 @@ def test_sigkill_three_times_loses_and_doubles_nothing(
         if process.poll() is None:
             process.kill()
     assert kills == 3
-    assert local_state(state_dir, topics.partitions) == oracle["sums"]
-    assert changelog_state(kafka, topics) == oracle["sums"]
+    assert local_state(state_dir, topics.partitions) == oracle.sums
+    assert changelog_state(kafka, topics) == oracle.sums
     check_outputs(kafka, topics, oracle)
 
 
@@ -156,6 +164,6 @@ def test_rebalance_second_worker_joins_then_first_leaves(
     assert first.stats().events_in > 0
     assert second.stats().events_in > 0
     assert first.stats().events_in + second.stats().events_in >= total
-    assert changelog_state(kafka, topics) == oracle["sums"]
-    assert local_state(tmp_path / "b", topics.partitions) == oracle["sums"]
+    assert changelog_state(kafka, topics) == oracle.sums
+    assert local_state(tmp_path / "b", topics.partitions) == oracle.sums
     check_outputs(kafka, topics, oracle)

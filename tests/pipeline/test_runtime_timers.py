@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -49,13 +50,13 @@ def schedule(
     assert producer.flush(30) == 0
 
 
-def fired(kafka: KafkaConfig, topics: Topics, expect: int) -> list[dict]:
+def fired(kafka: KafkaConfig, topics: Topics, expect: int) -> list[dict[str, Any]]:
     messages = read_topic(kafka, topics.triggers, expect=expect, timeout_s=90, settle_s=0.5)
     return [orjson.loads(m.value or b"") for m in messages]
 
 
-def assert_due_order_per_partition(outputs: list[dict]) -> None:
-    by_partition: dict[int, list[dict]] = defaultdict(list)
+def assert_due_order_per_partition(outputs: list[dict[str, Any]]) -> None:
+    by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for out in outputs:
         by_partition[out["partition"]].append(out)
     for outs in by_partition.values():
@@ -105,7 +106,7 @@ def test_timers_fire_once_each_across_sigkill(
         if process.poll() is None:
             process.kill()
             process.wait(10)
-    first: dict[str, dict] = {}
+    first: dict[str, dict[str, Any]] = {}
     for out in outputs:
         first.setdefault(out["id"], out)
         assert out["due_ms"] == first[out["id"]]["due_ms"]

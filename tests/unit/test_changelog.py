@@ -68,7 +68,8 @@ def test_a_compensated_log_reads_as_committed() -> None:
 
 
 def test_deletes_and_tombstones() -> None:
-    log = [data(b"a", 1, b"1", None), marker(1), data(b"a", 2, None, b"1"), marker(2)]
+    log: list[tuple[bytes, bytes | None]] = [data(b"a", 1, b"1", None), marker(1)]
+    log += [data(b"a", 2, None, b"1"), marker(2)]
     assert fold_changelog(log).values == {b"a": None}
     log.append((DATA_PREFIX + b"a", None))  # the real tombstone, written after marker 2
     assert fold_changelog(log).values == {b"a": None}
