@@ -45,8 +45,16 @@ types: $(LINKED)
 
 check: lint types test
 
-bench: $(LINKED)
+BENCH_STAMP := $(VENV)/.bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=strict
+	touch $(BENCH_STAMP)
+
+# Benchmarks are not part of `make test`; each prints ratios against a baseline of the same run.
+bench: $(LINKED) $(BENCH_STAMP)
 	$(BIN)/python bench/codec.py
+	$(BIN)/python -m bench.runtime
 
 clean:
 	rm -rf $(VENV) build *.egg-info
