@@ -112,6 +112,7 @@ def test_timers_fire_once_each_across_sigkill(
         assert out["due_ms"] == first[out["id"]]["due_ms"]
     assert sorted(first) == sorted(f"timer:{k}:{d}:cart" for k, d in dues.items())
     assert all(o["fired_at_ms"] >= o["due_ms"] for o in outputs)
+    assert_due_order_per_partition(list(first.values()))
     assert len(outputs) - len(first) < KEYS // 2, "far more repeats than one batch can cause"
 
 
