@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.dedupe import Dedupe
 from wayline.streams.envelope import Processor
 from wayline.streams.validate import ValidateStep
 from wayline.streams.worker import Worker, WorkerOptions
@@ -55,10 +56,11 @@ def default_registry() -> dict[str, WorkerSpec]:
     specs = [
         WorkerSpec(
             name="validate",
-            description="events.raw → events (validated, normalized); invalid → events.dlq",
+            description="events.raw → events (validated, normalized, deduped); invalid → dlq",
             inputs=lambda t: [t.raw],
-            build=lambda c: ValidateStep(c.topics, "validate", c.phone_region),
+            build=lambda c: ValidateStep(c.topics, "validate", c.phone_region, Dedupe()),
             dead_letter=lambda t: t.dlq,
+            stores=("dedupe", "timers"),
         ),
     ]
     return {spec.name: spec for spec in specs}

@@ -11,8 +11,10 @@ from wayline.schemas.errors import InvalidEvent
 from wayline.schemas.event import CHANNELS, Channel
 from wayline.schemas.normalize import Origin, normalize_event
 from wayline.schemas.topics import Topics
+from wayline.streams.dedupe import Dedupe
 from wayline.streams.envelope import Envelope, Headers, Output
 from wayline.streams.task import TaskContext
+from wayline.streams.timers import Timer
 
 _NAMESPACE = uuid.UUID("6f0f5c2e-58a4-4e8a-9c55-3b1f3d7c1f00")
 
@@ -21,23 +23,35 @@ CHANNEL_HEADER = "wayline.channel"
 
 
 class ValidateStep:
-    """Decode, validate and normalize each raw event; invalid ones are dead-lettered.
+    """decode → validate + normalize → dedupe → emit; invalid events are dead-lettered.
 
     Events without a ``messageId`` get one derived from their topic, partition and offset,
-    so reprocessing the same raw message gives the same id (and later dedupe drops it).
+    so reprocessing the same raw message gives the same id. With a ``dedupe`` store, an id
+    seen in the last 24 hours is dropped and counted.
     """
 
-    def __init__(self, topics: Topics, worker: str, phone_region: str | None = None) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        worker: str,
+        phone_region: str | None = None,
+        dedupe: Dedupe | None = None,
+    ) -> None:
         self.topics = topics
         self.worker = worker
         self.phone_region = phone_region
+        self.dedupe = dedupe
 
-    def process(self, message: Envelope, ctx: TaskContext | None = None) -> list[Output]:
+    def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
         try:
             raw = decode_raw(message.value)
             event = normalize_event(raw, self._origin(message))
         except InvalidEvent as exc:
             return [self._dead_letter(message, exc)]
+        if self.dedupe and not self.dedupe.first_time(
+            event["messageId"], ctx, message.timestamp_ms
+        ):
+            return []
         return [
             Output(
                 self.topics.events,
@@ -46,6 +60,19 @@ class ValidateStep:
                 timestamp_ms=_epoch_ms(event["timestamp"]),
             )
         ]
+
+    def on_timer(self, timer: Timer, ctx: TaskContext) -> list[Output]:
+        if self.dedupe:
+            self.dedupe.on_timer(timer, ctx)
+        return []
+
+    def counters(self) -> dict[str, int]:
+        if not self.dedupe:
+            return {}
+        return {
+            "duplicates_dropped": self.dedupe.duplicates,
+            "dedupe_ids_expired": self.dedupe.expired,
+        }
 
     def _origin(self, message: Envelope) -> Origin:
         source = message.header(SOURCE_HEADER)

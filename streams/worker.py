@@ -55,6 +55,7 @@ class WorkerStats:
     commits: int = 0
     last_commit_at: float | None = None
     assigned: list[str] = field(default_factory=list)
+    steps: dict[str, int] = field(default_factory=dict)  # the step chain's own counters
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,11 @@ class Worker:
 
     def stats(self) -> WorkerStats:
         pending = sum(t.timers.pending for t in list(self.tasks.values()) if t.timers)
+        counters = getattr(self.processor, "counters", None)
         with self._lock:
             self._stats.timers_pending = pending
+            if counters is not None:
+                self._stats.steps = dict(counters())
             return WorkerStats(**vars(self._stats))
 
     def run(self) -> None:

@@ -12,6 +12,7 @@ from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.broker import EmbeddedBroker, free_port
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.registry import default_registry, store_topics
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +34,7 @@ def kafka() -> Iterator[KafkaConfig]:
 def topics(kafka: KafkaConfig) -> Iterator[Topics]:
     """Wayline's topic set under a prefix of this test's own, created, deleted afterwards."""
     names = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=3)
-    specs = names.specs()
+    specs = names.specs(store_topics(default_registry()))
     ensure_topics(kafka, specs)
     yield names
     delete_topics(kafka, [s.name for s in specs])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import pytest
@@ -21,25 +22,25 @@ pytestmark = pytest.mark.broker
 SOURCE_HEADERS = (("wayline.source", b"pos-berlin"), ("wayline.channel", b"store"))
 
 
-def validate_worker(kafka: KafkaConfig, topics: Topics) -> Worker:
+def validate_worker(kafka: KafkaConfig, topics: Topics, state_dir: Path) -> Worker:
     context = WorkerContext(
         topics=topics,
         kafka=kafka,
         phone_region=EXAMPLE_PHONE_REGION,
-        options=WorkerOptions(consumer_overrides=dict(TEST_CONSUMER)),
+        options=WorkerOptions(consumer_overrides=dict(TEST_CONSUMER), state_dir=state_dir),
     )
     return default_registry()["validate"].create(context)
 
 
 def test_valid_and_invalid_events_each_land_exactly_once(
-    kafka: KafkaConfig, topics: Topics
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path
 ) -> None:
     valid = examples("events.raw")
     invalid = invalid_raw_examples()
     produce(kafka, topics.raw, [(name.encode(), orjson.dumps(v)) for name, v in valid.items()])
     produce(kafka, topics.raw, [(e.name.encode(), e.payload) for e in invalid])
 
-    worker = validate_worker(kafka, topics)
+    worker = validate_worker(kafka, topics, tmp_path)
     with running(worker):
         wait_for(lambda: worker.stats().events_in == len(valid) + len(invalid), what="the batch")
         stats = worker.stats()
@@ -84,14 +85,16 @@ def test_valid_and_invalid_events_each_land_exactly_once(
     assert offsets == {p: produced.get(p, 0) for p in offsets}
 
 
-def test_a_restarted_worker_does_not_reprocess(kafka: KafkaConfig, topics: Topics) -> None:
+def test_a_restarted_worker_does_not_reprocess(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path
+) -> None:
     raw = examples("events.raw")
     produce(kafka, topics.raw, [(n.encode(), orjson.dumps(v)) for n, v in raw.items()])
-    first = validate_worker(kafka, topics)
+    first = validate_worker(kafka, topics, tmp_path)
     with running(first):
         wait_for(lambda: first.stats().events_in == len(raw), what="the first run")
 
-    second = validate_worker(kafka, topics)
+    second = validate_worker(kafka, topics, tmp_path)
     with running(second):
         wait_for(lambda: bool(second.stats().assigned), what="the second worker's assignment")
         produce(kafka, topics.raw, [(b"late", orjson.dumps(raw["identify_traits"]))])
@@ -100,13 +103,38 @@ def test_a_restarted_worker_does_not_reprocess(kafka: KafkaConfig, topics: Topic
     assert len(read_topic(kafka, topics.events, expect=len(raw) + 1, settle_s=0.5)) == len(raw) + 1
 
 
-def test_source_headers_set_channel_and_source(kafka: KafkaConfig, topics: Topics) -> None:
+def test_source_headers_set_channel_and_source(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path
+) -> None:
     raw = dict(examples("events.raw")["store_order_loyalty"])
     raw["context"] = {k: v for k, v in raw["context"].items() if k != "channel"}
     produce(kafka, topics.raw, [(None, orjson.dumps(raw))], headers=SOURCE_HEADERS)
-    worker = validate_worker(kafka, topics)
+    worker = validate_worker(kafka, topics, tmp_path)
     with running(worker):
         (message,) = read_topic(kafka, topics.events, expect=1)
     event = orjson.loads(message.value or b"")
     assert event["context"]["channel"] == "store"
     assert event["source"] == "pos-berlin"
+
+
+def test_duplicates_are_dropped_within_a_batch_and_after_a_restart(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path
+) -> None:
+    raw = examples("events.raw")
+    first = [(n.encode(), orjson.dumps(v)) for n, v in raw.items()]
+    produce(kafka, topics.raw, first + first[:3])  # three duplicates in the same batch
+    worker = validate_worker(kafka, topics, tmp_path / "a")
+    with running(worker):
+        wait_for(lambda: worker.stats().events_in == len(first) + 3, what="the first batch")
+        assert worker.stats().steps["duplicates_dropped"] == 3
+
+    # a new worker on another machine (empty local state) restores the seen ids
+    produce(kafka, topics.raw, first[3:5])
+    restarted = validate_worker(kafka, topics, tmp_path / "b")
+    with running(restarted):
+        wait_for(lambda: restarted.stats().events_in == 2, what="the resent events")
+        assert restarted.stats().steps["duplicates_dropped"] == 2
+    events = read_topic(kafka, topics.events, expect=len(raw), settle_s=0.5)
+    assert sorted(orjson.loads(m.value or b"")["messageId"] for m in events) == sorted(
+        v["messageId"] for v in raw.values()
+    )
