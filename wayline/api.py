@@ -1,21 +1,28 @@
-"""The HTTP API app and its server thread. Later capabilities add the collector and lookups."""
+"""The HTTP API: the collector (``/v1/...``), health, and the server thread that runs it."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from wayline import __version__
 from wayline.config import WaylineConfig
+from wayline.connectors.collector import Collector
+from wayline.routes import mount_collector
 from wayline.schemas.errors import ConfigError
+from wayline.schemas.topics import Topics
 from wayline.settings import Settings
+from wayline.streams.aioproducer import AsyncProducer
 from wayline.streams.broker import port_in_use
+from wayline.streams.clients import KafkaConfig
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +31,29 @@ StatsSource = Callable[[], dict[str, dict[str, Any]]]
 
 def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) -> FastAPI:
     """The FastAPI application; OpenAPI documentation is served at ``/docs``."""
-    app = FastAPI(title="Wayline", version=__version__)
+    producer = AsyncProducer(KafkaConfig(settings.bootstrap, dict(settings.kafka_options)))
+    topics = Topics(settings.topic_prefix, settings.partitions)
+    collector = Collector(config, topics, producer.send)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await producer.stop()  # flush what was accepted before the server stops
+
+    app = FastAPI(
+        title="Wayline",
+        version=__version__,
+        lifespan=lifespan,
+        description="Segment-compatible collector and the Wayline API.",
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["POST", "GET", "OPTIONS"],
+        allow_headers=["*"],
+        max_age=86400,
+    )
+    mount_collector(app, collector)
 
     @app.get("/health", summary="Liveness and the state of the workers")
     def health() -> dict[str, Any]:
@@ -51,7 +80,7 @@ class ApiServer:
                 host=settings.api_host,
                 port=settings.api_port,
                 log_level="warning",
-                lifespan="off",
+                lifespan="on",
             )
         )
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)

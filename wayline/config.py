@@ -42,7 +42,14 @@ class Source(BaseModel):
     name: Name
     channel: Channel
     write_keys: list[Key] = Field(min_length=1)
+    revoked_write_keys: list[Key] = Field(
+        default_factory=list, description="keys that once belonged here: refused with 401"
+    )
     rate_limit_per_s: float | None = Field(default=None, gt=0)
+    sendgrid_verification_key: str | None = Field(
+        default=None,
+        description="SendGrid signed event webhook: the base64 public key; unsigned posts get 401",
+    )
 
 
 class WaylineConfig(BaseModel):
