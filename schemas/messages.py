@@ -24,16 +24,19 @@ class Identifier(BaseModel):
 
 
 class DeadLetterHeaders(BaseModel):
-    """Headers of a ``wayline.events.dlq`` message; the value is the original bytes."""
+    """Headers of a ``wayline.events.dlq`` message; the value is the original bytes.
+
+    Events the collector refused carry ``worker: collector`` and ``wayline.source`` instead of
+    a topic position: they never reached ``wayline.events.raw``."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     reason: ReasonCode = Field(alias="wayline.dlq.reason")
     detail: str = Field(alias="wayline.dlq.detail", description="every failing field")
-    topic: str = Field(alias="wayline.dlq.topic")
-    partition: str = Field(alias="wayline.dlq.partition", pattern=r"^\d+$")
-    offset: str = Field(alias="wayline.dlq.offset", pattern=r"^\d+$")
-    worker: str = Field(alias="wayline.dlq.worker")
+    worker: str = Field(alias="wayline.dlq.worker", description="validate, collector, ...")
+    topic: str | None = Field(default=None, alias="wayline.dlq.topic")
+    partition: str | None = Field(default=None, alias="wayline.dlq.partition", pattern=r"^\d+$")
+    offset: str | None = Field(default=None, alias="wayline.dlq.offset", pattern=r"^\d+$")
 
 
 class IdentityRecord(BaseModel):

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
+from waylineproc import SOURCES, Running
 
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
@@ -38,3 +41,29 @@ def topics(kafka: KafkaConfig) -> Iterator[Topics]:
     ensure_topics(kafka, specs)
     yield names
     delete_topics(kafka, [s.name for s in specs])
+
+
+@pytest.fixture
+def wayline_up(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    (tmp_path / "wayline.yaml").write_text(yaml.safe_dump({"sources": SOURCES}))
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WAYLINE_")}
+    env = {
+        **clean,
+        "WAYLINE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "WAYLINE_TOPIC_PREFIX": prefix,
+        "WAYLINE_PARTITIONS": "3",
+        "WAYLINE_API_PORT": str(port),
+        "WAYLINE_CONFIG": "wayline.yaml",
+        "WAYLINE_DATA_DIR": str(tmp_path / "data"),
+        "WAYLINE_KAFKA_OPTIONS": '{"log_level": 3}',
+    }
+    running = Running(f"http://127.0.0.1:{port}", Topics(prefix, 3), kafka, env, tmp_path)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        specs = running.topics.specs(store_topics(default_registry()))
+        delete_topics(kafka, [s.name for s in specs])

@@ -1,0 +1,66 @@
+"""A running Wayline (``wayline up`` as a process) for e2e tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from wayline.schemas.topics import Topics
+from wayline.streams.clients import KafkaConfig
+
+WAYLINE = str(Path(sys.executable).parent / "wayline")
+
+SOURCES = [
+    {
+        "name": "web",
+        "channel": "web",
+        "write_keys": ["wk_web_e2e_1"],
+        "revoked_write_keys": ["wk_web_old_1"],
+    },
+    {"name": "app", "channel": "app", "write_keys": ["wk_app_e2e_1"]},
+    {"name": "pos", "channel": "store", "write_keys": ["wk_pos_e2e_1"], "rate_limit_per_s": 100},
+]
+
+
+@dataclass
+class Running:
+    """One ``wayline up`` process; ``restart()`` stops it and starts it again on the same ports."""
+
+    url: str
+    topics: Topics
+    kafka: KafkaConfig
+    env: dict[str, str]
+    cwd: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.cwd / "wayline.log", "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [WAYLINE, "up"], cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{self.url}/health", timeout=2).json()
+                if all(w["assigned"] for w in health["workers"].values()):
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.process.poll() is None, (self.cwd / "wayline.log").read_text()[-3000:]
+            time.sleep(0.2)
+        raise AssertionError("wayline up did not become ready in 60 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
