@@ -165,6 +165,7 @@ class Collector:
     """Turns one HTTP request into raw events on the broker, and the reply its client expects."""
 
     def __init__(self, config: WaylineConfig, topics: Topics, send: Send) -> None:
+        self.config = config
         self.topics = topics
         self.keys = KeyRing(config)
         self.limiter = RateLimiter()
@@ -188,8 +189,18 @@ class Collector:
                 raise Rejected(429, "rate_limited", f"source {source.name!r} over its rate", wait)
         except Rejected as exc:
             return exc.reply
+        return await self.deliver(events, source, payload, now)
+
+    async def deliver(
+        self,
+        events: list[Any],
+        source: Source,
+        payload: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Reply:
+        """Stamp, validate and produce events of an authenticated source; the reply to give."""
         received = now or datetime.now(UTC)
-        accepted, rejected, records = self._prepare(events, payload, source, received)
+        accepted, rejected, records = self._prepare(events, payload or {}, source, received)
         try:
             await self.send(records)
         except Unavailable as exc:

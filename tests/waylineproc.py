@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import time
@@ -9,11 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 
 WAYLINE = str(Path(sys.executable).parent / "wayline")
+
+# The key pair of the e2e SendGrid source: the public half goes in its config.
+SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())
+SENDGRID_PUBLIC = base64.b64encode(
+    SENDGRID_KEY.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+).decode()
 
 SOURCES = [
     {
@@ -24,6 +33,12 @@ SOURCES = [
     },
     {"name": "app", "channel": "app", "write_keys": ["wk_app_e2e_1"]},
     {"name": "pos", "channel": "store", "write_keys": ["wk_pos_e2e_1"], "rate_limit_per_s": 100},
+    {
+        "name": "mail",
+        "channel": "email",
+        "write_keys": ["wk_mail_e2e_1"],
+        "sendgrid_verification_key": SENDGRID_PUBLIC,
+    },
 ]
 
 

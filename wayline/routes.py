@@ -5,18 +5,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from wayline.connectors import sendgrid
 from wayline.connectors.collector import (
     EVENT_TYPES,
     MAX_REQUEST_BYTES,
     SHORT_PATHS,
     Collector,
     Rejected,
+    basic_username,
+    decompress,
 )
 from wayline.schemas.event import RawEvent
 
@@ -96,7 +100,62 @@ def mount_collector(app: FastAPI, collector: Collector) -> None:
             responses=RESPONSES,
             openapi_extra=_body(schema),
         )(_endpoint(collector, kind))
+    _mount_sendgrid(app, collector)
     _add_schemas(app)
+
+
+def _mount_sendgrid(app: FastAPI, collector: Collector) -> None:
+    sources = {s.name: s for s in collector.config.sources}
+
+    @app.post(
+        "/v1/sources/{source}/sendgrid",
+        summary="SendGrid Event Webhook (signed webhooks verified when the source has a key)",
+        tags=["sources"],
+        responses={**RESPONSES, 404: {"model": ErrorReply, "description": "unknown source"}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "array", "items": {}}}},
+            }
+        },
+    )
+    async def sendgrid_webhook(
+        source: str,
+        request: Request,
+        _basic: Annotated[HTTPBasicCredentials | None, Depends(_BASIC)],
+    ) -> JSONResponse:
+        found = sources.get(source)
+        if found is None:
+            return _reply(404, "unknown_source", f"no source named {source!r}")
+        try:
+            body = decompress(await _read_capped(request), request.headers.get("content-encoding"))
+        except Rejected as exc:
+            return JSONResponse(exc.reply.body, exc.reply.status, exc.reply.headers)
+        if found.sendgrid_verification_key:
+            signature = request.headers.get(sendgrid.SIGNATURE_HEADER)
+            stamp = request.headers.get(sendgrid.TIMESTAMP_HEADER)
+            if not sendgrid.verify(found.sendgrid_verification_key, signature, stamp, body):
+                return _reply(401, "invalid_signature", "missing or invalid webhook signature")
+        else:
+            try:
+                keyed = collector.keys.source(basic_username(request.headers.get("authorization")))
+            except Rejected as exc:
+                return JSONResponse(exc.reply.body, exc.reply.status)
+            if keyed.name != found.name:
+                return _reply(401, "unknown_write_key", "the key belongs to another source")
+        try:
+            batch = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _reply(400, "invalid_json", f"body is not JSON: {exc}")
+        if not isinstance(batch, list):
+            return _reply(400, "invalid_batch", "a SendGrid webhook body is a JSON array")
+        events, _ignored = sendgrid.to_track_events(batch)
+        reply = await collector.deliver(events, found)
+        return JSONResponse(reply.body, reply.status, reply.headers)
+
+
+def _reply(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status)
 
 
 def _endpoint(collector: Collector, kind: str) -> Handler:

@@ -31,9 +31,15 @@ def event(i: int, **extra: Any) -> dict[str, Any]:
 
 
 def post(
-    client: httpx.Client, path: str, body: bytes, auth: tuple[str, str] | None = WEB, **headers: str
+    client: httpx.Client,
+    path: str,
+    body: bytes,
+    auth: tuple[str, str] | None = WEB,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    response = client.post(path, content=body, auth=auth, headers=headers)
+    response = client.post(
+        path, content=body, auth=auth or httpx.USE_CLIENT_DEFAULT, headers=headers
+    )
     assert response.status_code < 500, response.text
     return response
 
@@ -94,7 +100,7 @@ def test_duplicates_and_malformed_input_exact_counts(wayline_up: Running) -> Non
         for start in range(0, 200, 50):  # 200 duplicates of earlier batches
             batch(client, unique[start : start + 50])
         for body, headers, expected in request_level_failures():
-            assert post(client, "/v1/batch", body, **headers).status_code == expected
+            assert post(client, "/v1/batch", body, headers=headers).status_code == expected
     wayline_up.restart()
     with httpx.Client(base_url=wayline_up.url, timeout=30) as client:  # 200 after a restart
         for start in range(1_200, 1_400, 100):
@@ -154,7 +160,7 @@ def test_partial_batch_reply_names_events(wayline_up: Running) -> None:
             client,
             "/v1/t",
             orjson.dumps(event(9)),
-            **{"content-type": "text/plain", "origin": "https://shop.example"},
+            headers={"content-type": "text/plain", "origin": "https://shop.example"},
         )
         preflight = client.options(
             "/v1/batch",
