@@ -116,7 +116,44 @@ def build_cli() -> typer.Typer:
         _serve(platform, f"Wayline up: Kafka {s.bootstrap}, API http://{s.api_host}:{s.api_port}")
 
     _add_demo(app, state)
+    _add_import(app, state)
     return app
+
+
+def _add_import(app: typer.Typer, state: State) -> None:
+    imports = typer.Typer(help="Import files of past events.", no_args_is_help=True)
+    app.add_typer(imports, name="import")
+
+    @imports.command("orders")
+    def orders(
+        file: Annotated[
+            Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSONL order file.")
+        ],
+        source: Annotated[str, typer.Option(help="The configured source the orders come from.")],
+    ) -> None:
+        """Import store / POS orders as Order Completed events (re-importing adds nothing)."""
+        from wayline.connectors.orders import file_format
+        from wayline.importer import import_orders, summary
+        from wayline.schemas.topics import Topics
+        from wayline.streams.clients import KafkaConfig
+
+        found = {s.name: s for s in state.config.sources}.get(source)
+        if found is None:
+            names = ", ".join(found_names(state.config)) or "none configured"
+            raise typer.BadParameter(f"unknown source {source!r}; sources: {names}")
+        try:
+            file_format(file)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        settings = state.settings
+        kafka = KafkaConfig(settings.bootstrap, dict(settings.kafka_options))
+        console = Console()
+        result = import_orders(
+            file, found, kafka, Topics(settings.topic_prefix, settings.partitions), console
+        )
+        console.print(summary(result, file))
+        if result.rejected_file is not None:
+            console.print(f"rejected rows with their reasons: {result.rejected_file}")
 
 
 def _add_demo(app: typer.Typer, state: State) -> None:
@@ -146,6 +183,10 @@ def _add_demo(app: typer.Typer, state: State) -> None:
             err_console.print("[red]not every event came out of the pipeline exactly once[/red]")
             raise typer.Exit(1)
         console.print("every event accounted for exactly once")
+
+
+def found_names(config: WaylineConfig) -> list[str]:
+    return [s.name for s in config.sources]
 
 
 def _with(settings: Settings, **changes: object) -> Settings:
