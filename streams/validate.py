@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from wayline.schemas.codec import decode_raw, encode
-from wayline.schemas.errors import InvalidEvent
+from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import CHANNELS, Channel
 from wayline.schemas.normalize import Origin, normalize_event
 from wayline.schemas.topics import Topics
@@ -16,6 +17,7 @@ from wayline.streams.envelope import Envelope, Headers, Output
 from wayline.streams.task import TaskContext
 from wayline.streams.timers import Timer
 
+log = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("6f0f5c2e-58a4-4e8a-9c55-3b1f3d7c1f00")
 
 SOURCE_HEADER = "wayline.source"
@@ -48,6 +50,10 @@ class ValidateStep:
             event = normalize_event(raw, self._origin(message))
         except InvalidEvent as exc:
             return [self._dead_letter(message, exc)]
+        except Exception as exc:  # a validator bug must not stop the partition: dead-letter it
+            log.exception("validate: unexpected error at %s[%d]@%d", *_where(message))
+            problem = InvalidEvent(ReasonCode.INVALID_FIELD, [FieldError("", f"internal: {exc!r}")])
+            return [self._dead_letter(message, problem)]
         if self.dedupe and not self.dedupe.first_time(
             event["messageId"], ctx, message.timestamp_ms
         ):
@@ -104,6 +110,10 @@ def _channel(value: str) -> Channel | None:
         if channel == value:
             return channel
     return None
+
+
+def _where(message: Envelope) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
 
 
 def _epoch_ms(timestamp: str) -> int:

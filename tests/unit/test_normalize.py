@@ -66,6 +66,10 @@ class TestEventTime:
             "2026-11-23T09:00:00.000Z"
         )
 
+    def test_wildly_wrong_client_clock_is_clamped_to_1970(self) -> None:
+        raw = track(originalTimestamp="1971-01-01T00:00:00Z", sentAt="2999-01-01T00:00:00Z")
+        assert norm(raw)["timestamp"] == "1970-01-01T00:00:00.000Z"
+
     def test_sent_before_it_happened_is_clamped(self) -> None:
         raw = track(originalTimestamp="2026-11-23T09:00:10Z", sentAt="2026-11-23T09:00:00Z")
         assert norm(raw)["timestamp"] == "2026-11-23T09:00:00.000Z"
@@ -78,7 +82,18 @@ class TestEventTime:
             "2026-11-23T08:30:00.123Z"
         )
 
-    @pytest.mark.parametrize("value", ["yesterday", "2026-13-01T00:00:00Z", 1700000000, ""])
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            1700000000,
+            "",
+            "0600-01-09T20:46:21.619Z",  # found by property-based testing: overflowed the
+            "8863-07-03T22:20:06.38Z",  # clock-skew correction and crashed the worker
+            "0001-01-01T00:00:00+01:00",
+        ],
+    )
     def test_unparseable_timestamp_is_rejected(self, value: object) -> None:
         err = reject(track(sentAt=value))
         assert err.reason is ReasonCode.INVALID_TIMESTAMP
