@@ -55,6 +55,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(LINKED) $(BENCH_STAMP)
 	$(BIN)/python bench/codec.py
 	$(BIN)/python -m bench.runtime
+	$(BIN)/python -m bench.collector
 
 clean:
 	rm -rf $(VENV) build *.egg-info
