@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from wayline.streams.clients import KafkaConfig
 
@@ -47,36 +47,76 @@ class AsyncProducer:
     def __init__(self, kafka: KafkaConfig, timeout_s: float = 10.0) -> None:
         self.kafka = kafka
         self.timeout_s = timeout_s
-        self._producer = kafka.producer(
-            **{"linger.ms": 2, "message.timeout.ms": int(timeout_s * 1000)}
-        )
+        self.replaced = 0  # producers replaced after a fatal error
+        self._fatal = threading.Event()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._producer = self._new_producer()
         self._poller = threading.Thread(target=self._poll, name="producer-acks", daemon=True)
         self._poller.start()
 
+    def _new_producer(self) -> Producer:
+        self._fatal.clear()
+        return self.kafka.producer(
+            **{
+                "linger.ms": 2,
+                "message.timeout.ms": int(self.timeout_s * 1000),
+                "error_cb": self._on_error,
+            }
+        )
+
+    def _on_error(self, err: KafkaError) -> None:
+        # A fatal error (the idempotent producer's state was lost, e.g. a broker that came back
+        # empty answers UNKNOWN_PRODUCER_ID) makes this producer unusable for good.
+        if err.fatal() and not self._fatal.is_set():
+            log.error("producer hit a fatal error, it will be replaced: %s", err)
+            self._fatal.set()
+
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            with self._lock:
+                producer = self._producer
+            try:
+                producer.poll(0.05)
+            except KafkaException as exc:  # librdkafka raises a fatal error from poll as well
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, KafkaError) and error.fatal():
+                    self._on_error(error)
+                else:
+                    log.warning("producer poll: %s", exc)
+                self._stop.wait(0.05)
+
+    def _healthy_producer(self) -> Producer:
+        """The current producer, replaced first when it hit a fatal error. Records still queued
+        in the dead one fail with an error, so their callers already got a 503."""
+        with self._lock:
+            if self._fatal.is_set():
+                dead, self._producer = self._producer, self._new_producer()
+                self.replaced += 1
+                dead.purge()
+                dead.poll(0)
+            return self._producer
 
     async def send(self, records: Sequence[Record]) -> None:
         if not records:
             return
         loop = asyncio.get_running_loop()
+        producer = self._healthy_producer()
         futures: list[asyncio.Future[None]] = []
         for record in records:
             future: asyncio.Future[None] = loop.create_future()
             futures.append(future)
-            self._produce(record, _resolver(loop, future))
+            self._produce(producer, record, _resolver(loop, future))
         try:
             await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
         except (KafkaException, TimeoutError) as exc:
             log.warning("broker did not acknowledge %d records: %r", len(records), exc)
             raise Unavailable(f"the broker did not acknowledge: {exc!r}") from None
 
-    def _produce(self, record: Record, on_delivery: Any) -> None:
+    def _produce(self, producer: Producer, record: Record, on_delivery: Any) -> None:
         headers: list[tuple[str, str | bytes | None]] = list(record.headers)
         try:
-            self._producer.produce(
+            producer.produce(
                 record.topic,
                 record.value,
                 record.key,
