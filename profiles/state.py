@@ -1,0 +1,360 @@
+"""Profile state as a mergeable fold: ``apply_event(state, event)`` and ``merge(a, b)``.
+
+The state is a plain JSON-able dict (it lives in RocksDB and on the changelog). Every part is
+built so that the result depends only on the *set* of events, not their order, duplicates or
+how profiles were merged:
+
+- traits, consent, location, time zone: last writer wins by (event time, messageId);
+  ``$set_once`` traits: first writer wins;
+- first/last seen per channel: min/max;
+- event counts: per event name a total and day buckets (kept for 90 days past the newest
+  event); each message id's contribution is remembered in ``seen`` so a duplicate is ignored and
+  a merge of two states that both counted a message subtracts it once;
+- orders by order id; categories; recently viewed products by their latest view;
+- cart: the cart events after the newest order (an order empties the cart).
+
+``seen`` is bounded (``SEEN_LIMIT`` newest message ids); duplicates older than that are caught by
+the validate worker's 24 h dedupe. Reading the state (computed traits, RFM, lifecycle) is in
+``wayline.profiles.view``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+State = dict[str, Any]
+DAY_MS = 86_400_000
+BUCKET_DAYS = 91
+SEEN_LIMIT = 5000
+VIEWED_LIMIT = 20
+TYPE_NAMES = {
+    "page": "Page Viewed",
+    "screen": "Screen Viewed",
+    "identify": "Identify",
+    "group": "Group",
+    "alias": "Alias",
+}
+CONSENT_OFF_EVENTS = {"Unsubscribed": "email", "Email Marked as Spam": "email"}
+LOCATION_FIELDS = ("country", "region", "city")
+
+
+def empty_state() -> State:
+    return {
+        "ids": {},
+        "traits": {},
+        "once": {},
+        "channels": {},
+        "counts": {},
+        "max_day": None,
+        "seen": {},
+        "orders": {},
+        "cats": {},
+        "viewed": {},
+        "cart": [],
+        "consent": {},
+        "location": {},
+        "tz": None,
+        "merged_from": [],
+    }
+
+
+def event_name(event: Mapping[str, Any]) -> str:
+    if event.get("type") == "track":
+        return str(event.get("event"))
+    return TYPE_NAMES.get(str(event.get("type")), str(event.get("type")))
+
+
+def epoch_ms(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
+
+
+def apply_event(state: State, event: Mapping[str, Any], linked: list[tuple[str, str]]) -> bool:
+    """Fold one canonical event into ``state`` in place; False when it was already counted."""
+    msgid = str(event["messageId"])
+    if msgid in state["seen"]:
+        _add_ids(state, linked)
+        return False
+    ts = epoch_ms(event["timestamp"])
+    stamp = [ts, msgid]
+    name = event_name(event)
+    props = event.get("properties") or {}
+    context = event.get("context") or {}
+    _add_ids(state, linked)
+    _seen_channel(state, str(context.get("channel") or "web"), ts)
+    cats = _categories(name, props)
+    _count(state, name, ts // DAY_MS, 1, cats)
+    state["seen"][msgid] = [name, ts // DAY_MS, cats, ts]
+    _trim_seen(state)
+    _traits(state, event, context, stamp)
+    _consent(state, name, event, props, stamp)
+    _location(state, event, context, stamp)
+    if name == "Order Completed":
+        _order(state, props, msgid, ts)
+    elif name == "Product Viewed" and _product(props):
+        _view(state, _product(props), ts, msgid)
+    elif name in ("Product Added", "Product Removed"):
+        _cart_event(state, name, props, ts, msgid)
+    return True
+
+
+def merge(a: State, b: State) -> State:
+    """A new state holding both profiles' events once: commutative and associative."""
+    out = empty_state()
+    for src in (a, b):
+        _add_ids(out, [(k, v) for k, vs in src["ids"].items() for v in vs])
+        for ch, (first, last) in src["channels"].items():
+            _seen_channel(out, ch, first)
+            _seen_channel(out, ch, last)
+        _sum_counts(out, src)
+        _merge_cells(out, src)
+        for oid, order in src["orders"].items():
+            _keep_order(out, oid, order)
+        for product, cell in src["viewed"].items():
+            _view(out, product, cell[0], cell[1])
+        out["merged_from"] = sorted({*out["merged_from"], *src["merged_from"]})
+    for msgid in a["seen"].keys() & b["seen"].keys():  # counted by both: take it back once
+        name, day, cats, _ts = a["seen"][msgid]
+        _count(out, name, day, -1, cats)
+    out["seen"] = {**a["seen"], **b["seen"]}
+    _trim_seen(out)
+    cart = {e[1]: e for e in (*a["cart"], *b["cart"])}
+    out["cart"] = sorted(cart.values())
+    _clear_cart(out)
+    _trim_days(out)
+    return out
+
+
+def _sum_counts(out: State, src: State) -> None:
+    for name, entry in src["counts"].items():
+        counts = out["counts"].setdefault(name, {"n": 0, "d": {}})
+        counts["n"] += entry["n"]
+        for day, n in entry["d"].items():
+            counts["d"][day] = counts["d"].get(day, 0) + n
+    for cat, n in src["cats"].items():
+        out["cats"][cat] = out["cats"].get(cat, 0) + n
+    _max_day(out, src["max_day"])
+
+
+def _merge_cells(out: State, src: State) -> None:
+    for key in ("traits", "consent", "location"):
+        for name, cell in src[key].items():
+            _lww(out[key], name, cell[0], cell[1:])
+    for name, cell in src["once"].items():
+        _first(out["once"], name, cell[0], cell[1:])
+    if src["tz"] is not None:
+        out["tz"] = _later(out["tz"], src["tz"])
+
+
+def _add_ids(state: State, linked: list[tuple[str, str]]) -> None:
+    for kind, value in linked:
+        values = state["ids"].setdefault(kind, [])
+        if value not in values:
+            values.append(value)
+            values.sort()
+
+
+def _seen_channel(state: State, channel: str, ts: int) -> None:
+    cell = state["channels"].get(channel)
+    state["channels"][channel] = [ts, ts] if cell is None else [min(cell[0], ts), max(cell[1], ts)]
+
+
+def _count(state: State, name: str, day: int, delta: int, cats: list[str]) -> None:
+    counts = state["counts"].setdefault(name, {"n": 0, "d": {}})
+    counts["n"] += delta
+    _max_day(state, day)
+    key = str(day)
+    if day > state["max_day"] - BUCKET_DAYS:
+        counts["d"][key] = counts["d"].get(key, 0) + delta
+        if counts["d"][key] == 0:
+            del counts["d"][key]
+    for cat in cats:
+        state["cats"][cat] = state["cats"].get(cat, 0) + delta
+        if state["cats"][cat] == 0:
+            del state["cats"][cat]
+    _trim_days(state)
+
+
+def _max_day(state: State, day: int | None) -> None:
+    if day is not None and (state["max_day"] is None or day > state["max_day"]):
+        state["max_day"] = day
+
+
+def _trim_days(state: State) -> None:
+    if state["max_day"] is None:
+        return
+    oldest = state["max_day"] - BUCKET_DAYS
+    for counts in state["counts"].values():
+        for key in [k for k in counts["d"] if int(k) <= oldest]:
+            del counts["d"][key]
+
+
+def _trim_seen(state: State) -> None:
+    seen = state["seen"]
+    if len(seen) > SEEN_LIMIT:
+        keep = sorted(seen.items(), key=lambda kv: (kv[1][3], kv[0]))[-SEEN_LIMIT:]
+        state["seen"] = dict(keep)
+
+
+def _newer(stamp: list[Any], cell: list[Any] | None) -> bool:
+    return cell is None or (stamp[0], stamp[1]) > (cell[1], cell[2])
+
+
+def _lww(target: dict[str, Any], name: str, value: Any, stamp: list[Any]) -> None:
+    if _newer(stamp, target.get(name)):
+        target[name] = [value, *stamp]
+
+
+def _first(target: dict[str, Any], name: str, value: Any, stamp: list[Any]) -> None:
+    cell = target.get(name)
+    if cell is None or (stamp[0], stamp[1]) < (cell[1], cell[2]):
+        target[name] = [value, *stamp]
+
+
+def _later(a: list[Any] | None, b: list[Any]) -> list[Any]:
+    return b if a is None or (b[1], b[2]) > (a[1], a[2]) else a
+
+
+def _trait_sources(event: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(context.get("traits"), dict):
+        found.append(context["traits"])
+    if event.get("type") == "identify" and isinstance(event.get("traits"), dict):
+        found.append(event["traits"])
+    return found
+
+
+def _traits(
+    state: State, event: Mapping[str, Any], context: Mapping[str, Any], stamp: list[Any]
+) -> None:
+    for traits in _trait_sources(event, context):
+        for name, value in traits.items():
+            if name == "$set_once" and isinstance(value, dict):
+                for once, once_value in value.items():
+                    _first(state["once"], str(once), once_value, stamp)
+            elif name != "consent":
+                _lww(state["traits"], name, value, stamp)
+
+
+def _consent(
+    state: State, name: str, event: Mapping[str, Any], props: Mapping[str, Any], stamp: list[Any]
+) -> None:
+    holders = [props.get("consent")]
+    holders += [t.get("consent") for t in _trait_sources(event, event.get("context") or {})]
+    for holder in holders:
+        if isinstance(holder, dict):
+            for channel, granted in holder.items():
+                if isinstance(granted, bool):
+                    _lww(state["consent"], str(channel), granted, stamp)
+    if name in CONSENT_OFF_EVENTS:
+        channel = str(props.get("channel") or CONSENT_OFF_EVENTS[name])
+        _lww(state["consent"], channel, False, stamp)
+
+
+def _location(
+    state: State, event: Mapping[str, Any], context: Mapping[str, Any], stamp: list[Any]
+) -> None:
+    places: list[Mapping[str, Any]] = []
+    if isinstance(context.get("location"), dict):
+        places.append(context["location"])
+    for traits in _trait_sources(event, context):
+        places.append(traits)
+        if isinstance(traits.get("address"), dict):
+            address = dict(traits["address"])
+            address.setdefault("region", address.get("state"))
+            places.append(address)
+    for place in places:
+        for key in LOCATION_FIELDS:
+            value = place.get(key)
+            if isinstance(value, str) and value.strip():
+                _lww(state["location"], key, value.strip(), stamp)
+    zone = context.get("timezone")
+    for traits in _trait_sources(event, context):
+        zone = traits.get("timezone", zone)
+    if isinstance(zone, str) and zone:
+        state["tz"] = _later(state["tz"], [zone, *stamp])
+
+
+def _product(props: Mapping[str, Any]) -> str | None:
+    value = props.get("product_id") or props.get("sku")
+    return str(value) if value is not None else None
+
+
+def _categories(name: str, props: Mapping[str, Any]) -> list[str]:
+    if name in ("Product Viewed", "Product Added"):
+        cat = props.get("category")
+        return [str(cat)] if isinstance(cat, str) and cat else []
+    if name == "Order Completed":
+        products = props.get("products")
+        if isinstance(products, list):
+            return sorted(
+                str(p["category"])
+                for p in products
+                if isinstance(p, dict) and isinstance(p.get("category"), str) and p["category"]
+            )
+        cat = props.get("category")
+        return [cat] if isinstance(cat, str) and cat else []
+    return []
+
+
+def order_revenue(props: Mapping[str, Any]) -> float:
+    """An order's revenue: ``revenue``, else ``total``, else the sum of its products."""
+    for key in ("revenue", "total"):
+        value = props.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    total = 0.0
+    for product in props.get("products") or ():
+        if isinstance(product, dict):
+            price, qty = product.get("price"), product.get("quantity", 1)
+            if isinstance(price, int | float) and isinstance(qty, int | float):
+                total += float(price) * float(qty)
+    return total
+
+
+def _order(state: State, props: Mapping[str, Any], msgid: str, ts: int) -> None:
+    oid = str(props.get("order_id") or msgid)
+    _keep_order(state, oid, [ts, order_revenue(props), msgid])
+    _clear_cart(state)
+
+
+def _keep_order(state: State, oid: str, order: list[Any]) -> None:
+    """One entry per order id; when two events claim one order, the earliest (then smallest
+    message id) wins, whatever the arrival order."""
+    known = state["orders"].get(oid)
+    if known is None or (order[0], order[2]) < (known[0], known[2]):
+        state["orders"][oid] = order
+
+
+def _view(state: State, product: str | None, ts: int, msgid: str) -> None:
+    if product is None:
+        return
+    cell = state["viewed"].get(product)
+    if cell is None or (ts, msgid) > (cell[0], cell[1]):
+        state["viewed"][product] = [ts, msgid]
+    if len(state["viewed"]) > VIEWED_LIMIT:
+        newest = sorted(state["viewed"].items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))
+        state["viewed"] = dict(newest[-VIEWED_LIMIT:])
+
+
+def _cart_event(state: State, name: str, props: Mapping[str, Any], ts: int, msgid: str) -> None:
+    product = _product(props)
+    if product is None:
+        return
+    qty = props.get("quantity", 1)
+    qty = qty if isinstance(qty, int | float) and not isinstance(qty, bool) else 1
+    price = props.get("price")
+    price = float(price) if isinstance(price, int | float) and not isinstance(price, bool) else 0.0
+    delta = qty if name == "Product Added" else -qty
+    cart_id = props.get("cart_id")
+    entry = [ts, msgid, product, delta, price, props.get("name"), cart_id]
+    state["cart"] = sorted([*state["cart"], entry])
+    _clear_cart(state)
+
+
+def _clear_cart(state: State) -> None:
+    """An order empties the cart: drop the cart events up to the newest order's time."""
+    if state["orders"]:
+        last_order = max(o[0] for o in state["orders"].values())
+        state["cart"] = [e for e in state["cart"] if e[0] > last_order]

@@ -1,0 +1,172 @@
+"""Reading a profile state at a moment: computed traits, RFM, lifecycle stage, the snapshot.
+
+``snapshot(profile_id, state, now_ms)`` is the public profile document (``wayline.profiles`` and
+``GET /v1/profiles/...``); its top-level keys are a contract.
+
+Lifecycle stages, from the customer's own history:
+
+- **awareness**: seen, but no product interest yet;
+- **consideration**: viewed a product, added to a cart, started a checkout or clicked an e-mail;
+- **conversion**: exactly one order;
+- **retention**: two or more orders;
+- **advocacy**: five or more orders, or any order plus a review or referral.
+
+RFM scores are 1–5 (5 best): recency by days since the last order (≤ 30, 90, 180, 365, more),
+frequency by order count (≥ 10, 5, 3, 2, 1), monetary by revenue (≥ 1500, 500, 150, 50, less);
+0 without orders.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from wayline.profiles.state import DAY_MS, State
+
+WINDOWS = (7, 30, 90)
+INTEREST = ("Product Viewed", "Product Added", "Checkout Started", "Email Link Clicked")
+ADVOCACY = ("Product Reviewed", "Review Submitted", "Referral Sent")
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
+    today = now_ms // DAY_MS
+    out: dict[str, dict[str, int]] = {}
+    for name, entry in sorted(state["counts"].items()):
+        if entry["n"] <= 0:
+            continue
+        row = {"all_time": entry["n"]}
+        for days in WINDOWS:
+            row[f"{days}d"] = sum(n for d, n in entry["d"].items() if today - int(d) < days)
+        out[name] = row
+    return out
+
+
+def orders_summary(state: State) -> dict[str, Any]:
+    orders = sorted(state["orders"].values())
+    count = len(orders)
+    revenue = round(sum(o[1] for o in orders), 2)
+    first = orders[0][0] if orders else None
+    last = orders[-1][0] if orders else None
+    gap = None
+    if count >= 2 and first is not None and last is not None:
+        gap = round((last - first) / DAY_MS / (count - 1), 2)
+    return {
+        "order_count": count,
+        "revenue": revenue,
+        "aov": round(revenue / count, 2) if count else 0.0,
+        "first_order_at": iso(first),
+        "last_order_at": iso(last),
+        "mean_days_between_orders": gap,
+    }
+
+
+def cart(state: State) -> dict[str, Any] | None:
+    items: dict[str, dict[str, Any]] = {}
+    cart_id = None
+    for ts, _msgid, product, delta, price, name, cid in state["cart"]:
+        item = items.setdefault(product, {"product_id": product, "quantity": 0, "price": price})
+        item["quantity"] += delta
+        item["price"] = price or item["price"]
+        if name:
+            item["name"] = name
+        cart_id = cid or cart_id
+        del ts
+    live = [i for i in items.values() if i["quantity"] > 0]
+    if not live:
+        return None
+    return {
+        "cart_id": cart_id,
+        "items": live,
+        "value": round(sum(i["quantity"] * i["price"] for i in live), 2),
+        "last_activity_at": iso(state["cart"][-1][0]),
+    }
+
+
+def lifecycle_stage(state: State) -> str:
+    orders = len(state["orders"])
+    counts = state["counts"]
+    if orders >= 5 or (orders and any(counts.get(n, {}).get("n", 0) > 0 for n in ADVOCACY)):
+        return "advocacy"
+    if orders >= 2:
+        return "retention"
+    if orders == 1:
+        return "conversion"
+    if any(counts.get(n, {}).get("n", 0) > 0 for n in INTEREST):
+        return "consideration"
+    return "awareness"
+
+
+def rfm(state: State, now_ms: int) -> dict[str, int]:
+    orders = state["orders"]
+    if not orders:
+        return {"recency": 0, "frequency": 0, "monetary": 0}
+    days = (now_ms - max(o[0] for o in orders.values())) / DAY_MS
+    revenue = sum(o[1] for o in orders.values())
+    return {
+        "recency": _score(-days, (-30, -90, -180, -365)),
+        "frequency": _score(len(orders), (10, 5, 3, 2)),
+        "monetary": _score(revenue, (1500, 500, 150, 50)),
+    }
+
+
+def _score(value: float, thresholds: tuple[float, float, float, float]) -> int:
+    for i, threshold in enumerate(thresholds):
+        if value >= threshold:
+            return 5 - i
+    return 1
+
+
+def favorite_category(state: State) -> str | None:
+    cats: dict[str, int] = state["cats"]
+    if not cats:
+        return None
+    return min(cats, key=lambda c: (-cats[c], c))
+
+
+def computed(state: State, now_ms: int) -> dict[str, Any]:
+    viewed = sorted(state["viewed"].items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))
+    return {
+        **orders_summary(state),
+        "favorite_category": favorite_category(state),
+        "recently_viewed": [product for product, _ in reversed(viewed)],
+        "cart": cart(state),
+        "lifecycle_stage": lifecycle_stage(state),
+        "rfm": rfm(state, now_ms),
+        "event_counts": event_counts(state, now_ms),
+        "location": {k: v[0] for k, v in sorted(state["location"].items())},
+        "timezone": state["tz"][0] if state["tz"] else None,
+    }
+
+
+def snapshot(
+    profile_id: str, state: State, now_ms: int, version: int = 0, segments: list[str] | None = None
+) -> dict[str, Any]:
+    """The profile document; ``version`` counts changes (not part of the fold)."""
+    traits = {k: v[0] for k, v in sorted(state["once"].items())}
+    traits.update({k: v[0] for k, v in sorted(state["traits"].items())})
+    channels = {
+        ch: {"first_seen": iso(first), "last_seen": iso(last)}
+        for ch, (first, last) in sorted(state["channels"].items())
+    }
+    firsts = [c[0] for c in state["channels"].values()]
+    lasts = [c[1] for c in state["channels"].values()]
+    return {
+        "profile_id": profile_id,
+        "version": version,
+        "identifiers": {k: list(v) for k, v in sorted(state["ids"].items())},
+        "traits": traits,
+        "computed": computed(state, now_ms),
+        "channels": channels,
+        "consent": {k: v[0] for k, v in sorted(state["consent"].items())},
+        "segments": sorted(segments or []),
+        "merged_from": list(state["merged_from"]),
+        "first_seen": iso(min(firsts)) if firsts else None,
+        "last_seen": iso(max(lasts)) if lasts else None,
+    }
