@@ -23,6 +23,7 @@ class ReasonCode(StrEnum):
     MISSING_IDENTIFIER = "missing_identifier"
     INVALID_FIELD = "invalid_field"
     INVALID_TIMESTAMP = "invalid_timestamp"
+    BLOCKED_IDENTIFIER = "blocked_identifier"  # every identifier is a junk value
 
 
 @dataclass(frozen=True, slots=True)

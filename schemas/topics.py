@@ -31,8 +31,9 @@ class TopicSpec:
 _CONTRACT: tuple[tuple[str, bool, bool, str], ...] = (
     ("events.raw", False, False, "events as sources sent them (Segment spec)"),
     ("events.dlq", False, False, "invalid events: original bytes, reason in headers"),
-    ("events", False, False, "validated, normalized events"),
-    ("identity", True, False, "identity graph: merges and refused merges"),
+    ("events", False, True, "validated, normalized events, in one total order"),
+    ("events.resolved", False, False, "events with their profile id, and merge hand-offs"),
+    ("identity", False, False, "the merge log: merges and refused merges"),
     ("profiles", True, False, "profile snapshot after each change; key = profile id"),
     ("segments", False, False, "segment enter/exit transitions"),
     ("triggers", False, False, "triggers as CloudEvents 1.0"),
@@ -63,6 +64,10 @@ class Topics:
     @property
     def events(self) -> str:
         return self.name("events")
+
+    @property
+    def resolved(self) -> str:
+        return self.name("events.resolved")
 
     @property
     def identity(self) -> str:

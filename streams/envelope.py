@@ -71,3 +71,11 @@ class TimerHandler(Protocol):
     """A processor that also handles the timers it scheduled."""
 
     def on_timer(self, timer: Timer, ctx: TaskContext) -> list[Output]: ...
+
+
+@runtime_checkable
+class BatchEnd(Protocol):
+    """A processor that buffers per batch: called once per touched task after the batch's
+    messages and timers, before anything is produced; its writes and outputs join the batch."""
+
+    def end_batch(self, ctx: TaskContext) -> list[Output]: ...

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from wayline.profiles.identity import IdentityRules
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.dedupe import Dedupe
 from wayline.streams.envelope import Processor
+from wayline.streams.identity import IdentityStep
+from wayline.streams.profile import ProfileStep
 from wayline.streams.validate import ValidateStep
 from wayline.streams.worker import Worker, WorkerOptions
 
@@ -25,6 +28,7 @@ class WorkerContext:
     kafka: KafkaConfig
     phone_region: str | None = None
     options: WorkerOptions = field(default_factory=WorkerOptions)
+    identity_rules: IdentityRules = field(default_factory=IdentityRules)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,21 @@ def default_registry() -> dict[str, WorkerSpec]:
             build=lambda c: ValidateStep(c.topics, "validate", c.phone_region, Dedupe()),
             dead_letter=lambda t: t.dlq,
             stores=("dedupe", "timers"),
+        ),
+        WorkerSpec(
+            name="identity",
+            description="events → events.resolved (keyed by profile id); merge log → identity",
+            inputs=lambda t: [t.events],
+            build=lambda c: IdentityStep(c.topics, c.identity_rules),
+            dead_letter=lambda t: t.dlq,
+            stores=("graph",),
+        ),
+        WorkerSpec(
+            name="profile",
+            description="events.resolved → profile state; snapshots → profiles",
+            inputs=lambda t: [t.resolved],
+            build=lambda c: ProfileStep(c.topics),
+            stores=("profiles", "forwards"),
         ),
     ]
     return {spec.name: spec for spec in specs}

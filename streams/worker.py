@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from wayline.schemas.errors import RetryableError
 from wayline.streams.clients import KafkaConfig
-from wayline.streams.envelope import Envelope, Output, Processor, TimerHandler
+from wayline.streams.envelope import BatchEnd, Envelope, Output, Processor, TimerHandler
 from wayline.streams.offsets import committable_offsets
 from wayline.streams.restore import TaskLayout, restore_task
 from wayline.streams.task import ClockMode, Commit, Task, TaskContext
@@ -168,6 +168,9 @@ class Worker:
             if fired or task.dirty:
                 outputs += fired
                 touched.add(task.partition)
+        if isinstance(self.processor, BatchEnd):
+            for number in sorted(touched):
+                outputs += self.processor.end_batch(TaskContext(self.tasks[number], wall_ms))
         if outputs or touched:
             self._commit([self.tasks[p] for p in sorted(touched)], outputs)
             self._count(processed, outputs)

@@ -7,6 +7,10 @@ sources:
     write_keys: [wk_web_1]
     rate_limit_per_s: 2000   # optional
 api_keys: [ak_admin_1]      # for the read/admin API
+identity:                   # optional
+  limits: {email: 5}        # per profile; defaults in wayline.profiles.identity
+  external_types: [loyalty_id]
+  blocked_patterns: ["^test-"]
 ```
 
 Unknown keys are refused so that a typo never silently turns a feature off.
@@ -14,6 +18,7 @@ Unknown keys are refused so that a typo never silently turns a feature off.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -27,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from wayline.profiles.identity import DEFAULT_LIMITS, IdentityRules
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.event import Channel
 
@@ -52,6 +58,44 @@ class Source(BaseModel):
     )
 
 
+class Identity(BaseModel):
+    """Identity resolution: per-type limits, external id types by priority, junk patterns."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limits: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description="max identifiers of a type per profile; defaults: user_id 1, email 5, "
+        "phone 3, device_id 10, anonymous_id 20, each external type 3",
+    )
+    external_types: list[Name] = Field(
+        default_factory=list,
+        description="external id types (context.externalIds[].type), strongest first; they "
+        "rank below user_id and above email",
+    )
+    blocked_patterns: list[str] = Field(
+        default_factory=list, description="regular expressions of identifier values to ignore"
+    )
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> Self:
+        for i, pattern in enumerate(self.blocked_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"blocked_patterns[{i}]: not a regular expression: {exc}"
+                ) from None
+        return self
+
+    def rules(self) -> IdentityRules:
+        return IdentityRules(
+            limits={**DEFAULT_LIMITS, **self.limits},
+            external_types=tuple(self.external_types),
+            blocked_patterns=tuple(self.blocked_patterns),
+        )
+
+
 class WaylineConfig(BaseModel):
     """The whole config file. Later capabilities add keys here."""
 
@@ -59,6 +103,7 @@ class WaylineConfig(BaseModel):
 
     sources: list[Source] = Field(default_factory=list)
     api_keys: list[Key] = Field(default_factory=list)
+    identity: Identity = Field(default_factory=Identity)
     clock: Literal["live", "replay"] = Field(
         default="live",
         description="live: timers also fire on the wall clock; replay: on event time only",

@@ -94,6 +94,7 @@ class Platform:
             topics=self.topics,
             kafka=self.kafka,
             phone_region=self.settings.default_phone_region,
+            identity_rules=self.config.identity.rules(),
             options=WorkerOptions(
                 stats_interval_s=self.settings.stats_interval_s,
                 stall_after_s=self.settings.stall_after_s,

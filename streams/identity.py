@@ -1,0 +1,154 @@
+"""The identity step: ``wayline.events`` → ``wayline.events.resolved`` keyed by profile id.
+
+``wayline.events`` has one partition, so one task holds the whole identity graph and sees every
+event in one order: a merge decided here is final, and two events for identifiers of one customer
+can never race on different partitions. Resolution is a few key lookups per event; the heavy
+work (the profile fold) is partitioned by profile id downstream.
+
+For each event, in this order (all in one batch, so a crash replays them together):
+
+1. one ``merge`` record per profile merged away, keyed by the *merged-away* id, so it lands on
+   the partition that holds that profile's state, after every event routed to it;
+2. the merge log entries (merges and refusals) on ``wayline.identity``;
+3. the event, with ``profile_id`` and the identifiers it linked, keyed by profile id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from wayline.profiles.identity import Ident, IdentityRules, LogEntry, Node, Resolution, resolve
+from wayline.profiles.identity import event_identifiers as identifiers_of
+from wayline.schemas.codec import decode, encode
+from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
+from wayline.schemas.topics import Topics
+from wayline.streams.envelope import Envelope, Headers, Output
+from wayline.streams.task import StoreView, TaskContext
+
+log = logging.getLogger(__name__)
+
+KIND_HEADER = "wayline.kind"
+EVENT, MERGE, HANDOFF = b"event", b"merge", b"handoff"
+
+
+class StoreGraph:
+    """The identity graph on the task's ``graph`` store: ``o`` + identifier → profile id,
+    ``n`` + profile id → node."""
+
+    def __init__(self, view: StoreView) -> None:
+        self.view = view
+
+    @staticmethod
+    def _owner_key(ident: Ident) -> bytes:
+        return b"o" + ident[0].encode() + b"\x1f" + ident[1].encode()
+
+    def owner(self, ident: Ident) -> str | None:
+        value = self.view.get(self._owner_key(ident))
+        return None if value is None else value.decode()
+
+    def set_owner(self, ident: Ident, profile_id: str) -> None:
+        self.view.put(self._owner_key(ident), profile_id.encode())
+
+    def node(self, profile_id: str) -> Node | None:
+        value = self.view.get(b"n" + profile_id.encode())
+        return None if value is None else Node.from_dict(profile_id, orjson.loads(value))
+
+    def put_node(self, node: Node) -> None:
+        self.view.put(b"n" + node.profile_id.encode(), orjson.dumps(node.to_dict()))
+
+    def delete_node(self, profile_id: str) -> None:
+        self.view.delete(b"n" + profile_id.encode())
+
+
+class IdentityStep:
+    def __init__(self, topics: Topics, rules: IdentityRules, worker: str = "identity") -> None:
+        self.topics = topics
+        self.rules = rules
+        self.worker = worker
+        self.merges = 0
+        self.refusals = 0
+        self.profiles_created = 0
+        self.blocked_events = 0
+
+    def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
+        assert message.value is not None
+        event = decode(message.value)
+        previous = event.get("previousId") if event.get("type") == "alias" else None
+        graph = StoreGraph(ctx.store("graph"))
+        resolution = resolve(graph, self.rules, identifiers_of(event), previous)
+        self._count(resolution)
+        at = str(event["timestamp"])
+        msgid = str(event["messageId"])
+        outputs = [self._merge(loser, survivor, at, msgid) for loser, survivor in resolution.merges]
+        outputs += [self._log_entry(entry, msgid, at, message) for entry in resolution.log]
+        if resolution.profile_id is None:
+            self.blocked_events += 1
+            return [*outputs, self._dead_letter(message, resolution)]
+        event["profile_id"] = resolution.profile_id
+        event["linked"] = [list(i) for i in resolution.linked]
+        outputs.append(
+            Output(
+                self.topics.resolved,
+                resolution.profile_id.encode(),
+                encode(event),
+                headers=((KIND_HEADER, EVENT),),
+                timestamp_ms=message.timestamp_ms,
+            )
+        )
+        return outputs
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "profiles_created": self.profiles_created,
+            "merges": self.merges,
+            "refused_links": self.refusals,
+            "blocked_events": self.blocked_events,
+        }
+
+    def _count(self, resolution: Resolution) -> None:
+        self.merges += len(resolution.merges)
+        self.refusals += sum(1 for e in resolution.log if e.kind == "refused")
+        self.profiles_created += int(resolution.created)
+
+    def _merge(self, loser: str, survivor: str, at: str, msgid: str) -> Output:
+        body = {"merged_id": loser, "profile_id": survivor, "at": at, "message_id": msgid}
+        return Output(
+            self.topics.resolved,
+            loser.encode(),
+            orjson.dumps(body),
+            headers=((KIND_HEADER, MERGE),),
+        )
+
+    def _log_entry(self, entry: LogEntry, msgid: str, at: str, message: Envelope) -> Output:
+        record: dict[str, Any] = {
+            "kind": entry.kind,
+            "profile_id": entry.profile_id,
+            "merged_id": entry.merged_id,
+            "identifiers": [{"type": k, "value": v} for k, v in entry.identifiers],
+            "reason": entry.reason,
+            "message_id": msgid,
+            "at": at,
+        }
+        key = (entry.profile_id or msgid).encode()
+        return Output(
+            self.topics.identity, key, orjson.dumps(record), timestamp_ms=message.timestamp_ms
+        )
+
+    def _dead_letter(self, message: Envelope, resolution: Resolution) -> Output:
+        problem = InvalidEvent(
+            ReasonCode.BLOCKED_IDENTIFIER,
+            [FieldError("identifiers", "; ".join(e.reason for e in resolution.log))],
+        )
+        headers: Headers = (
+            *message.headers,
+            ("wayline.dlq.reason", problem.reason.value.encode()),
+            ("wayline.dlq.detail", str(problem).encode()[:4096]),
+            ("wayline.dlq.topic", message.topic.encode()),
+            ("wayline.dlq.partition", str(message.partition).encode()),
+            ("wayline.dlq.offset", str(message.offset).encode()),
+            ("wayline.dlq.worker", self.worker.encode()),
+        )
+        return Output(self.topics.dlq, message.key, message.value, headers)
