@@ -51,7 +51,7 @@ def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
 def orders_summary(state: State) -> dict[str, Any]:
     orders = sorted(state["orders"].values())
     count = len(orders)
-    revenue = round(sum(o[1] for o in orders), 2)
+    revenue = round(float(sum(o[1] for o in orders)), 2)
     first = orders[0][0] if orders else None
     last = orders[-1][0] if orders else None
     gap = None

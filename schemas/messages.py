@@ -53,20 +53,72 @@ class IdentityRecord(BaseModel):
     at: str = Field(description="event time, UTC ISO 8601")
 
 
+class ChannelSeen(BaseModel):
+    first_seen: str
+    last_seen: str
+
+
+class Cart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    cart_id: str | None
+    items: list[dict[str, Any]]
+    value: float
+    last_activity_at: str
+
+
+class Computed(BaseModel):
+    """Computed traits, as of the profile's newest event (``event_counts`` windows too)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    order_count: int = Field(ge=0)
+    revenue: float
+    aov: float
+    first_order_at: str | None
+    last_order_at: str | None
+    mean_days_between_orders: float | None
+    favorite_category: str | None
+    recently_viewed: list[str] = Field(description="product ids, newest first, at most 20")
+    cart: Cart | None
+    lifecycle_stage: Literal["awareness", "consideration", "conversion", "retention", "advocacy"]
+    rfm: dict[str, int] = Field(description="recency, frequency, monetary: 1-5 (0: no orders)")
+    event_counts: dict[str, dict[str, int]] = Field(
+        description="event name → {all_time, 7d, 30d, 90d}"
+    )
+    location: dict[str, str] = Field(description="country, region, city")
+    timezone: str | None
+
+
 class ProfileSnapshot(BaseModel):
-    """``wayline.profiles``: the profile after a change (key = profile id; tombstone = merged)."""
+    """``wayline.profiles`` (key = profile id; tombstone = merged away) and the profile API.
+
+    The top-level keys are a public contract."""
 
     model_config = ConfigDict(extra="allow")
 
     profile_id: str
-    version: int = Field(ge=0)
-    identifiers: list[Identifier]
+    version: int = Field(ge=0, description="grows with every change of this profile")
+    identifiers: dict[IdentifierType, list[str]] = Field(description="type → values")
     traits: dict[str, Any] = Field(default_factory=dict)
-    computed: dict[str, Any] = Field(default_factory=dict)
-    consent: dict[str, bool] = Field(default_factory=dict)
-    first_seen: str
-    last_seen: str
-    channels: list[Channel] = Field(default_factory=list)
+    computed: Computed
+    channels: dict[Channel, ChannelSeen]
+    consent: dict[str, bool] = Field(default_factory=dict, description="channel → granted")
+    segments: list[str] = Field(default_factory=list)
+    merged_from: list[str] = Field(default_factory=list, description="profile ids merged in")
+    first_seen: str | None
+    last_seen: str | None
+
+
+class ResolvedEvent(CanonicalEvent):
+    """``wayline.events.resolved`` (header ``wayline.kind: event``; key = profile id): a
+    canonical event with the profile it counts for. The same topic carries the profile worker's
+    internal ``merge`` and ``handoff`` records, marked by the header."""
+
+    profile_id: str
+    linked: list[tuple[str, str]] = Field(
+        description="the event's identifiers that belong to the profile: [type, value]"
+    )
 
 
 class SegmentTransition(BaseModel):
@@ -129,6 +181,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     "events.raw": RawEvent,
     "events.dlq": DeadLetterHeaders,
     "events": CanonicalEvent,
+    "events.resolved": ResolvedEvent,
     "identity": IdentityRecord,
     "profiles": ProfileSnapshot,
     "segments": SegmentTransition,

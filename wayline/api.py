@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from wayline import __version__
 from wayline.config import WaylineConfig
 from wayline.connectors.collector import Collector
+from wayline.profileapi import mount_profiles
 from wayline.routes import mount_collector
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import Topics
@@ -23,6 +24,7 @@ from wayline.settings import Settings
 from wayline.streams.aioproducer import AsyncProducer
 from wayline.streams.broker import port_in_use
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.profileview import ProfileView
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,14 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     producer = AsyncProducer(KafkaConfig(settings.bootstrap, dict(settings.kafka_options)))
     topics = Topics(settings.topic_prefix, settings.partitions)
     collector = Collector(config, topics, producer.send)
+    profiles = ProfileView(KafkaConfig(settings.bootstrap, dict(settings.kafka_options)), topics.profiles)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        profiles.start()
         yield
         await producer.stop()  # flush what was accepted before the server stops
+        profiles.stop()
 
     app = FastAPI(
         title="Wayline",
@@ -54,6 +59,7 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
         max_age=86400,
     )
     mount_collector(app, collector)
+    mount_profiles(app, config, profiles)
 
     @app.get("/health", summary="Liveness and the state of the workers")
     def health() -> dict[str, Any]:
@@ -63,6 +69,7 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
             "topic_prefix": settings.topic_prefix,
             "sources": [s.name for s in config.sources],
             "workers": stats(),
+            "profiles_in_view": len(profiles),
         }
 
     return app

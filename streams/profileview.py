@@ -1,0 +1,110 @@
+"""A local materialized view of ``wayline.profiles`` for the API process.
+
+A background thread reads every partition of the compacted topic from the beginning (no consumer
+group: each API process keeps its own full copy) and keeps two maps: profile id → snapshot, and
+identifier → profile id. Lookups are dictionary reads, never a call into the workers.
+
+A merge arrives as the survivor's snapshot (listing the merged identifiers) and a tombstone of the
+merged-away id, in either order across partitions: an identifier points at whichever profile
+listed it last, and a tombstone only removes the entries that still point at the removed id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+from wayline.streams.clients import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+
+class ProfileView:
+    def __init__(self, kafka: KafkaConfig, topic: str) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self._profiles: dict[str, dict[str, Any]] = {}
+        self._index: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="profile-view", daemon=True)
+        self.records = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def by_id(self, profile_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._profiles.get(profile_id)
+
+    def by_identifier(self, kind: str, value: str) -> dict[str, Any] | None:
+        with self._lock:
+            pid = self._index.get((kind, value))
+            return None if pid is None else self._profiles.get(pid)
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        """Fold one record of the topic into the view."""
+        pid = key.decode()
+        with self._lock:
+            old = self._profiles.pop(pid, None)
+            for ident in _idents(old):
+                if self._index.get(ident) == pid:
+                    del self._index[ident]
+            if value is None:
+                return
+            doc = orjson.loads(value)
+            self._profiles[pid] = doc
+            for ident in _idents(doc):
+                self._index[ident] = pid
+        self.records += 1
+
+    def _run(self) -> None:
+        consumer = self.kafka.consumer(
+            "unused", **{"enable.partition.eof": False, "fetch.wait.max.ms": 20}
+        )
+        try:
+            partitions = self._partitions(consumer)
+            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+            while not self._stop.is_set():
+                for message in consumer.consume(500, 0.1):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            log.warning("profile view: %s", error)
+                        continue
+                    key = message.key()
+                    if key is not None:
+                        self.apply(key, message.value())
+        except Exception:
+            log.exception("profile view stopped")
+        finally:
+            consumer.close()
+
+    def _partitions(self, consumer: Any) -> list[int]:
+        while not self._stop.is_set():
+            try:
+                meta = consumer.list_topics(self.topic, timeout=5)
+                found = meta.topics.get(self.topic)
+                if found is not None and found.error is None and found.partitions:
+                    return sorted(found.partitions)
+            except Exception as exc:
+                log.info("profile view waiting for %s: %s", self.topic, exc)
+            self._stop.wait(1)
+        return []
+
+
+def _idents(doc: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not doc:
+        return []
+    return [(kind, str(v)) for kind, values in doc.get("identifiers", {}).items() for v in values]
