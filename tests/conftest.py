@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from waylineproc import SOURCES, Running
+from waylineproc import API_KEY, SOURCES, Running
 
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
@@ -46,7 +46,9 @@ def topics(kafka: KafkaConfig) -> Iterator[Topics]:
 @pytest.fixture
 def wayline_up(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    (tmp_path / "wayline.yaml").write_text(yaml.safe_dump({"sources": SOURCES}))
+    (tmp_path / "wayline.yaml").write_text(
+        yaml.safe_dump({"sources": SOURCES, "api_keys": [API_KEY]})
+    )
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WAYLINE_")}
     env = {

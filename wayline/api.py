@@ -36,7 +36,9 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     producer = AsyncProducer(KafkaConfig(settings.bootstrap, dict(settings.kafka_options)))
     topics = Topics(settings.topic_prefix, settings.partitions)
     collector = Collector(config, topics, producer.send)
-    profiles = ProfileView(KafkaConfig(settings.bootstrap, dict(settings.kafka_options)), topics.profiles)
+    profiles = ProfileView(
+        KafkaConfig(settings.bootstrap, dict(settings.kafka_options)), topics.profiles
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from kafkatest import read_topic
-from waylineproc import SENDGRID_KEY, Running
+from waylineproc import Running, signed
 
 pytestmark = pytest.mark.e2e
 
@@ -52,15 +50,6 @@ EXPECTED = [
     ("Unsubscribed", "ann@example.com"),
     ("Unsubscribed", "eve@example.com"),
 ]
-
-
-def signed(body: bytes, timestamp: str = "1763899999", key: Any = SENDGRID_KEY) -> dict[str, str]:
-    signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    return {
-        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-        "Content-Type": "application/json",
-    }
 
 
 def test_signed_webhook_maps_events_and_forgeries_are_refused(wayline_up: Running) -> None:
