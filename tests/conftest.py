@@ -43,12 +43,10 @@ def topics(kafka: KafkaConfig) -> Iterator[Topics]:
     delete_topics(kafka, [s.name for s in specs])
 
 
-@pytest.fixture
-def wayline_up(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
+def _wayline(kafka: KafkaConfig, tmp_path: Path, *args: str) -> Iterator[Running]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    (tmp_path / "wayline.yaml").write_text(
-        yaml.safe_dump({"sources": SOURCES, "api_keys": [API_KEY]})
-    )
+    config = {"sources": SOURCES, "api_keys": [API_KEY]}
+    (tmp_path / "wayline.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WAYLINE_")}
     env = {
@@ -62,6 +60,7 @@ def wayline_up(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
         "WAYLINE_KAFKA_OPTIONS": '{"log_level": 3}',
     }
     running = Running(f"http://127.0.0.1:{port}", Topics(prefix, 3), kafka, env, tmp_path)
+    running.args = args
     running.start()
     try:
         yield running
@@ -69,3 +68,15 @@ def wayline_up(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
         running.stop()
         specs = running.topics.specs(store_topics(default_registry()))
         delete_topics(kafka, [s.name for s in specs])
+
+
+@pytest.fixture
+def wayline_up(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
+    """``wayline up`` as a process, on this session's broker, with topics of its own."""
+    yield from _wayline(kafka, tmp_path)
+
+
+@pytest.fixture
+def kafka_up_without_profile(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
+    """``wayline up --skip profile``: the test runs (and kills) the profile worker itself."""
+    yield from _wayline(kafka, tmp_path, "--skip", "profile")

@@ -67,11 +67,16 @@ class Running:
     env: dict[str, str]
     cwd: Path
     process: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()  # extra arguments of `wayline up`
 
     def start(self) -> None:
         log = open(self.cwd / "wayline.log", "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [WAYLINE, "up"], cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [WAYLINE, "up", *self.args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + 60

@@ -107,11 +107,24 @@ def build_cli() -> typer.Typer:
         _serve(Platform(settings, state.config, workers=[]), "API up")
 
     @app.command()
-    def up() -> None:
+    def up(
+        skip: Annotated[
+            list[str] | None,
+            typer.Option(help="A worker not to run here (run it with `wayline worker NAME`)."),
+        ] = None,
+    ) -> None:
         """Run everything: broker (unless external), all workers and the HTTP API."""
         from wayline.platform import Platform
+        from wayline.streams.registry import default_registry
 
-        platform = Platform(state.settings, state.config)
+        registry = default_registry()
+        for name in skip or []:
+            if name not in registry:
+                raise typer.BadParameter(
+                    f"unknown worker {name!r}; workers: {', '.join(registry)}", param_hint="--skip"
+                )
+        workers = [name for name in registry if name not in (skip or [])]
+        platform = Platform(state.settings, state.config, workers=workers)
         s = state.settings
         _serve(platform, f"Wayline up: Kafka {s.bootstrap}, API http://{s.api_host}:{s.api_port}")
 

@@ -1,0 +1,167 @@
+"""Real purchase data: the CDNOW order log replayed as store orders through the whole pipeline.
+
+Per customer, the profile's order count and revenue must equal a pandas computation over the
+same file — with the profile worker running undisturbed, and with it SIGKILLed three times
+during the replay.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from waylineproc import WAYLINE, Running
+
+from wayline.connectors.cdnow import cdnow_path, write_orders
+from wayline.streams.profileview import ProfileView
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def oracle() -> dict[str, tuple[int, float]]:
+    """Customer → (orders, revenue), computed by pandas from the original file."""
+    frame = pd.read_csv(
+        cdnow_path(), sep=r"\s+", dtype={"customer_id": str, "date": str}, engine="python"
+    )
+    grouped = frame.groupby("customer_id")["dollar_value"].agg(["count", "sum"])
+    return {
+        f"C{cid}": (int(row["count"]), round(float(row["sum"]), 2))
+        for cid, row in grouped.iterrows()
+    }
+
+
+@pytest.fixture(scope="module")
+def orders_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cdnow") / "cdnow.jsonl"
+    write_orders(path)
+    return path
+
+
+def start_import(running: Running, path: Path) -> subprocess.Popen[bytes]:
+    log = open(running.cwd / "import.log", "ab")  # noqa: SIM115 - handed to the child
+    importer = subprocess.Popen(
+        [WAYLINE, "import", "orders", str(path), "--source", "pos"],
+        cwd=running.cwd,
+        env=running.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    return importer
+
+
+def finish_import(running: Running, importer: subprocess.Popen[bytes]) -> None:
+    assert importer.wait(300) == 0, (running.cwd / "import.log").read_text()[-3000:]
+
+
+def mismatches(view: ProfileView, oracle: dict[str, tuple[int, float]]) -> list[str]:
+    wrong = []
+    for customer, (count, revenue) in oracle.items():
+        doc = view.by_identifier("loyalty_id", customer)
+        got = None if doc is None else (doc["computed"]["order_count"], doc["computed"]["revenue"])
+        if got is None or got[0] != count or abs(got[1] - revenue) > 0.005:
+            wrong.append(f"{customer}: expected {(count, revenue)}, got {got}")
+    return wrong
+
+
+def converge(
+    view: ProfileView, oracle: dict[str, tuple[int, float]], timeout_s: float
+) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    wrong = mismatches(view, oracle)
+    while wrong and time.monotonic() < deadline:
+        time.sleep(2)
+        wrong = mismatches(view, oracle)
+    return wrong
+
+
+@pytest.fixture
+def profile_view(wayline_up: Running) -> Iterator[ProfileView]:
+    view = ProfileView(wayline_up.kafka, wayline_up.topics.profiles)
+    view.start()
+    yield view
+    view.stop()
+
+
+def test_cdnow_replay_matches_pandas(
+    wayline_up: Running,
+    profile_view: ProfileView,
+    orders_file: Path,
+    oracle: dict[str, tuple[int, float]],
+) -> None:
+    assert len(oracle) >= 20_000
+    importer = start_import(wayline_up, orders_file)
+    try:
+        finish_import(wayline_up, importer)
+    finally:
+        importer.kill()
+        importer.wait()
+    wrong = converge(profile_view, oracle, timeout_s=240)
+    assert wrong == [], f"{len(wrong)} mismatches, e.g. {wrong[:5]}"
+
+
+class ProfileWorker:
+    """``wayline worker profile`` as its own process, to be killed."""
+
+    def __init__(self, running: Running) -> None:
+        self.running = running
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.running.cwd / "profile-worker.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [WAYLINE, "worker", "profile"],
+            cwd=self.running.cwd,
+            env=self.running.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+@pytest.mark.soak
+def test_cdnow_replay_survives_three_sigkills_of_the_profile_worker(
+    kafka_up_without_profile: Running,
+    orders_file: Path,
+    oracle: dict[str, tuple[int, float]],
+) -> None:
+    running = kafka_up_without_profile
+    worker = ProfileWorker(running)
+    view = ProfileView(running.kafka, running.topics.profiles)
+    view.start()
+    worker.start()
+    importer = start_import(running, orders_file)
+    try:
+        applied: Callable[[], int] = lambda: view.records  # noqa: E731
+        for threshold in (4_000, 10_000, 16_000):  # of ~24k snapshots (one per batch+profile)
+            deadline = time.monotonic() + 240
+            while applied() < threshold and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert applied() >= threshold, (running.cwd / "profile-worker.log").read_text()[-3000:]
+            worker.kill()
+            worker.start()
+        finish_import(running, importer)
+        wrong = converge(view, oracle, timeout_s=300)
+        assert wrong == [], f"{len(wrong)} mismatches, e.g. {wrong[:5]}"
+    finally:
+        importer.kill()
+        importer.wait()
+        worker.stop()
+        view.stop()
