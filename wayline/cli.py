@@ -106,6 +106,13 @@ def build_cli() -> typer.Typer:
         settings = _with(state.settings, kafka_bootstrap=state.settings.bootstrap)
         _serve(Platform(settings, state.config, workers=[]), "API up")
 
+    _add_up(app, state)
+    _add_demo(app, state)
+    _add_import(app, state)
+    return app
+
+
+def _add_up(app: typer.Typer, state: State) -> None:
     @app.command()
     def up(
         skip: Annotated[
@@ -127,10 +134,6 @@ def build_cli() -> typer.Typer:
         platform = Platform(state.settings, state.config, workers=workers)
         s = state.settings
         _serve(platform, f"Wayline up: Kafka {s.bootstrap}, API http://{s.api_host}:{s.api_port}")
-
-    _add_demo(app, state)
-    _add_import(app, state)
-    return app
 
 
 def _add_import(app: typer.Typer, state: State) -> None:
