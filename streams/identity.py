@@ -82,7 +82,10 @@ class IdentityStep:
         self._count(resolution)
         at = str(event["timestamp"])
         msgid = str(event["messageId"])
-        outputs = [self._merge(loser, survivor, at, msgid) for loser, survivor in resolution.merges]
+        outputs = [
+            self._merge(loser, survivor, at, msgid, message.timestamp_ms)
+            for loser, survivor in resolution.merges
+        ]
         outputs += [self._log_entry(entry, msgid, at, message) for entry in resolution.log]
         if resolution.profile_id is None:
             self.blocked_events += 1
@@ -113,13 +116,14 @@ class IdentityStep:
         self.refusals += sum(1 for e in resolution.log if e.kind == "refused")
         self.profiles_created += int(resolution.created)
 
-    def _merge(self, loser: str, survivor: str, at: str, msgid: str) -> Output:
+    def _merge(self, loser: str, survivor: str, at: str, msgid: str, ts_ms: int) -> Output:
         body = {"merged_id": loser, "profile_id": survivor, "at": at, "message_id": msgid}
         return Output(
             self.topics.resolved,
             loser.encode(),
             orjson.dumps(body),
             headers=((KIND_HEADER, MERGE),),
+            timestamp_ms=ts_ms,  # event time: a merge must not move stream time to the wall clock
         )
 
     def _log_entry(self, entry: LogEntry, msgid: str, at: str, message: Envelope) -> Output:

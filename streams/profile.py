@@ -64,10 +64,17 @@ class ProfileStep:
         target = self._forward_of(pid, ctx)
         if target is not None and kind != MERGE:
             self.forwarded += 1
-            return [Output(self.topics.resolved, target.encode(), message.value, message.headers)]
+            forward = Output(
+                self.topics.resolved,
+                target.encode(),
+                message.value,
+                message.headers,
+                timestamp_ms=message.timestamp_ms,
+            )
+            return [forward]
         body = orjson.loads(message.value)
         if kind == MERGE:
-            return self._merge_away(pid, str(body["profile_id"]), ctx)
+            return self._merge_away(pid, str(body["profile_id"]), ctx, message.timestamp_ms)
         if kind == HANDOFF:
             self._take_in(pid, body, ctx)
             return []
@@ -127,7 +134,7 @@ class ProfileStep:
             self.duplicates += 1
         entry.state, entry.version, entry.changed = state, entry.version + 1, True
 
-    def _merge_away(self, pid: str, survivor: str, ctx: TaskContext) -> list[Output]:
+    def _merge_away(self, pid: str, survivor: str, ctx: TaskContext, ts_ms: int) -> list[Output]:
         if self._forward_of(pid, ctx) is not None:  # a replayed merge record
             return []
         entry = self._entry(pid, ctx)
@@ -142,6 +149,7 @@ class ProfileStep:
                 survivor.encode(),
                 orjson.dumps(body),
                 headers=((KIND_HEADER, HANDOFF),),
+                timestamp_ms=ts_ms,
             )
         ]
 
