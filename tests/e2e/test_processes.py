@@ -115,7 +115,8 @@ def test_broker_command_creates_topics_and_stops_on_sigint(tmp_path: Path) -> No
         assert set(found) == set(names)
         assert found["wayline.profiles"].configs["cleanup.policy"] == "compact"
         assert found["wayline.events"].configs["cleanup.policy"] == "delete"
-        assert found["wayline.events"].partitions == 2
+        assert found["wayline.events.raw"].partitions == 2
+        assert found["wayline.events"].partitions == 1  # one total order for identity
         process.popen.send_signal(signal.SIGINT)
         assert process.finish() == 0, process.output()
         assert gone_within(pid, 5), "the broker outlived its command"

@@ -8,15 +8,18 @@ during the replay.
 from __future__ import annotations
 
 import os
+import random
 import signal
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
-from waylineproc import WAYLINE, Running
+from waylineproc import API_KEY, WAYLINE, Running
 
 from wayline.connectors.cdnow import cdnow_path, write_orders
 from wayline.streams.profileview import ProfileView
@@ -105,6 +108,23 @@ def test_cdnow_replay_matches_pandas(
         importer.wait()
     wrong = converge(profile_view, oracle, timeout_s=240)
     assert wrong == [], f"{len(wrong)} mismatches, e.g. {wrong[:5]}"
+
+    # the profile API answers from its own view of the same topic, fast
+    customers = random.Random(3).sample(sorted(oracle), 1000)
+    took = []
+    with httpx.Client(
+        base_url=wayline_up.url, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as api:
+        assert api.get(f"/v1/profiles/loyalty_id/{customers[0]}").status_code == 200
+        for customer in customers:
+            started = time.perf_counter()
+            reply = api.get(f"/v1/profiles/loyalty_id/{customer}")
+            took.append(time.perf_counter() - started)
+            assert reply.status_code == 200
+            assert reply.json()["computed"]["order_count"] == oracle[customer][0]
+    p99_ms = statistics.quantiles(took, n=100)[98] * 1000
+    print(f"profile API over {len(took)} lookups: p99 {p99_ms:.1f} ms")
+    assert p99_ms < 20
 
 
 class ProfileWorker:

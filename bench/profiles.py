@@ -1,0 +1,205 @@
+"""Profile benchmark: identity + profile fold, alone and as the validate → identity → profile
+pipeline on the embedded broker, each with a baseline measured in the same run.
+
+- ``fold``: ``ProfileBook.ingest`` (identity lookup, merges, profile fold) over simulator traffic
+  (web, app, e-mail, store), events already canonical; baseline: orjson-decoding the same events.
+- ``pipeline``: the three workers in this process on the real broker (collector excluded), all
+  their CPU counted from start until every event and merge is in the profiles; baseline: a raw
+  confluent-kafka consume + decode of the same raw topic (the runtime benchmark's limit).
+
+    python -m bench.profiles --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.runtime import RESULTS, cluster, measure_raw
+from wayline.config import DEMO_CONFIG
+from wayline.connectors.simulator import Simulator
+from wayline.profiles.book import ProfileBook
+from wayline.schemas.errors import InvalidEvent
+from wayline.schemas.normalize import Origin, normalize_event
+from wayline.schemas.topics import Topics
+from wayline.streams.admin import ensure_topics
+from wayline.streams.clients import KafkaConfig
+from wayline.streams.registry import WorkerContext, default_registry, store_topics
+from wayline.streams.validate import CHANNEL_HEADER, SOURCE_HEADER
+from wayline.streams.worker import Worker, WorkerOptions
+
+CHANNELS = {s.name: s.channel for s in DEMO_CONFIG.sources}
+
+
+def simulate(count: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
+    """``count`` raw simulator events (source, event), on a clock that runs at 10 s per step."""
+    simulator = Simulator(seed=seed, shoppers=max(500, count // 10), sessions_per_s=2.0)
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    out: list[tuple[str, dict[str, Any]]] = []
+    while len(out) < count:
+        out += simulator.due(at)
+        at += timedelta(seconds=10)
+    return out[:count]
+
+
+def canonical(events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    out = []
+    for i, (source, raw) in enumerate(events):
+        origin = Origin(datetime(2026, 11, 1, tzinfo=UTC), f"bench-{i}", source, CHANNELS[source])
+        try:
+            out.append(normalize_event(orjson.loads(orjson.dumps(raw)), origin))
+        except InvalidEvent:
+            continue
+    return out
+
+
+def measure_fold(events: list[dict[str, Any]]) -> dict[str, Any]:
+    encoded = [orjson.dumps(e) for e in events]
+    cpu = time.process_time()
+    for value in encoded:
+        orjson.loads(value)
+    decode_s = time.process_time() - cpu
+    book = ProfileBook()
+    cpu = time.process_time()
+    for event in events:
+        book.ingest(event)
+    fold_s = time.process_time() - cpu
+    return {
+        "events": len(events),
+        "profiles": len(book.states),
+        "merges": sum(1 for e in book.log if e.kind == "merge"),
+        "fold_cpu_s": fold_s,
+        "decode_cpu_s": decode_s,
+    }
+
+
+def produce_raw(kafka: KafkaConfig, topic: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    producer = kafka.producer(**{"linger.ms": 20})
+    for source, event in events:
+        headers = [(SOURCE_HEADER, source.encode()), (CHANNEL_HEADER, CHANNELS[source].encode())]
+        key = str(event.get("userId") or event.get("anonymousId") or event["messageId"]).encode()
+        while True:
+            try:
+                producer.produce(topic, orjson.dumps(event), key, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+
+
+def measure_pipeline(kafka: KafkaConfig, events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=4)
+    registry = default_registry()
+    ensure_topics(kafka, topics.specs(store_topics(registry)))
+    produce_raw(kafka, topics.raw, events)
+    raw = measure_raw(kafka, topics.raw, topics.partitions, len(events))
+    with tempfile.TemporaryDirectory() as state:
+        options = WorkerOptions(
+            batch_size=2_000,
+            state_dir=Path(state),
+            consumer_overrides={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
+        )
+        context = WorkerContext(topics=topics, kafka=kafka, options=options)
+        workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
+        cpu, wall = time.process_time(), time.monotonic()
+        with ExitStack() as stack:
+            for worker in workers:
+                stack.enter_context(_running(worker))
+            _wait(lambda: _done(workers, len(events)), 600)
+            result = {"cpu_s": time.process_time() - cpu, "wall_s": time.monotonic() - wall}
+        validate, identity, profile = (w.stats() for w in workers)
+    result |= {
+        "events": len(events),
+        "validated": validate.events_out,
+        "dead_lettered": validate.dead_lettered,
+        "profile_steps": profile.steps,
+        "identity_steps": identity.steps,
+    }
+    return {"pipeline": result, "raw": raw}
+
+
+def _done(workers: list[Worker], sent: int) -> bool:
+    validate, identity, profile = (w.stats() for w in workers)
+    if validate.events_in < sent:
+        return False
+    steps, ids = profile.steps, identity.steps
+    resolved = identity.events_in - ids.get("blocked_events", 0)
+    applied = steps.get("events_applied", 0) + steps.get("duplicates_ignored", 0)
+    return (
+        identity.events_in >= validate.events_out
+        and applied >= resolved
+        and steps.get("handoffs_absorbed", 0) >= ids.get("merges", 0)
+    )
+
+
+def _running(worker: Worker) -> Any:
+    from contextlib import contextmanager
+    from threading import Thread
+
+    @contextmanager
+    def run() -> Any:
+        thread = Thread(target=worker.run, daemon=True)
+        thread.start()
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            thread.join(60)
+
+    return run()
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the pipeline did not finish")
+        time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fold-events", type=int, default=100_000)
+    parser.add_argument("--pipeline-events", type=int, default=50_000)
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = parser.parse_args()
+
+    fold = measure_fold(canonical(simulate(args.fold_events)))
+    with cluster() as kafka:
+        measured = measure_pipeline(kafka, simulate(args.pipeline_events, seed=11))
+    pipe, raw = measured["pipeline"], measured["raw"]
+    fold_rate = round(fold["events"] / fold["fold_cpu_s"])
+    decode_rate = round(fold["events"] / fold["decode_cpu_s"])
+    pipe_rate = round(pipe["events"] / pipe["cpu_s"])
+    raw_rate = round(raw["events"] / raw["cpu_s"]) if raw["cpu_s"] else None
+    results = {
+        "benchmark": "profiles",
+        "fold_events_per_cpu_s": fold_rate,
+        "decode_events_per_cpu_s": decode_rate,
+        "fold_vs_decode": round(fold_rate / decode_rate, 3),
+        "pipeline_events_per_cpu_s": pipe_rate,
+        "raw_consume_events_per_cpu_s": raw_rate,
+        "pipeline_vs_raw": round(pipe_rate / raw_rate, 3) if raw_rate else None,
+        "details": {"fold": fold, "pipeline": pipe, "raw": raw},
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "profiles.json").write_text(json.dumps(results, indent=2))
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"fold: {fold_rate:,} events per CPU-second (decode alone: {decode_rate:,})")
+    print(f"pipeline: {pipe_rate:,} events per CPU-second (raw consume: {raw_rate:,})")
+
+
+if __name__ == "__main__":
+    main()
