@@ -86,7 +86,10 @@ def measure_fold(events: list[dict[str, Any]]) -> dict[str, Any]:
 def produce_raw(kafka: KafkaConfig, topic: str, events: list[tuple[str, dict[str, Any]]]) -> None:
     producer = kafka.producer(**{"linger.ms": 20})
     for source, event in events:
-        headers = [(SOURCE_HEADER, source.encode()), (CHANNEL_HEADER, CHANNELS[source].encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            (SOURCE_HEADER, source.encode()),
+            (CHANNEL_HEADER, CHANNELS[source].encode()),
+        ]
         key = str(event.get("userId") or event.get("anonymousId") or event["messageId"]).encode()
         while True:
             try:
@@ -97,7 +100,9 @@ def produce_raw(kafka: KafkaConfig, topic: str, events: list[tuple[str, dict[str
     producer.flush(60)
 
 
-def measure_pipeline(kafka: KafkaConfig, events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def measure_pipeline(
+    kafka: KafkaConfig, events: list[tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=4)
     registry = default_registry()
     ensure_topics(kafka, topics.specs(store_topics(registry)))
@@ -116,7 +121,10 @@ def measure_pipeline(kafka: KafkaConfig, events: list[tuple[str, dict[str, Any]]
             for worker in workers:
                 stack.enter_context(_running(worker))
             _wait(lambda: _done(workers, len(events)), 600)
-            result = {"cpu_s": time.process_time() - cpu, "wall_s": time.monotonic() - wall}
+            result: dict[str, Any] = {
+                "cpu_s": time.process_time() - cpu,
+                "wall_s": time.monotonic() - wall,
+            }
         validate, identity, profile = (w.stats() for w in workers)
     result |= {
         "events": len(events),

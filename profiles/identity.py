@@ -65,10 +65,11 @@ class IdentityRules:
     external_types: tuple[str, ...] = ()
     external_limit: int = EXTERNAL_LIMIT
     blocked_patterns: tuple[str, ...] = ()
+    compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         compiled = tuple(re.compile(p, re.IGNORECASE) for p in self.blocked_patterns)
-        object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "compiled", compiled)
 
     def rank(self, kind: str) -> int:
         """Smaller is stronger."""
@@ -90,7 +91,7 @@ class IdentityRules:
         text = value.strip().lower()
         if text in JUNK_VALUES:
             return f"blocked value {value!r}"
-        for pattern in self._compiled:  # type: ignore[attr-defined]
+        for pattern in self.compiled:
             if pattern.search(value):
                 return f"blocked by pattern {pattern.pattern!r}"
         return None

@@ -53,6 +53,7 @@ def empty_state() -> State:
         "cats": {},
         "viewed": {},
         "cart": [],
+        "cart_cleared_at": None,
         "consent": {},
         "location": {},
         "tz": None,
@@ -121,6 +122,8 @@ def merge(a: State, b: State) -> State:
     _trim_seen(out)
     cart = {e[1]: e for e in (*a["cart"], *b["cart"])}
     out["cart"] = sorted(cart.values())
+    _cleared_at(out, a["cart_cleared_at"])
+    _cleared_at(out, b["cart_cleared_at"])
     _clear_cart(out)
     _trim_days(out)
     return out
@@ -316,6 +319,7 @@ def order_revenue(props: Mapping[str, Any]) -> float:
 def _order(state: State, props: Mapping[str, Any], msgid: str, ts: int) -> None:
     oid = str(props.get("order_id") or msgid)
     _keep_order(state, oid, [ts, order_revenue(props), msgid])
+    _cleared_at(state, ts)
     _clear_cart(state)
 
 
@@ -353,8 +357,15 @@ def _cart_event(state: State, name: str, props: Mapping[str, Any], ts: int, msgi
     _clear_cart(state)
 
 
+def _cleared_at(state: State, ts: int | None) -> None:
+    if ts is not None and (state["cart_cleared_at"] is None or ts > state["cart_cleared_at"]):
+        state["cart_cleared_at"] = ts
+
+
 def _clear_cart(state: State) -> None:
-    """An order empties the cart: drop the cart events up to the newest order's time."""
-    if state["orders"]:
-        last_order = max(o[0] for o in state["orders"].values())
-        state["cart"] = [e for e in state["cart"] if e[0] > last_order]
+    """An order empties the cart: drop the cart events up to the newest order event's time
+    (of any Order Completed event, even one repeating a known order id, so the result does not
+    depend on which of two claims to one order arrived first)."""
+    cleared = state["cart_cleared_at"]
+    if cleared is not None:
+        state["cart"] = [e for e in state["cart"] if e[0] > cleared]

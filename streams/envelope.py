@@ -79,3 +79,17 @@ class BatchEnd(Protocol):
     messages and timers, before anything is produced; its writes and outputs join the batch."""
 
     def end_batch(self, ctx: TaskContext) -> list[Output]: ...
+
+
+def dead_letter(message: Envelope, topic: str, worker: str, reason: str, detail: str) -> Output:
+    """The dead-letter copy of ``message``: original key, bytes and headers, plus why."""
+    headers: Headers = (
+        *message.headers,
+        ("wayline.dlq.reason", reason.encode()),
+        ("wayline.dlq.detail", detail.encode()[:4096]),
+        ("wayline.dlq.topic", message.topic.encode()),
+        ("wayline.dlq.partition", str(message.partition).encode()),
+        ("wayline.dlq.offset", str(message.offset).encode()),
+        ("wayline.dlq.worker", worker.encode()),
+    )
+    return Output(topic, message.key, message.value, headers)

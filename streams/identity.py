@@ -23,9 +23,9 @@ import orjson
 from wayline.profiles.identity import Ident, IdentityRules, LogEntry, Node, Resolution, resolve
 from wayline.profiles.identity import event_identifiers as identifiers_of
 from wayline.schemas.codec import decode, encode
-from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
+from wayline.schemas.errors import ReasonCode
 from wayline.schemas.topics import Topics
-from wayline.streams.envelope import Envelope, Headers, Output
+from wayline.streams.envelope import Envelope, Output, dead_letter
 from wayline.streams.task import StoreView, TaskContext
 
 log = logging.getLogger(__name__)
@@ -142,17 +142,6 @@ class IdentityStep:
         )
 
     def _dead_letter(self, message: Envelope, resolution: Resolution) -> Output:
-        problem = InvalidEvent(
-            ReasonCode.BLOCKED_IDENTIFIER,
-            [FieldError("identifiers", "; ".join(e.reason for e in resolution.log))],
-        )
-        headers: Headers = (
-            *message.headers,
-            ("wayline.dlq.reason", problem.reason.value.encode()),
-            ("wayline.dlq.detail", str(problem).encode()[:4096]),
-            ("wayline.dlq.topic", message.topic.encode()),
-            ("wayline.dlq.partition", str(message.partition).encode()),
-            ("wayline.dlq.offset", str(message.offset).encode()),
-            ("wayline.dlq.worker", self.worker.encode()),
-        )
-        return Output(self.topics.dlq, message.key, message.value, headers)
+        detail = "identifiers: " + "; ".join(e.reason for e in resolution.log)
+        reason = ReasonCode.BLOCKED_IDENTIFIER.value
+        return dead_letter(message, self.topics.dlq, self.worker, reason, detail)

@@ -13,7 +13,7 @@ from wayline.schemas.event import CHANNELS, Channel
 from wayline.schemas.normalize import Origin, normalize_event
 from wayline.schemas.topics import Topics
 from wayline.streams.dedupe import Dedupe
-from wayline.streams.envelope import Envelope, Headers, Output
+from wayline.streams.envelope import Envelope, Output, dead_letter
 from wayline.streams.task import TaskContext
 from wayline.streams.timers import Timer
 
@@ -93,16 +93,8 @@ class ValidateStep:
         )
 
     def _dead_letter(self, message: Envelope, exc: InvalidEvent) -> Output:
-        headers: Headers = (
-            *message.headers,
-            ("wayline.dlq.reason", exc.reason.value.encode()),
-            ("wayline.dlq.detail", "; ".join(str(e) for e in exc.errors).encode()[:4096]),
-            ("wayline.dlq.topic", message.topic.encode()),
-            ("wayline.dlq.partition", str(message.partition).encode()),
-            ("wayline.dlq.offset", str(message.offset).encode()),
-            ("wayline.dlq.worker", self.worker.encode()),
-        )
-        return Output(self.topics.dlq, message.key, message.value, headers)
+        detail = "; ".join(str(e) for e in exc.errors)
+        return dead_letter(message, self.topics.dlq, self.worker, exc.reason.value, detail)
 
 
 def _channel(value: str) -> Channel | None:
