@@ -81,7 +81,7 @@ def test_omnichannel_story_ends_in_one_profile(wayline_up: Running, tmp_path: Pa
     assert by_email["profile_id"] != known["profile_id"]  # nothing links them yet
 
     orders = tmp_path / "orders.csv"
-    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 1))  # after the cart add
     items = json.dumps([{"sku": "SH-2", "quantity": 1, "price": 59.0, "category": "shoes"}])
     with orders.open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -15,7 +15,7 @@ from wayline.streams.clients import KafkaConfig
 
 pytestmark = pytest.mark.broker
 
-COMPACTED = {"identity", "profiles", "definitions"}
+COMPACTED = {"profiles", "definitions"}
 
 
 def test_topics_are_created_with_partitions_and_cleanup_policy(kafka: KafkaConfig) -> None:
@@ -31,7 +31,7 @@ def test_topics_are_created_with_partitions_and_cleanup_policy(kafka: KafkaConfi
             expect_compact = spec.suffix in COMPACTED or spec.suffix.startswith("changelog.")
             assert state.configs["cleanup.policy"] == ("compact" if expect_compact else "delete")
             assert spec.cleanup == (Cleanup.COMPACT if expect_compact else Cleanup.DELETE)
-            expected_partitions = 1 if spec.suffix == "definitions" else 4
+            expected_partitions = 1 if spec.suffix in ("definitions", "events") else 4
             assert state.partitions == expected_partitions, spec.name
         assert topics.changelog("profile", "timers") in found
         assert topics.raw == f"{topics.prefix}.events.raw"
@@ -42,7 +42,7 @@ def test_topics_are_created_with_partitions_and_cleanup_policy(kafka: KafkaConfi
 
 def test_ensure_topics_is_idempotent(kafka: KafkaConfig, topics: Topics) -> None:
     assert ensure_topics(kafka, topics.specs()) == []
-    assert len(describe_topics(kafka, [s.name for s in topics.specs()])) == 9
+    assert len(describe_topics(kafka, [s.name for s in topics.specs()])) == 10
 
 
 def test_broker_on_a_taken_port_names_the_setting() -> None:
