@@ -34,6 +34,7 @@ from wayline.schemas.normalize import Origin, normalize_event
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import ensure_topics
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.memory import tune_garbage_collector
 from wayline.streams.registry import WorkerContext, default_registry, store_topics
 from wayline.streams.validate import CHANNEL_HEADER, SOURCE_HEADER
 from wayline.streams.worker import Worker, WorkerOptions
@@ -181,6 +182,7 @@ def main() -> None:
     parser.add_argument("--pipeline-events", type=int, default=50_000)
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args()
+    tune_garbage_collector()  # as every Wayline worker process does
 
     fold = measure_fold(canonical(simulate(args.fold_events)))
     with cluster() as kafka:

@@ -46,12 +46,13 @@ class ProfileBook:
         resolution = resolve_event(self.graph, self.rules, event)
         self.log.extend(resolution.log)
         for loser, survivor in resolution.merges:
-            self.states[survivor] = absorb(
-                self.states.get(survivor), self.states.pop(loser, empty_state()), loser
-            )
+            loser_state = self.states.pop(loser, None) or empty_state()
+            self.states[survivor] = absorb(self.states.get(survivor), loser_state, loser)
         if resolution.profile_id is None:
             return None
-        state = self.states.setdefault(resolution.profile_id, empty_state())
+        state = self.states.get(resolution.profile_id)
+        if state is None:
+            state = self.states[resolution.profile_id] = empty_state()
         apply_event(state, event, list(resolution.linked))
         return resolution.profile_id
 

@@ -24,7 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 Ident = tuple[str, str]
 """``(type, value)``, e.g. ``("email", "ada@example.com")``."""
@@ -66,6 +66,7 @@ class IdentityRules:
     external_limit: int = EXTERNAL_LIMIT
     blocked_patterns: tuple[str, ...] = ()
     compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    ranks: dict[str, int] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         compiled = tuple(re.compile(p, re.IGNORECASE) for p in self.blocked_patterns)
@@ -73,6 +74,14 @@ class IdentityRules:
 
     def rank(self, kind: str) -> int:
         """Smaller is stronger."""
+        cached = self.ranks.get(kind)
+        if cached is not None:
+            return cached
+        rank = self._rank(kind)
+        self.ranks[kind] = rank
+        return rank
+
+    def _rank(self, kind: str) -> int:
         if kind == "user_id":
             return 0
         if kind in self.external_types:
@@ -97,7 +106,10 @@ class IdentityRules:
         return None
 
     def order(self, idents: Iterable[Ident]) -> list[Ident]:
-        return sorted(set(idents), key=lambda i: (self.rank(i[0]), i[0], i[1]))
+        if isinstance(idents, list) and len(idents) == 1:
+            return idents
+        rank = self.rank
+        return sorted(set(idents), key=lambda i: (rank(i[0]), i[0], i[1]))
 
 
 def profile_id_for(anchor: Ident) -> str:
@@ -164,11 +176,10 @@ class MemoryGraph:
         self.owners[ident] = profile_id
 
     def node(self, profile_id: str) -> Node | None:
-        node = self.nodes.get(profile_id)
-        return None if node is None else Node.from_dict(profile_id, node.to_dict())
+        return self.nodes.get(profile_id)  # resolve() changes a node only to put it back
 
     def put_node(self, node: Node) -> None:
-        self.nodes[node.profile_id] = Node.from_dict(node.profile_id, node.to_dict())
+        self.nodes[node.profile_id] = node
 
     def delete_node(self, profile_id: str) -> None:
         self.nodes.pop(profile_id, None)
@@ -178,8 +189,7 @@ class MemoryGraph:
         return {frozenset(node.idents()) for node in self.nodes.values()}
 
 
-@dataclass(frozen=True)
-class LogEntry:
+class LogEntry(NamedTuple):
     """One entry of the merge log (``wayline.identity``)."""
 
     kind: str  # "merge" | "refused"
@@ -189,8 +199,7 @@ class LogEntry:
     reason: str
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     """Where an event goes, and which profiles were merged away into which survivor."""
 
     profile_id: str | None
@@ -201,15 +210,20 @@ class Resolution:
 
 
 def event_identifiers(event: Mapping[str, Any]) -> list[Ident]:
-    """The identifiers of a canonical event (its ``identifiers`` block, plus alias previousId)."""
+    """The identifiers of a canonical event (its ``identifiers`` block)."""
     ids = event.get("identifiers") or {}
-    found: list[Ident] = [
-        (kind, str(ids[kind]))
-        for kind in ("user_id", "anonymous_id", "email", "phone", "device_id")
-        if ids.get(kind)
-    ]
-    found += [(str(e["type"]), str(e["id"])) for e in ids.get("external") or ()]
+    found: list[Ident] = []
+    for kind in _BLOCK_KINDS:
+        value = ids.get(kind)
+        if value:
+            found.append((kind, value if isinstance(value, str) else str(value)))
+    external = ids.get("external")
+    if external:
+        found += [(str(e["type"]), str(e["id"])) for e in external]
     return found
+
+
+_BLOCK_KINDS = ("user_id", "anonymous_id", "email", "phone", "device_id")
 
 
 def resolve(
@@ -230,8 +244,18 @@ def resolve(
             usable.append(ident)
         else:
             log.append(LogEntry("refused", "", None, (ident,), why))
+    if len(usable) == 1 and not log:  # the common case: one identifier, already known
+        known = graph.owner(usable[0])
+        if known is not None:
+            return Resolution(known, (), (), False, (usable[0],))
     if not usable:
         return Resolution(None, (), tuple(log))
+    owners = {graph.owner(ident) for ident in usable}
+    if len(owners) == 1 and None not in owners:  # the common case: nothing new to link
+        (known,) = owners
+        assert known is not None
+        entries = tuple(LogEntry(e.kind, known, None, e.identifiers, e.reason) for e in log)
+        return Resolution(known, (), entries, False, tuple(usable))
     resolution = _link(graph, rules, usable, log)
     entries = tuple(
         LogEntry(e.kind, resolution.profile_id or "", e.merged_id, e.identifiers, e.reason)

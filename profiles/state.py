@@ -20,6 +20,7 @@ the validate worker's 24 h dedupe. Reading the state (computed traits, RFM, life
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ DAY_MS = 86_400_000
 BUCKET_DAYS = 91
 SEEN_LIMIT = 5000
 VIEWED_LIMIT = 20
+CART_LIMIT = 100  # the newest cart events kept (an abandoned cart does not grow forever)
 TYPE_NAMES = {
     "page": "Page Viewed",
     "screen": "Screen Viewed",
@@ -38,6 +40,7 @@ TYPE_NAMES = {
 }
 CONSENT_OFF_EVENTS = {"Unsubscribed": "email", "Email Marked as Spam": "email"}
 LOCATION_FIELDS = ("country", "region", "city")
+CATEGORY_EVENTS = frozenset({"Product Viewed", "Product Added", "Order Completed"})
 
 
 def empty_state() -> State:
@@ -84,13 +87,17 @@ def apply_event(state: State, event: Mapping[str, Any], linked: list[tuple[str, 
     context = event.get("context") or {}
     _add_ids(state, linked)
     _seen_channel(state, str(context.get("channel") or "web"), ts)
-    cats = _categories(name, props)
-    _count(state, name, ts // DAY_MS, 1, cats)
-    state["seen"][msgid] = [name, ts // DAY_MS, cats, ts]
-    _trim_seen(state)
-    _traits(state, event, context, stamp)
-    _consent(state, name, event, props, stamp)
-    _location(state, event, context, stamp)
+    cats = _categories(name, props) if name in CATEGORY_EVENTS else []
+    day = ts // DAY_MS
+    _count(state, name, day, 1, cats)
+    state["seen"][msgid] = [name, day, cats, ts]
+    if len(state["seen"]) > SEEN_LIMIT:
+        _trim_seen(state)
+    sources = _trait_sources(event, context)
+    if sources:
+        _traits(state, sources, stamp)
+    _consent(state, name, sources, props, stamp)
+    _location(state, sources, context, stamp)
     if name == "Order Completed":
         _order(state, props, msgid, ts)
     elif name == "Product Viewed" and _product(props):
@@ -121,7 +128,7 @@ def merge(a: State, b: State) -> State:
     out["seen"] = {**a["seen"], **b["seen"]}
     _trim_seen(out)
     cart = {e[1]: e for e in (*a["cart"], *b["cart"])}
-    out["cart"] = sorted(cart.values())
+    out["cart"] = sorted(cart.values())[-CART_LIMIT:]
     _cleared_at(out, a["cart_cleared_at"])
     _cleared_at(out, b["cart_cleared_at"])
     _clear_cart(out)
@@ -151,22 +158,34 @@ def _merge_cells(out: State, src: State) -> None:
 
 
 def _add_ids(state: State, linked: list[tuple[str, str]]) -> None:
+    ids = state["ids"]
     for kind, value in linked:
-        values = state["ids"].setdefault(kind, [])
-        if value not in values:
+        values = ids.get(kind)
+        if values is None:
+            ids[kind] = [value]
+        elif value not in values:
             values.append(value)
             values.sort()
 
 
 def _seen_channel(state: State, channel: str, ts: int) -> None:
     cell = state["channels"].get(channel)
-    state["channels"][channel] = [ts, ts] if cell is None else [min(cell[0], ts), max(cell[1], ts)]
+    if cell is None:
+        state["channels"][channel] = [ts, ts]
+    elif ts < cell[0]:
+        cell[0] = ts
+    elif ts > cell[1]:
+        cell[1] = ts
 
 
 def _count(state: State, name: str, day: int, delta: int, cats: list[str]) -> None:
-    counts = state["counts"].setdefault(name, {"n": 0, "d": {}})
+    counts = state["counts"].get(name)
+    if counts is None:
+        counts = state["counts"][name] = {"n": 0, "d": {}}
     counts["n"] += delta
-    _max_day(state, day)
+    if state["max_day"] is None or day > state["max_day"]:
+        state["max_day"] = day
+        _trim_days(state)  # only a newer day can push buckets out of the window
     key = str(day)
     if day > state["max_day"] - BUCKET_DAYS:
         counts["d"][key] = counts["d"].get(key, 0) + delta
@@ -176,7 +195,6 @@ def _count(state: State, name: str, day: int, delta: int, cats: list[str]) -> No
         state["cats"][cat] = state["cats"].get(cat, 0) + delta
         if state["cats"][cat] == 0:
             del state["cats"][cat]
-    _trim_days(state)
 
 
 def _max_day(state: State, day: int | None) -> None:
@@ -228,10 +246,8 @@ def _trait_sources(event: Mapping[str, Any], context: Mapping[str, Any]) -> list
     return found
 
 
-def _traits(
-    state: State, event: Mapping[str, Any], context: Mapping[str, Any], stamp: list[Any]
-) -> None:
-    for traits in _trait_sources(event, context):
+def _traits(state: State, sources: list[dict[str, Any]], stamp: list[Any]) -> None:
+    for traits in sources:
         for name, value in traits.items():
             if name == "$set_once" and isinstance(value, dict):
                 for once, once_value in value.items():
@@ -241,10 +257,15 @@ def _traits(
 
 
 def _consent(
-    state: State, name: str, event: Mapping[str, Any], props: Mapping[str, Any], stamp: list[Any]
+    state: State,
+    name: str,
+    sources: list[dict[str, Any]],
+    props: Mapping[str, Any],
+    stamp: list[Any],
 ) -> None:
-    holders = [props.get("consent")]
-    holders += [t.get("consent") for t in _trait_sources(event, event.get("context") or {})]
+    if "consent" not in props and not sources and name not in CONSENT_OFF_EVENTS:
+        return
+    holders = [props.get("consent"), *(t.get("consent") for t in sources)]
     for holder in holders:
         if isinstance(holder, dict):
             for channel, granted in holder.items():
@@ -256,12 +277,14 @@ def _consent(
 
 
 def _location(
-    state: State, event: Mapping[str, Any], context: Mapping[str, Any], stamp: list[Any]
+    state: State, sources: list[dict[str, Any]], context: Mapping[str, Any], stamp: list[Any]
 ) -> None:
+    if not sources and "location" not in context and "timezone" not in context:
+        return
     places: list[Mapping[str, Any]] = []
     if isinstance(context.get("location"), dict):
         places.append(context["location"])
-    for traits in _trait_sources(event, context):
+    for traits in sources:
         places.append(traits)
         if isinstance(traits.get("address"), dict):
             address = dict(traits["address"])
@@ -273,7 +296,7 @@ def _location(
             if isinstance(value, str) and value.strip():
                 _lww(state["location"], key, value.strip(), stamp)
     zone = context.get("timezone")
-    for traits in _trait_sources(event, context):
+    for traits in sources:
         zone = traits.get("timezone", zone)
     if isinstance(zone, str) and zone:
         state["tz"] = _later(state["tz"], [zone, *stamp])
@@ -353,7 +376,9 @@ def _cart_event(state: State, name: str, props: Mapping[str, Any], ts: int, msgi
     delta = qty if name == "Product Added" else -qty
     cart_id = props.get("cart_id")
     entry = [ts, msgid, product, delta, price, props.get("name"), cart_id]
-    state["cart"] = sorted([*state["cart"], entry])
+    if entry not in state["cart"]:
+        bisect.insort(state["cart"], entry)
+        del state["cart"][:-CART_LIMIT]
     _clear_cart(state)
 
 

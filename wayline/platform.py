@@ -19,6 +19,7 @@ from wayline.settings import Settings
 from wayline.streams.admin import ensure_topics, wait_until_ready
 from wayline.streams.broker import EmbeddedBroker
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.memory import tune_garbage_collector
 from wayline.streams.registry import WorkerContext, WorkerSpec, default_registry, store_topics
 from wayline.streams.worker import Worker, WorkerOptions
 
@@ -66,6 +67,7 @@ class Platform:
             log.info("topics: %d created with prefix %r", len(created), self.topics.prefix)
             if self.broker_only:
                 return
+            tune_garbage_collector()
             for name in self.workers if self.workers is not None else list(self.registry):
                 self._start_worker(self.registry[name])
             if self.api:
