@@ -47,7 +47,7 @@ class ValidateStep:
     def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
         try:
             raw = decode_raw(message.value)
-            event = normalize_event(raw, self._origin(message))
+            event = normalize_event(raw, self._origin(message, raw))
         except InvalidEvent as exc:
             return [self._dead_letter(message, exc)]
         except Exception as exc:  # a validator bug must not stop the partition: dead-letter it
@@ -80,13 +80,14 @@ class ValidateStep:
             "dedupe_ids_expired": self.dedupe.expired,
         }
 
-    def _origin(self, message: Envelope) -> Origin:
+    def _origin(self, message: Envelope, raw: Any) -> Origin:
         source = message.header(SOURCE_HEADER)
         channel = (message.header(CHANNEL_HEADER) or b"").decode("utf-8", "replace")
-        message_id = uuid.uuid5(_NAMESPACE, f"{message.topic}/{message.partition}/{message.offset}")
+        given = raw.get("messageId") if isinstance(raw, dict) else None
+        message_id = given if isinstance(given, str) and given else _derived_id(message)
         return Origin(
             received_at=datetime.fromtimestamp(max(message.timestamp_ms, 0) / 1000, UTC),
-            message_id=str(message_id),
+            message_id=message_id,
             source=source.decode("utf-8", "replace") if source else None,
             channel=_channel(channel),
             phone_region=self.phone_region,
@@ -95,6 +96,11 @@ class ValidateStep:
     def _dead_letter(self, message: Envelope, exc: InvalidEvent) -> Output:
         detail = "; ".join(str(e) for e in exc.errors)
         return dead_letter(message, self.topics.dlq, self.worker, exc.reason.value, detail)
+
+
+def _derived_id(message: Envelope) -> str:
+    """The id of an event sent without one: the same for every read of the same raw message."""
+    return str(uuid.uuid5(_NAMESPACE, f"{message.topic}/{message.partition}/{message.offset}"))
 
 
 def _channel(value: str) -> Channel | None:

@@ -89,6 +89,9 @@ class Worker:
         self.group = group
         self.inputs = inputs
         self.processor = processor
+        # runtime-checkable Protocol checks cost microseconds: decide once, not per message
+        self._timer_handler = processor if isinstance(processor, TimerHandler) else None
+        self._batch_end = processor if isinstance(processor, BatchEnd) else None
         self.kafka = kafka
         self.dead_letter_topic = dead_letter_topic
         self.options = options or WorkerOptions()
@@ -168,9 +171,9 @@ class Worker:
             if fired or task.dirty:
                 outputs += fired
                 touched.add(task.partition)
-        if isinstance(self.processor, BatchEnd):
+        if self._batch_end is not None:
             for number in sorted(touched):
-                outputs += self.processor.end_batch(TaskContext(self.tasks[number], wall_ms))
+                outputs += self._batch_end.end_batch(TaskContext(self.tasks[number], wall_ms))
         if outputs or touched:
             self._commit([self.tasks[p] for p in sorted(touched)], outputs)
             self._count(processed, outputs)
@@ -185,12 +188,12 @@ class Worker:
                 self._stats.last_commit_at = time.time()
 
     def _fire_timers(self, task: Task, wall_ms: int) -> list[Output]:
-        if task.timers is None or not isinstance(self.processor, TimerHandler):
+        if task.timers is None or self._timer_handler is None:
             return []
         outputs: list[Output] = []
         now = task.partition_time_ms(wall_ms)
         while (timer := task.timers.pop_due(now)) is not None:
-            outputs += self.processor.on_timer(timer, TaskContext(task, wall_ms))
+            outputs += self._timer_handler.on_timer(timer, TaskContext(task, wall_ms))
             with self._lock:
                 self._stats.timers_fired += 1
         return outputs
