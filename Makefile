@@ -56,6 +56,7 @@ bench: $(LINKED) $(BENCH_STAMP)
 	$(BIN)/python bench/codec.py
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.collector
+	$(BIN)/python -m bench.profiles
 
 clean:
 	rm -rf $(VENV) build *.egg-info
