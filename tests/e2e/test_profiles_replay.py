@@ -1,4 +1,5 @@
-"""Real purchase data: the CDNOW order log replayed as store orders through the whole pipeline.
+"""Real purchase data (the CDNOW order log as store orders) and merge-heavy journeys through the
+whole pipeline, with and without SIGKILLs of the profile worker.
 
 Per customer, the profile's order count and revenue must equal a pandas computation over the
 same file — with the profile worker running undisturbed, and with it SIGKILLed three times
@@ -15,10 +16,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pandas as pd
 import pytest
+from journeys import journeys, raw_key, reference, visible
+from kafkatest import produce
 from waylineproc import API_KEY, WAYLINE, Running
 
 from wayline.connectors.cdnow import cdnow_path, write_orders
@@ -183,5 +188,41 @@ def test_cdnow_replay_survives_three_sigkills_of_the_profile_worker(
     finally:
         importer.kill()
         importer.wait()
+        worker.stop()
+        view.stop()
+
+
+@pytest.mark.soak
+def test_merges_move_state_exactly_once_across_sigkills(kafka_up_without_profile: Running) -> None:
+    """Journeys full of merges and renames, the profile worker killed three times mid-way."""
+    running = kafka_up_without_profile
+    events = journeys(600)
+    expected = reference(events)
+    worker = ProfileWorker(running)
+    view = ProfileView(running.kafka, running.topics.profiles)
+    view.start()
+    worker.start()
+    try:
+        produce(running.kafka, running.topics.raw, [(raw_key(e), orjson.dumps(e)) for e in events])
+        for threshold in (400, 900, 1400):
+            deadline = time.monotonic() + 120
+            while view.records < threshold and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert view.records >= threshold, (running.cwd / "profile-worker.log").read_text()[
+                -3000:
+            ]
+            worker.kill()
+            worker.start()
+        deadline = time.monotonic() + 180
+        got: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline:
+            got = {pid: visible(doc) for pid in expected if (doc := view.by_id(pid))}
+            if got == expected and len(view) == len(expected):
+                break
+            time.sleep(1)
+        assert len(view) == len(expected)
+        wrong = [pid for pid, doc in expected.items() if got.get(pid) != doc]
+        assert wrong == [], f"{len(wrong)} profiles differ, e.g. {wrong[:3]}"
+    finally:
         worker.stop()
         view.stop()
