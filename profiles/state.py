@@ -61,6 +61,9 @@ def empty_state() -> State:
         "location": {},
         "tz": None,
         "merged_from": [],
+        "conds": {},  # the segment rules' event counters (wayline.segments.subject)
+        "segments": {},  # segment name → [rule version, entered at]
+        "segment_due": {},  # timed segment → when it may change next
     }
 
 
@@ -127,12 +130,39 @@ def merge(a: State, b: State) -> State:
         _count(out, name, day, -1, cats)
     out["seen"] = {**a["seen"], **b["seen"]}
     _trim_seen(out)
+    out["conds"] = _merge_conds(a.get("conds") or {}, b.get("conds") or {})
+    for src in (a, b):  # memberships are re-evaluated after a merge; start from both sides
+        for name, (version, since) in (src.get("segments") or {}).items():
+            known = out["segments"].get(name)
+            if known is None or (version, -since) > (known[0], -known[1]):
+                out["segments"][name] = [version, since]
     cart = {e[1]: e for e in (*a["cart"], *b["cart"])}
     out["cart"] = sorted(cart.values())[-CART_LIMIT:]
     _cleared_at(out, a["cart_cleared_at"])
     _cleared_at(out, b["cart_cleared_at"])
     _clear_cart(out)
     _trim_days(out)
+    return out
+
+
+def _merge_conds(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Rule counters of two profiles; a message both counted (as far as the newest kept
+    timestamps show) is counted once."""
+    out: dict[str, Any] = {}
+    for key in a.keys() | b.keys():
+        left, right = a.get(key), b.get(key)
+        if left is None or right is None:
+            cell = left if left is not None else right
+            assert cell is not None
+            out[key] = {"n": cell["n"], "t": [list(t) for t in cell["t"]]}
+            continue
+        shared = {t[1] for t in left["t"]} & {t[1] for t in right["t"]}
+        stamps = {t[1]: list(t) for t in (*left["t"], *right["t"])}
+        keep = max(len(left["t"]), len(right["t"]), 1)
+        out[key] = {
+            "n": left["n"] + right["n"] - len(shared),
+            "t": sorted(stamps.values(), reverse=True)[:keep],
+        }
     return out
 
 

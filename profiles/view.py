@@ -165,7 +165,7 @@ def snapshot(
         "computed": computed(state, now_ms),
         "channels": channels,
         "consent": {k: v[0] for k, v in sorted(state["consent"].items())},
-        "segments": sorted(segments or []),
+        "segments": sorted(segments if segments is not None else state.get("segments") or {}),
         "merged_from": list(state["merged_from"]),
         "first_seen": iso(min(firsts)) if firsts else None,
         "last_seen": iso(max(lasts)) if lasts else None,

@@ -171,13 +171,9 @@ def _build(node: Node, seg: CompiledSegment, counters: dict[str, Performed]) -> 
     if isinstance(node, AllOf | AnyOf):
         parts = [_build(item, seg, counters) for item in node.items]
         tests = [t for t, _ in parts]
-        dues = [d for _, d in parts]
-        test: Test = (
-            (lambda s: all(t(s) for t in tests))
-            if isinstance(node, AllOf)
-            else (lambda s: any(t(s) for t in tests))
-        )
-        return test, _earliest(dues)
+        if isinstance(node, AllOf):
+            return (lambda s: all(t(s) for t in tests)), _combined(parts, settled_by=False)
+        return (lambda s: any(t(s) for t in tests)), _combined(parts, settled_by=True)
     if isinstance(node, Not):
         inner, due = _build(node.item, seg, counters)
         return (lambda s: not inner(s)), due
@@ -243,9 +239,19 @@ def _since(node: Since) -> tuple[Test, Due]:
     )
 
 
-def _earliest(dues: list[Due]) -> Due:
+def _combined(parts: list[tuple[Test, Due]], settled_by: bool) -> Due:
+    """The due time of all/any: none when a child that time cannot change already decides it
+    (a false child of ``all``, a true child of ``any``), else the earliest child's."""
+
     def due(s: Subject) -> int | None:
-        found = [d for d in (f(s) for f in dues) if d is not None]
+        found = []
+        for test, child_due in parts:
+            when = child_due(s)
+            if when is None:
+                if test(s) == settled_by:
+                    return None
+            else:
+                found.append(when)
         return min(found) if found else None
 
     return due

@@ -167,26 +167,6 @@ def track(
     del name
 
 
-def merge_counters(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """Counters of two merged profiles; a message counted by both is counted once (as far as the
-    kept timestamps show)."""
-    out: dict[str, Any] = {}
-    for key in a.keys() | b.keys():
-        left, right = a.get(key), b.get(key)
-        if left is None or right is None:
-            cell = left or right
-            out[key] = {"n": cell["n"], "t": [list(t) for t in cell["t"]]} if cell else None
-            continue
-        shared = {t[1] for t in left["t"]} & {t[1] for t in right["t"]}
-        stamps = {t[1]: list(t) for t in (*left["t"], *right["t"])}
-        keep = max(len(left["t"]), len(right["t"]), 1)
-        out[key] = {
-            "n": left["n"] + right["n"] - len(shared),
-            "t": sorted(stamps.values(), reverse=True)[:keep],
-        }
-    return {k: v for k, v in out.items() if v is not None}
-
-
 def _keep(cell: dict[str, Any], stamp: list[Any], keep: int) -> None:
     stamps = cell["t"]
     stamps.append(stamp)

@@ -1,0 +1,200 @@
+"""The segment language as marketers write it: enter and exit at the right moments, clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+
+from wayline.profiles.state import apply_event, empty_state
+from wayline.segments.compiler import SegmentDef, compile_segments
+from wayline.segments.engine import after_event, at_time
+from wayline.segments.membership import Transition
+from wayline.segments.rules import RuleError
+
+DAY = 86_400_000
+T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+EXAMPLE = """
+segments:
+  - name: vip
+    notify: true
+    rule:
+      all:
+        - computed.revenue: {gte: 500}
+        - performed: {event: Order Completed, at_least: 2, within: 90d}
+  - name: lapsed_shoe_buyers
+    rule:
+      all:
+        - performed: {event: Order Completed, where: {properties.category: shoes}, at_least: 1}
+        - not: {performed: {event: Order Completed, within: 60d}}
+"""
+
+
+def defs(text: str) -> list[SegmentDef]:
+    return [
+        SegmentDef(s["name"], s["rule"], s.get("version", 1), s.get("notify", False))
+        for s in yaml.safe_load(text)["segments"]
+    ]
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class Shopper:
+    """One profile's state, fed events and clock ticks like the profile worker does."""
+
+    def __init__(self, text: str = EXAMPLE) -> None:
+        self.compiled = compile_segments(defs(text))
+        self.state = empty_state()
+        self.seq = 0
+        self.next_due: int | None = None
+
+    def send(self, at: datetime, event: str, **props: Any) -> list[tuple[str, str]]:
+        self.seq += 1
+        body = {"type": "track", "event": event, "messageId": f"m{self.seq}",
+                "timestamp": at.isoformat(), "properties": props, "context": {"channel": "web"}}  # fmt: skip
+        counted = apply_event(self.state, body, [("user_id", "u1")])
+        result = after_event(self.compiled, "p1", self.state, body, ms(at), counted)
+        self.next_due = result.next_due
+        return _pairs(result.transitions)
+
+    def tick(self, at: datetime) -> list[tuple[str, str]]:
+        result = at_time(self.compiled, "p1", self.state, ms(at))
+        self.next_due = result.next_due
+        return _pairs(result.transitions)
+
+
+def _pairs(transitions: tuple[Transition, ...]) -> list[tuple[str, str]]:
+    return [(t.segment, t.kind) for t in transitions]
+
+
+def test_vip_enters_on_the_second_big_order_and_exits_when_the_window_passes() -> None:
+    shopper = Shopper()
+    assert shopper.send(T0, "Order Completed", order_id="o1", revenue=300.0) == []
+    second = T0 + timedelta(days=10)
+    assert shopper.send(second, "Order Completed", order_id="o2", revenue=250.0) == [
+        ("vip", "enter")
+    ]
+    # the first order leaves the 90-day window on day 90: that is the next due time
+    assert shopper.next_due == ms(T0 + timedelta(days=90))
+    assert shopper.tick(T0 + timedelta(days=89)) == []
+    assert shopper.tick(T0 + timedelta(days=90)) == [("vip", "exit")]
+    assert shopper.state["segments"] == {}
+
+
+def test_lapsed_shoe_buyer_enters_sixty_days_after_the_last_order() -> None:
+    shopper = Shopper()
+    products = [{"product_id": "SH-1", "category": "shoes"}]
+    assert shopper.send(T0, "Order Completed", order_id="o1", revenue=80.0, category="shoes",
+                        products=products) == []  # fmt: skip
+    assert shopper.next_due == ms(T0 + timedelta(days=60))
+    assert shopper.tick(T0 + timedelta(days=60)) == [("lapsed_shoe_buyers", "enter")]
+    back = T0 + timedelta(days=70)
+    assert shopper.send(back, "Order Completed", order_id="o2", revenue=20.0) == [
+        ("lapsed_shoe_buyers", "exit")
+    ]
+
+
+def test_a_buyer_of_other_things_never_lapses_as_a_shoe_buyer() -> None:
+    shopper = Shopper()
+    shopper.send(T0, "Order Completed", order_id="o1", revenue=80.0, category="books")
+    assert shopper.tick(T0 + timedelta(days=200)) == []
+
+
+def test_an_event_evaluates_only_the_segments_it_can_affect() -> None:
+    text = "segments:\n" + "".join(
+        f"  - name: s{i}\n    rule: {{performed: {{event: Event {i}, at_least: 1}}}}\n"
+        for i in range(1000)
+    )
+    compiled = compile_segments(defs(text))
+    assert compiled.affected("Event 7", []) == {"s7"}
+    assert compiled.affected("Page Viewed", []) == set()
+    shopper = Shopper(text)
+    assert shopper.send(T0, "Event 7") == [("s7", "enter")]
+
+
+def test_in_segment_follows_its_dependency_and_cycles_are_refused() -> None:
+    text = """
+segments:
+  - name: big_and_new
+    rule: {all: [{in_segment: big}, {computed.order_count: {eq: 1}}]}
+  - name: big
+    rule: {computed.revenue: {gt: 100}}
+"""
+    shopper = Shopper(text)
+    assert shopper.send(T0, "Order Completed", order_id="o1", revenue=150.0) == [
+        ("big", "enter"),
+        ("big_and_new", "enter"),
+    ]
+    cyclic = (
+        "segments:\n  - {name: a, rule: {in_segment: b}}\n  - {name: b, rule: {in_segment: a}}\n"
+    )
+    with pytest.raises(RuleError, match=r"in_segment cycle: a → b → a"):
+        compile_segments(defs(cyclic))
+
+
+def test_birthday_today_in_the_customers_time_zone() -> None:
+    text = "segments:\n  - {name: birthday, rule: {birthday_today: true}}\n"
+    shopper = Shopper(text)
+    identify = {"type": "identify", "messageId": "id1", "timestamp": T0.isoformat(),
+                "traits": {"birthday": "1990-01-02", "timezone": "Pacific/Auckland"},
+                "context": {"channel": "app", "timezone": "Pacific/Auckland"}}  # fmt: skip
+    apply_event(shopper.state, identify, [])
+    # 2026-01-01 12:00 UTC is already 2 January, 01:00 in Auckland
+    assert _pairs(at_time(shopper.compiled, "p1", shopper.state, ms(T0)).transitions) == [
+        ("birthday", "enter")
+    ]
+    assert shopper.tick(T0 + timedelta(hours=23)) == [("birthday", "exit")]
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"computed.revenue": {"gte": 500}}, None),
+        ({"all": []}, "segment 'bad': rule.all: expects a non-empty list of conditions"),
+        ({"computed.revenue": {"greater": 5}}, "rule.computed.revenue.greater: unknown operator"),
+        ({"all": [{"performed": {"event": "X", "within": "soon"}}]},
+         "rule.all[0].performed.within: expects a duration such as 30d"),
+        ({"not": {"performed": {"event": "X", "at_least": -1}}},
+         "rule.not.performed.at_least: expects a whole number"),
+        ({"revenue": {"gte": 5}}, "rule.revenue: unknown condition 'revenue'"),
+        ({"any": [{"traits.age": {"between": [30]}}]},
+         "rule.any[0].traits.age.between: expects [low, high] numbers"),
+        ({"in_segment": "nope"}, "in_segment: unknown segment 'nope'"),
+    ],
+)  # fmt: skip
+def test_invalid_rules_name_the_segment_and_path(rule: dict[str, Any], message: str | None) -> None:
+    if message is None:
+        compile_segments([SegmentDef("bad", rule)])
+        return
+    with pytest.raises(RuleError) as caught:
+        compile_segments([SegmentDef("bad", rule)])
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("segment 'bad': ")
+
+
+def test_comparisons() -> None:
+    text = """
+segments:
+  - name: plan
+    rule:
+      all:
+        - traits.plan: {in: [pro, team]}
+        - traits.email: {exists: true}
+        - traits.tags: {contains: beta}
+        - consent.email: {ne: false}
+        - lifecycle_stage: {eq: awareness}
+"""
+    shopper = Shopper(text)
+    identify = {"type": "identify", "messageId": "i1", "timestamp": T0.isoformat(),
+                "traits": {"plan": "pro", "email": "a@b.co", "tags": ["beta", "x"]},
+                "context": {"channel": "web"}}  # fmt: skip
+    counted = apply_event(shopper.state, identify, [])
+    result = after_event(shopper.compiled, "p1", shopper.state, identify, ms(T0), counted)
+    assert _pairs(result.transitions) == [("plan", "enter")]
+    unsubscribed = T0 + timedelta(minutes=5)
+    assert shopper.send(unsubscribed, "Unsubscribed") == [("plan", "exit")]
