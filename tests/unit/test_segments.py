@@ -55,8 +55,14 @@ class Shopper:
 
     def send(self, at: datetime, event: str, **props: Any) -> list[tuple[str, str]]:
         self.seq += 1
-        body = {"type": "track", "event": event, "messageId": f"m{self.seq}",
-                "timestamp": at.isoformat(), "properties": props, "context": {"channel": "web"}}  # fmt: skip
+        body = {
+            "type": "track",
+            "event": event,
+            "messageId": f"m{self.seq}",
+            "timestamp": at.isoformat(),
+            "properties": props,
+            "context": {"channel": "web"},
+        }
         counted = apply_event(self.state, body, [("user_id", "u1")])
         result = after_event(self.compiled, "p1", self.state, body, ms(at), counted)
         self.next_due = result.next_due
