@@ -64,6 +64,8 @@ def empty_state() -> State:
         "conds": {},  # the segment rules' event counters (wayline.segments.subject)
         "segments": {},  # segment name → [rule version, entered at]
         "segment_due": {},  # timed segment → when it may change next
+        "fired": {},  # trigger occasions already fired → when (wayline.segments.triggers)
+        "browse": {},  # product → [views since last added to a cart, last view]
     }
 
 
@@ -136,6 +138,12 @@ def merge(a: State, b: State) -> State:
             known = out["segments"].get(name)
             if known is None or (version, -since) > (known[0], -known[1]):
                 out["segments"][name] = [version, since]
+    for src in (a, b):
+        for key, at in (src.get("fired") or {}).items():
+            out["fired"][key] = min(at, out["fired"].get(key, at))
+        for product, (count, last) in (src.get("browse") or {}).items():
+            known = out["browse"].get(product, [0, last])
+            out["browse"][product] = [known[0] + count, max(known[1], last)]
     cart = {e[1]: e for e in (*a["cart"], *b["cart"])}
     out["cart"] = sorted(cart.values())[-CART_LIMIT:]
     _cleared_at(out, a["cart_cleared_at"])

@@ -13,8 +13,10 @@ from wayline.segments.compiler import SegmentDef, compile_segments
 from wayline.segments.engine import after_event, at_time
 from wayline.segments.membership import Transition
 from wayline.segments.rules import RuleError
+from wayline.segments.triggers import TriggerConfig
 
 DAY = 86_400_000
+OFF = TriggerConfig()  # no triggers: these tests are about segments
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 EXAMPLE = """
@@ -64,12 +66,12 @@ class Shopper:
             "context": {"channel": "web"},
         }
         counted = apply_event(self.state, body, [("user_id", "u1")])
-        result = after_event(self.compiled, "p1", self.state, body, ms(at), counted)
+        result = after_event(self.compiled, OFF, "p1", self.state, body, ms(at), counted)
         self.next_due = result.next_due
         return _pairs(result.transitions)
 
     def tick(self, at: datetime) -> list[tuple[str, str]]:
-        result = at_time(self.compiled, "p1", self.state, ms(at))
+        result = at_time(self.compiled, OFF, "p1", self.state, ms(at))
         self.next_due = result.next_due
         return _pairs(result.transitions)
 
@@ -151,7 +153,7 @@ def test_birthday_today_in_the_customers_time_zone() -> None:
                 "context": {"channel": "app", "timezone": "Pacific/Auckland"}}  # fmt: skip
     apply_event(shopper.state, identify, [])
     # 2026-01-01 12:00 UTC is already 2 January, 01:00 in Auckland
-    assert _pairs(at_time(shopper.compiled, "p1", shopper.state, ms(T0)).transitions) == [
+    assert _pairs(at_time(shopper.compiled, OFF, "p1", shopper.state, ms(T0)).transitions) == [
         ("birthday", "enter")
     ]
     assert shopper.tick(T0 + timedelta(hours=23)) == [("birthday", "exit")]
@@ -200,7 +202,7 @@ segments:
                 "traits": {"plan": "pro", "email": "a@b.co", "tags": ["beta", "x"]},
                 "context": {"channel": "web"}}  # fmt: skip
     counted = apply_event(shopper.state, identify, [])
-    result = after_event(shopper.compiled, "p1", shopper.state, identify, ms(T0), counted)
+    result = after_event(shopper.compiled, OFF, "p1", shopper.state, identify, ms(T0), counted)
     assert _pairs(result.transitions) == [("plan", "enter")]
     unsubscribed = T0 + timedelta(minutes=5)
     assert shopper.send(unsubscribed, "Unsubscribed") == [("plan", "exit")]
