@@ -30,13 +30,19 @@ import orjson
 
 from wayline.profiles.book import absorb
 from wayline.profiles.state import State, apply_event, empty_state
-from wayline.profiles.view import snapshot
+from wayline.profiles.view import iso, snapshot
 from wayline.schemas.topics import Topics
+from wayline.segments.compiler import Compiled, compile_segments
+from wayline.segments.engine import Outcome, after_event, at_time
+from wayline.segments.membership import Transition
+from wayline.segments.triggers import TriggerConfig, cloud_event
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.identity import EVENT, HANDOFF, KIND_HEADER, MERGE
 from wayline.streams.task import TaskContext
+from wayline.streams.timers import Timer
 
 PROFILES, FORWARDS = "profiles", "forwards"
+WAKE = "profile-due"  # the one timer per profile: its next segment or trigger due time
 
 
 @dataclass
@@ -47,9 +53,18 @@ class _Entry:
 
 
 class ProfileStep:
-    def __init__(self, topics: Topics) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        segments: Compiled | None = None,
+        triggers: TriggerConfig | None = None,
+    ) -> None:
         self.topics = topics
+        self.segments = segments if segments is not None else compile_segments([])
+        self.triggers = triggers if triggers is not None else TriggerConfig()
         self._batch: dict[int, dict[str, _Entry]] = {}
+        self.transitions = 0
+        self.triggers_fired = 0
         self.events_applied = 0
         self.duplicates = 0
         self.merges_out = 0
@@ -76,10 +91,18 @@ class ProfileStep:
         if kind == MERGE:
             return self._merge_away(pid, str(body["profile_id"]), ctx, message.timestamp_ms)
         if kind == HANDOFF:
-            self._take_in(pid, body, ctx)
+            return self._take_in(pid, body, ctx)
+        return self._apply(pid, body, ctx)
+
+    def on_timer(self, timer: Timer, ctx: TaskContext) -> list[Output]:
+        """A profile's due time: time alone may have changed segments or made a trigger due."""
+        pid = timer.key.decode()
+        entry = self._entry(pid, ctx)
+        if entry.state is None or self._forward_of(pid, ctx) is not None:
             return []
-        self._apply(pid, body, ctx)
-        return []
+        outcome = at_time(self.segments, self.triggers, pid, entry.state, timer.due_ms)
+        entry.changed = entry.changed or bool(outcome.transitions or outcome.fired)
+        return self._emit(pid, entry.state, outcome, "timer", ctx)
 
     def end_batch(self, ctx: TaskContext) -> list[Output]:
         entries = self._batch.pop(ctx.partition, {})
@@ -105,6 +128,8 @@ class ProfileStep:
             "profiles_merged_away": self.merges_out,
             "handoffs_absorbed": self.handoffs_in,
             "forwarded": self.forwarded,
+            "segment_transitions": self.transitions,
+            "triggers_fired": self.triggers_fired,
         }
 
     def _entry(self, pid: str, ctx: TaskContext) -> _Entry:
@@ -124,15 +149,56 @@ class ProfileStep:
         value = ctx.store(FORWARDS).get(pid.encode())
         return None if value is None else value.decode()
 
-    def _apply(self, pid: str, event: dict[str, Any], ctx: TaskContext) -> None:
+    def _apply(self, pid: str, event: dict[str, Any], ctx: TaskContext) -> list[Output]:
         entry = self._entry(pid, ctx)
         state = entry.state if entry.state is not None else empty_state()
         linked = [(str(k), str(v)) for k, v in event.get("linked") or ()]
-        if apply_event(state, event, linked):
+        counted = apply_event(state, event, linked)
+        if counted:
             self.events_applied += 1
         else:
             self.duplicates += 1
         entry.state, entry.version, entry.changed = state, entry.version + 1, True
+        outcome = after_event(self.segments, self.triggers, pid, state, event, ctx.now_ms, counted)
+        return self._emit(pid, state, outcome, str(event["messageId"]), ctx)
+
+    def _emit(
+        self, pid: str, state: State, outcome: Outcome, cause: str, ctx: TaskContext
+    ) -> list[Output]:
+        """Transitions and triggers as messages; the profile's timer set to its next due."""
+        if outcome.next_due is None:
+            ctx.timers.cancel(pid.encode(), WAKE)
+        elif ctx.timers.due_at(pid.encode(), WAKE) != outcome.next_due:
+            ctx.timers.schedule(pid.encode(), outcome.next_due, WAKE)
+        outputs = [self._transition(pid, t, cause) for t in outcome.transitions]
+        identifiers = state["ids"]
+        for fired in outcome.fired:
+            version = self._version_of(fired.payload.get("segment"), fired.trigger)
+            doc = cloud_event(fired, version, pid, identifiers)
+            outputs.append(
+                Output(
+                    self.topics.triggers, pid.encode(), orjson.dumps(doc), timestamp_ms=fired.at_ms
+                )
+            )
+        self.transitions += len(outcome.transitions)
+        self.triggers_fired += len(outcome.fired)
+        return outputs
+
+    def _version_of(self, segment: Any, trigger: str) -> int:
+        if trigger.startswith("segment_") and segment in self.segments.by_name:
+            return self.segments.by_name[segment].version
+        return self.triggers.version
+
+    def _transition(self, pid: str, t: Transition, cause: str) -> Output:
+        body = {
+            "segment": t.segment,
+            "rule_version": t.version,
+            "profile_id": pid,
+            "transition": t.kind,
+            "at": iso(t.at_ms),
+            "cause": cause,
+        }
+        return Output(self.topics.segments, pid.encode(), orjson.dumps(body), timestamp_ms=t.at_ms)
 
     def _merge_away(self, pid: str, survivor: str, ctx: TaskContext, ts_ms: int) -> list[Output]:
         if self._forward_of(pid, ctx) is not None:  # a replayed merge record
@@ -142,25 +208,33 @@ class ProfileStep:
         ctx.store(FORWARDS).put(pid.encode(), survivor.encode())
         entry.state, entry.changed = None, True
         self.merges_out += 1
+        ctx.timers.cancel(pid.encode(), WAKE)
+        exits = [
+            self._transition(pid, Transition(name, version, "exit", ts_ms, False), "merged")
+            for name, (version, _since) in sorted((state.get("segments") or {}).items())
+        ]
         body = {"merged_id": pid, "profile_id": survivor, "version": entry.version, "state": state}
         return [
+            *exits,
             Output(
                 self.topics.resolved,
                 survivor.encode(),
                 orjson.dumps(body),
                 headers=((KIND_HEADER, HANDOFF),),
                 timestamp_ms=ts_ms,
-            )
+            ),
         ]
 
-    def _take_in(self, pid: str, body: dict[str, Any], ctx: TaskContext) -> None:
+    def _take_in(self, pid: str, body: dict[str, Any], ctx: TaskContext) -> list[Output]:
         loser = str(body["merged_id"])
         entry = self._entry(pid, ctx)
         state = entry.state if entry.state is not None else empty_state()
         if loser in state["merged_from"]:
             self.duplicates += 1
-            return
+            return []
         self.handoffs_in += 1
         entry.state = absorb(state, body["state"], loser)
         entry.version = max(entry.version, int(body.get("version", 0))) + 1
         entry.changed = True
+        outcome = at_time(self.segments, self.triggers, pid, entry.state, ctx.now_ms)
+        return self._emit(pid, entry.state, outcome, f"merged {loser}", ctx)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from wayline.profiles.identity import IdentityRules
 from wayline.schemas.topics import Topics
+from wayline.segments.compiler import Compiled
+from wayline.segments.triggers import TriggerConfig
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.dedupe import Dedupe
 from wayline.streams.envelope import Processor
@@ -29,6 +31,8 @@ class WorkerContext:
     phone_region: str | None = None
     options: WorkerOptions = field(default_factory=WorkerOptions)
     identity_rules: IdentityRules = field(default_factory=IdentityRules)
+    segments: Compiled | None = None
+    triggers: TriggerConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,10 @@ def default_registry() -> dict[str, WorkerSpec]:
         ),
         WorkerSpec(
             name="profile",
-            description="events.resolved → profile state; snapshots → profiles",
+            description="events.resolved → profiles; segments and triggers (timers for absence)",
             inputs=lambda t: [t.resolved],
-            build=lambda c: ProfileStep(c.topics),
-            stores=("profiles", "forwards"),
+            build=lambda c: ProfileStep(c.topics, c.segments, c.triggers),
+            stores=("profiles", "forwards", "timers"),
         ),
     ]
     return {spec.name: spec for spec in specs}

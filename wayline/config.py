@@ -11,6 +11,16 @@ identity:                   # optional
   limits: {email: 5}        # per profile; defaults in wayline.profiles.identity
   external_types: [loyalty_id]
   blocked_patterns: ["^test-"]
+segments:                   # optional; the rule language is in wayline.segments.rules
+  - name: vip
+    notify: true
+    rule:
+      all:
+        - computed.revenue: {gte: 500}
+        - performed: {event: Order Completed, at_least: 2, within: 90d}
+triggers:                   # optional; a trigger not listed is off
+  cart_abandoned: {after: 60m}
+  milestones: {orders: [1, 3, 10], revenue: [100, 1000]}
 ```
 
 Unknown keys are refused so that a typo never silently turns a feature off.
@@ -35,6 +45,9 @@ from pydantic import (
 from wayline.profiles.identity import DEFAULT_LIMITS, IdentityRules
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.event import Channel
+from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
+from wayline.segments.rules import RuleError
+from wayline.segments.triggers import TriggerConfig
 
 Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=256)]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -96,6 +109,63 @@ class Identity(BaseModel):
         )
 
 
+Duration = Annotated[str, StringConstraints(pattern=r"^\s*[1-9]\d*\s*[smhdw]\s*$")]
+
+
+class SegmentSpec(BaseModel):
+    """A segment: its rule is the language of ``wayline.segments.rules``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Name
+    rule: dict[str, Any]
+    notify: bool = Field(default=False, description="emit segment_entered/exited triggers")
+    version: int = Field(default=1, ge=1)
+    description: str | None = None
+
+
+class CartAbandoned(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    after: Duration = "60m"
+
+
+class BrowseAbandoned(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    views: int = Field(default=2, ge=1)
+    after: Duration = "4h"
+
+
+class ChurnRisk(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    factor: float = Field(default=2.0, gt=0)
+    min_orders: int = Field(default=3, ge=2)
+    floor: Duration = "14d"
+
+
+class Milestones(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    orders: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    revenue: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
+    birthday: bool = False
+    anniversary: bool = False
+
+
+class Triggers(BaseModel):
+    """Which triggers run; a trigger that is not listed is off."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cart_abandoned: CartAbandoned | None = None
+    browse_abandoned: BrowseAbandoned | None = None
+    churn_risk: ChurnRisk | None = None
+    milestones: Milestones | None = None
+    version: int = Field(default=1, ge=1, description="part of every trigger id")
+
+    def config(self) -> TriggerConfig:
+        spec = self.model_dump(exclude_none=True, exclude={"version"})
+        return TriggerConfig.from_mapping(spec, self.version)
+
+
 class WaylineConfig(BaseModel):
     """The whole config file. Later capabilities add keys here."""
 
@@ -104,10 +174,28 @@ class WaylineConfig(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     api_keys: list[Key] = Field(default_factory=list)
     identity: Identity = Field(default_factory=Identity)
+    segments: list[SegmentSpec] = Field(default_factory=list)
+    triggers: Triggers = Field(default_factory=Triggers)
     clock: Literal["live", "replay"] = Field(
         default="live",
         description="live: timers also fire on the wall clock; replay: on event time only",
     )
+
+    @model_validator(mode="after")
+    def _rules_compile(self) -> Self:
+        try:
+            self.compiled_segments()
+        except RuleError as exc:
+            index = next(i for i, seg in enumerate(self.segments) if seg.name == exc.segment)
+            raise ValueError(
+                f"segments[{index}] ({exc.segment}): {exc.path}: {exc.problem}"
+            ) from None
+        return self
+
+    def compiled_segments(self) -> Compiled:
+        return compile_segments(
+            SegmentDef(s.name, s.rule, s.version, s.notify) for s in self.segments
+        )
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

@@ -97,6 +97,8 @@ class Platform:
             kafka=self.kafka,
             phone_region=self.settings.default_phone_region,
             identity_rules=self.config.identity.rules(),
+            segments=self.config.compiled_segments(),
+            triggers=self.config.triggers.config(),
             options=WorkerOptions(
                 stats_interval_s=self.settings.stats_interval_s,
                 stall_after_s=self.settings.stall_after_s,

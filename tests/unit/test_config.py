@@ -69,6 +69,16 @@ def test_empty_file_is_an_empty_config() -> None:
         ("sources: {web: 1}", "sources: Input should be a valid list"),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("sources: [\n", "not valid YAML at line"),
+        (
+            "segments:\n  - {name: vip, rule: {all: [{computed.revenue: {gte: 5}}, {x: 1}]}}\n",
+            "segments[0] (vip): rule.all[1].x: unknown condition 'x'",
+        ),
+        (
+            "segments:\n  - {name: a, rule: {performed: {event: X, within: 3 weeks}}}\n",
+            "segments[0] (a): rule.performed.within: expects a duration such as 30d",
+        ),
+        ("triggers: {cart_abandoned: {after: soon}}", "triggers.cart_abandoned.after"),
+        ("triggers: {churn: {}}", "triggers.churn: unknown key"),
     ],
 )
 def test_errors_name_the_key(text: str, expected: str) -> None:
@@ -123,3 +133,41 @@ def test_bad_settings_name_the_variable(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=expected):
         load_settings()
+
+
+def test_segments_and_triggers_as_documented() -> None:
+    config = parse_config(
+        """
+clock: replay
+segments:
+  - name: vip
+    notify: true
+    rule:
+      all:
+        - computed.revenue: {gte: 500}
+        - performed: {event: Order Completed, at_least: 2, within: 90d}
+  - name: lapsed_shoe_buyers
+    rule:
+      all:
+        - performed: {event: Order Completed, where: {properties.category: shoes}, at_least: 1}
+        - not: {performed: {event: Order Completed, within: 60d}}
+triggers:
+  cart_abandoned:   {after: 60m}
+  browse_abandoned: {views: 2, after: 4h}
+  churn_risk:       {factor: 2.0, min_orders: 3, floor: 14d}
+  milestones:       {orders: [1, 3, 10], revenue: [100, 1000], birthday: true, anniversary: true}
+"""
+    )
+    compiled = config.compiled_segments()
+    assert [s.name for s in compiled.segments] == ["vip", "lapsed_shoe_buyers"]
+    assert compiled.by_name["vip"].notify
+    triggers = config.triggers.config()
+    assert triggers.cart_after_ms == 3_600_000
+    assert (triggers.browse_views, triggers.browse_after_ms) == (2, 4 * 3_600_000)
+    assert (triggers.churn, triggers.churn_factor, triggers.churn_floor_ms) == (
+        True,
+        2.0,
+        14 * 86_400_000,
+    )
+    assert triggers.milestone_orders == (1, 3, 10)
+    assert (triggers.birthday, triggers.anniversary) == (True, True)
