@@ -131,7 +131,19 @@ class SegmentTransition(BaseModel):
     profile_id: str
     transition: Literal["enter", "exit"]
     at: str
-    cause: str = Field(description="the event message id, or 'timer'")
+    cause: str = Field(description="the event's message id, 'timer', or 'merged'")
+
+
+class TriggerData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    profile_id: str
+    identifiers: dict[str, list[str]]
+    trigger: str
+    rule_version: int = Field(ge=1)
+    occasion: str = Field(description="what it fired for: the cart activity, the milestone, ...")
+    reason: dict[str, Any] = Field(description="the condition values that made it fire")
+    payload: dict[str, Any]
 
 
 class Trigger(BaseModel):
@@ -140,13 +152,20 @@ class Trigger(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     specversion: Literal["1.0"]
-    id: str = Field(description="deterministic: rule version + profile + occasion")
+    id: str = Field(description="deterministic: trigger + rule version + profile + occasion")
     source: str = Field(description="e.g. /wayline/triggers/cart_abandoned")
-    type: str = Field(pattern=r"^io\.wayline\.", description="e.g. io.wayline.cart_abandoned")
+    type: Literal[
+        "wayline.trigger.cart_abandoned",
+        "wayline.trigger.browse_abandoned",
+        "wayline.trigger.churn_risk",
+        "wayline.trigger.milestone",
+        "wayline.trigger.segment_entered",
+        "wayline.trigger.segment_exited",
+    ]
     subject: str = Field(description="the profile id")
-    time: str
+    time: str = Field(description="when it became due (event time of its occasion)")
     datacontenttype: Literal["application/json"] = "application/json"
-    data: dict[str, Any]
+    data: TriggerData
 
 
 class Delivery(BaseModel):

@@ -17,6 +17,7 @@ from confluent_kafka import TopicPartition
 from kafkatest import TEST_CONSUMER, produce, running
 
 from wayline.config import parse_config
+from wayline.schemas.messages import Trigger
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.registry import WorkerContext, default_registry
@@ -127,3 +128,5 @@ def test_cart_abandonment_and_milestones_live(
     entered = by_type["wayline.trigger.segment_entered"]
     assert [d["data"]["payload"]["segment"] for _, d in entered] == ["big_spender"]
     assert len({d["id"] for _, d in arrivals.seen}) == len(arrivals.seen)
+    for _, doc in arrivals.seen:  # every trigger honours the published contract
+        Trigger.model_validate(doc)
