@@ -112,7 +112,9 @@ def test_cart_abandonment_and_milestones_live(
         by_type.setdefault(doc["type"], []).append((seen_at, doc))
     carts = by_type.get("wayline.trigger.cart_abandoned", [])
     users = sorted(d["data"]["identifiers"]["user_id"][0] for _, d in carts)
-    assert users == ["leaver", "returner"], [(s, d["time"], d["data"]["occasion"], d["data"]["payload"]) for s, d in carts]  # the buyer bought, each other cart fires once
+    assert users == ["leaver", "returner"], [
+        (s, d["time"], d["data"]["occasion"], d["data"]["payload"]) for s, d in carts
+    ]  # the buyer bought, each other cart fires once
     for seen_at, doc in carts:
         due = datetime.fromisoformat(doc["time"]).timestamp()
         assert 0 <= seen_at - due < 1.0, f"{doc['subject']} fired {seen_at - due:.2f}s after due"
