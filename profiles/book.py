@@ -41,10 +41,15 @@ class ProfileBook:
     states: dict[str, State] = field(default_factory=dict)
     log: list[LogEntry] = field(default_factory=list)
 
-    def ingest(self, event: Mapping[str, Any]) -> str | None:
-        """Fold ``event`` in; the profile id it counted for (None: only junk identifiers)."""
+    def resolve(self, event: Mapping[str, Any]) -> Resolution:
+        """Link the event's identifiers in the graph (merge-log entries are kept)."""
         resolution = resolve_event(self.graph, self.rules, event)
         self.log.extend(resolution.log)
+        return resolution
+
+    def ingest(self, event: Mapping[str, Any]) -> str | None:
+        """Fold ``event`` in; the profile id it counted for (None: only junk identifiers)."""
+        resolution = self.resolve(event)
         for loser, survivor in resolution.merges:
             loser_state = self.states.pop(loser, None) or empty_state()
             self.states[survivor] = absorb(self.states.get(survivor), loser_state, loser)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from wayline.config import DEMO_CONFIG, WaylineConfig, load_config
 from wayline.schemas.errors import ConfigError, RetryableError
+from wayline.segmentscli import add_segments
 from wayline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ def build_cli() -> typer.Typer:
     _add_up(app, state)
     _add_demo(app, state)
     _add_import(app, state)
+    add_segments(app)
     return app
 
 

@@ -1,0 +1,96 @@
+"""``wayline segments ...``: try segment and trigger definitions before they go live."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from wayline.segments.timeline import Timeline
+
+
+def add_segments(app: typer.Typer) -> None:
+    segments = typer.Typer(
+        help="Segments and triggers: try them on a timeline.", no_args_is_help=True
+    )
+    app.add_typer(segments, name="segments")
+
+    @segments.command("test")
+    def test(
+        file: Annotated[
+            Path,
+            typer.Argument(exists=True, dir_okay=False, help="YAML with segments: and triggers:"),
+        ],
+        events: Annotated[
+            Path,
+            typer.Option(exists=True, dir_okay=False, help="Events, one JSON object per line."),
+        ],
+        until: Annotated[
+            str | None,
+            typer.Option(help="Run the clock on to this ISO time after the last event."),
+        ] = None,
+    ) -> None:
+        """Dry run: who enters and exits which segment when, which triggers fire, and why."""
+        from wayline.config import parse_config
+        from wayline.segments.timeline import Timeline
+
+        config = parse_config(file.read_text(encoding="utf-8"), origin=str(file))
+        timeline = Timeline(config.compiled_segments(), config.triggers.config())
+        canonical, rejected = _read_events(events)
+        until_ms = _until(until)
+        timeline.run(canonical, until_ms)
+        _show(timeline, len(canonical), rejected)
+
+
+def _read_events(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    from wayline.schemas.errors import InvalidEvent
+    from wayline.schemas.normalize import Origin, normalize_event
+    from wayline.schemas.timestamps import parse_timestamp
+
+    canonical, rejected = [], []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = orjson.loads(line)
+            when = parse_timestamp(raw.get("timestamp")) if isinstance(raw, dict) else None
+            origin = Origin(when or datetime.now(UTC), f"{path.name}:{number}")
+            canonical.append(normalize_event(raw, origin))
+        except orjson.JSONDecodeError as exc:
+            rejected.append(f"line {number}: not JSON: {exc}")
+        except InvalidEvent as exc:
+            rejected.append(f"line {number}: {exc}")
+    return canonical, rejected
+
+
+def _until(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from wayline.schemas.timestamps import parse_timestamp
+
+    moment = parse_timestamp(text)
+    if moment is None:
+        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}", param_hint="--until")
+    return int(moment.timestamp() * 1000)
+
+
+def _show(timeline: Timeline, events: int, rejected: list[str]) -> None:
+    from wayline.profiles.view import iso
+
+    console = Console(width=160)
+    table = Table(title=f"{events} events, {len(timeline.book.states)} profiles")
+    for column in ("time", "who", "what", "why"):
+        table.add_column(column)
+    for h in sorted(timeline.happenings, key=lambda h: (h.at_ms, h.who, h.what)):
+        table.add_row(iso(h.at_ms), h.who, h.what, h.why)
+    console.print(table)
+    if not timeline.happenings:
+        console.print("nothing enters, exits or fires on this timeline")
+    for problem in rejected:
+        console.print(f"[yellow]skipped[/yellow] {problem}")
