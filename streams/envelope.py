@@ -93,3 +93,11 @@ def dead_letter(message: Envelope, topic: str, worker: str, reason: str, detail:
         ("wayline.dlq.worker", worker.encode()),
     )
     return Output(topic, message.key, message.value, headers)
+
+
+@runtime_checkable
+class Refresh(Protocol):
+    """A processor with state to bring up to date before each batch (e.g. new definitions):
+    called once per task per loop; its writes and outputs join the batch."""
+
+    def refresh(self, ctx: TaskContext) -> list[Output]: ...

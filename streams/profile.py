@@ -23,6 +23,7 @@ profile is produced at the end of the batch (the topic is compacted: the newest 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +37,14 @@ from wayline.segments.compiler import Compiled, compile_segments
 from wayline.segments.engine import Outcome, after_event, at_time
 from wayline.segments.membership import Transition
 from wayline.segments.triggers import TriggerConfig, cloud_event
+from wayline.streams.definitions import Rules
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.identity import EVENT, HANDOFF, KIND_HEADER, MERGE
 from wayline.streams.task import TaskContext
 from wayline.streams.timers import Timer
 
 PROFILES, FORWARDS = "profiles", "forwards"
+DEFINITIONS_KEY = b"~definitions"  # in the profiles store: the definitions last evaluated under
 WAKE = "profile-due"  # the one timer per profile: its next segment or trigger due time
 
 
@@ -58,10 +61,14 @@ class ProfileStep:
         topics: Topics,
         segments: Compiled | None = None,
         triggers: TriggerConfig | None = None,
+        definitions: Callable[[], Rules] | None = None,
     ) -> None:
         self.topics = topics
         self.segments = segments if segments is not None else compile_segments([])
         self.triggers = triggers if triggers is not None else TriggerConfig()
+        self.definitions = definitions
+        self.rules: Rules | None = None
+        self.reevaluated = 0
         self._batch: dict[int, dict[str, _Entry]] = {}
         self.transitions = 0
         self.triggers_fired = 0
@@ -93,6 +100,34 @@ class ProfileStep:
         if kind == HANDOFF:
             return self._take_in(pid, body, ctx)
         return self._apply(pid, body, ctx)
+
+    def refresh(self, ctx: TaskContext) -> list[Output]:
+        """New definitions: switch to them, then re-evaluate every profile of this task once
+        (at the later of stream time and the change time, so a replay after a crash computes
+        the same). The task remembers which definitions it evaluated under."""
+        if self.definitions is None:
+            return []
+        rules = self.definitions()
+        if rules is not self.rules:
+            self.rules, self.segments, self.triggers = rules, rules.segments, rules.triggers
+        store = ctx.store(PROFILES)
+        marker = rules.fingerprint.encode()
+        if store.get(DEFINITIONS_KEY) == marker:
+            return []
+        store.put(DEFINITIONS_KEY, marker)
+        now = max(ctx.stream_time_ms, rules.changed_at_ms)
+        outputs: list[Output] = []
+        for key, _raw in list(store.items(b"p_")):
+            pid = key.decode()
+            entry = self._entry(pid, ctx)
+            if entry.state is None:
+                continue
+            outcome = at_time(self.segments, self.triggers, pid, entry.state, now)
+            if outcome.transitions or outcome.fired:
+                entry.changed = True
+            outputs += self._emit(pid, entry.state, outcome, "definitions", ctx)
+            self.reevaluated += 1
+        return outputs
 
     def on_timer(self, timer: Timer, ctx: TaskContext) -> list[Output]:
         """A profile's due time: time alone may have changed segments or made a trigger due."""
@@ -130,6 +165,7 @@ class ProfileStep:
             "forwarded": self.forwarded,
             "segment_transitions": self.transitions,
             "triggers_fired": self.triggers_fired,
+            "profiles_reevaluated": self.reevaluated,
         }
 
     def _entry(self, pid: str, ctx: TaskContext) -> _Entry:

@@ -15,6 +15,7 @@ from wayline.segments.compiler import Compiled
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.dedupe import Dedupe
+from wayline.streams.definitions import Rules
 from wayline.streams.envelope import Processor
 from wayline.streams.identity import IdentityStep
 from wayline.streams.profile import ProfileStep
@@ -33,6 +34,7 @@ class WorkerContext:
     identity_rules: IdentityRules = field(default_factory=IdentityRules)
     segments: Compiled | None = None
     triggers: TriggerConfig | None = None
+    definitions: Callable[[], Rules] | None = None  # the latest from wayline.definitions
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def default_registry() -> dict[str, WorkerSpec]:
             name="profile",
             description="events.resolved → profiles; segments and triggers (timers for absence)",
             inputs=lambda t: [t.resolved],
-            build=lambda c: ProfileStep(c.topics, c.segments, c.triggers),
+            build=lambda c: ProfileStep(c.topics, c.segments, c.triggers, c.definitions),
             stores=("profiles", "forwards", "timers"),
         ),
     ]

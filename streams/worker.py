@@ -27,7 +27,14 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from wayline.schemas.errors import RetryableError
 from wayline.streams.clients import KafkaConfig
-from wayline.streams.envelope import BatchEnd, Envelope, Output, Processor, TimerHandler
+from wayline.streams.envelope import (
+    BatchEnd,
+    Envelope,
+    Output,
+    Processor,
+    Refresh,
+    TimerHandler,
+)
 from wayline.streams.offsets import committable_offsets
 from wayline.streams.restore import TaskLayout, restore_task
 from wayline.streams.task import ClockMode, Commit, Task, TaskContext
@@ -92,6 +99,7 @@ class Worker:
         # runtime-checkable Protocol checks cost microseconds: decide once, not per message
         self._timer_handler = processor if isinstance(processor, TimerHandler) else None
         self._batch_end = processor if isinstance(processor, BatchEnd) else None
+        self._refresh = processor if isinstance(processor, Refresh) else None
         self.kafka = kafka
         self.dead_letter_topic = dead_letter_topic
         self.options = options or WorkerOptions()
@@ -154,6 +162,12 @@ class Worker:
         touched: set[int] = set()
         wall_ms = int(self.wall_clock() * 1000)
         processed = 0
+        if self._refresh is not None:
+            for each in self.tasks.values():
+                refreshed = self._refresh.refresh(TaskContext(each, wall_ms))
+                if refreshed or each.dirty:
+                    outputs += refreshed
+                    touched.add(each.partition)
         for message in batch:
             task = self.tasks.get(message.partition)
             if task is None or task.applied(message.topic, message.offset):

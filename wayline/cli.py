@@ -110,7 +110,7 @@ def build_cli() -> typer.Typer:
     _add_up(app, state)
     _add_demo(app, state)
     _add_import(app, state)
-    add_segments(app)
+    add_segments(app, lambda: state.settings)
     return app
 
 

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from wayline.api import ApiServer
 from wayline.config import WaylineConfig
+from wayline.schemas.errors import RetryableError
 from wayline.schemas.topics import Topics
 from wayline.settings import Settings
 from wayline.streams.admin import ensure_topics, wait_until_ready
 from wayline.streams.broker import EmbeddedBroker
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.definitions import DefinitionsView, Rules
 from wayline.streams.memory import tune_garbage_collector
 from wayline.streams.registry import WorkerContext, WorkerSpec, default_registry, store_topics
 from wayline.streams.worker import Worker, WorkerOptions
@@ -47,6 +49,7 @@ class Platform:
     running: list[_Running] = field(default_factory=list)
     api_server: ApiServer | None = None
     failed: threading.Event = field(default_factory=threading.Event)
+    definitions: DefinitionsView | None = None
 
     @property
     def topics(self) -> Topics:
@@ -68,7 +71,10 @@ class Platform:
             if self.broker_only:
                 return
             tune_garbage_collector()
-            for name in self.workers if self.workers is not None else list(self.registry):
+            names = self.workers if self.workers is not None else list(self.registry)
+            if "profile" in names:
+                self._follow_definitions()
+            for name in names:
                 self._start_worker(self.registry[name])
             if self.api:
                 self.api_server = ApiServer(self.settings, self.config, self.worker_stats)
@@ -91,6 +97,12 @@ class Platform:
         self.broker.start()
         log.info("embedded broker ready on %s (pid %s)", self.broker.bootstrap, self.broker.pid)
 
+    def _follow_definitions(self) -> None:
+        self.definitions = DefinitionsView(self.kafka, self.topics.definitions, self.config)
+        self.definitions.start()
+        if not self.definitions.wait_ready(60):
+            raise RetryableError(f"{self.topics.definitions} could not be read to its end in 60 s")
+
     def _start_worker(self, spec: WorkerSpec) -> None:
         context = WorkerContext(
             topics=self.topics,
@@ -99,6 +111,7 @@ class Platform:
             identity_rules=self.config.identity.rules(),
             segments=self.config.compiled_segments(),
             triggers=self.config.triggers.config(),
+            definitions=self._rules if self.definitions is not None else None,
             options=WorkerOptions(
                 stats_interval_s=self.settings.stats_interval_s,
                 stall_after_s=self.settings.stall_after_s,
@@ -124,6 +137,10 @@ class Platform:
             log.exception("worker %s failed", running.worker.name)
             self.failed.set()
 
+    def _rules(self) -> Rules:
+        assert self.definitions is not None
+        return self.definitions.rules
+
     def wait_until_assigned(self, timeout_s: float = 60.0) -> bool:
         """Block until every worker has joined its group and holds partitions (or a worker
         failed, or the timeout passed); True when all are assigned."""
@@ -147,6 +164,9 @@ class Platform:
         for running in self.running:
             running.thread.join(timeout=30)
         self.running.clear()
+        if self.definitions is not None:
+            self.definitions.stop()
+            self.definitions = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

@@ -12,7 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from wayline.schemas.topics import Topics
     from wayline.segments.timeline import Timeline
+    from wayline.settings import Settings
+    from wayline.streams.clients import KafkaConfig
 
 
 def add_segments(app: typer.Typer) -> None:
@@ -46,6 +49,14 @@ def add_segments(app: typer.Typer) -> None:
         until_ms = _until(until)
         timeline.run(canonical, until_ms)
         _show(timeline, len(canonical), rejected)
+
+
+def _cluster(settings: Settings) -> tuple[KafkaConfig, Topics]:
+    from wayline.schemas.topics import Topics
+    from wayline.streams.clients import KafkaConfig
+
+    kafka = KafkaConfig(settings.bootstrap, dict(settings.kafka_options))
+    return kafka, Topics(settings.topic_prefix, settings.partitions)
 
 
 def _read_events(path: Path) -> tuple[list[dict[str, Any]], list[str]]:

@@ -1,0 +1,197 @@
+"""Segment and trigger definitions on ``wayline.definitions`` (compacted, one partition).
+
+Key ``segment:NAME`` or ``trigger:triggers``; value a ``Definition`` (kind, name, version, spec,
+updated_at). ``wayline segments apply`` publishes what changed with the next version number;
+running profile workers follow the topic with a ``DefinitionsView`` and switch to the new rules
+between batches, re-evaluating their profiles (see ``ProfileStep.refresh``). Definitions in the
+topic take precedence over the config file's, by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+from wayline.config import WaylineConfig
+from wayline.profiles.view import iso
+from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
+from wayline.segments.triggers import TriggerConfig
+from wayline.streams.clients import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One generation of definitions, compiled; ``fingerprint`` identifies its content."""
+
+    generation: int
+    changed_at_ms: int
+    segments: Compiled
+    triggers: TriggerConfig
+    fingerprint: str = ""
+
+
+def read_definitions(kafka: KafkaConfig, topic: str, timeout_s: float = 30) -> dict[str, Any]:
+    """The latest definition per key, read to the end of the topic."""
+    consumer = kafka.consumer(f"definitions-{uuid.uuid4().hex}", **{"enable.partition.eof": True})
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        latest: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.2):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return latest
+                    continue
+                _fold(latest, message.key(), message.value())
+        raise TimeoutError(f"{topic}: end not reached in {timeout_s:.0f} s")
+    finally:
+        consumer.close()
+
+
+def _fold(latest: dict[str, Any], key: bytes | None, value: bytes | None) -> None:
+    if key is None:
+        return
+    if value is None:
+        latest.pop(key.decode(), None)
+    else:
+        latest[key.decode()] = orjson.loads(value)
+
+
+def plan(config: WaylineConfig, current: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
+    """The definitions to publish for ``config``: each new or changed one with its next version."""
+    wanted: dict[str, tuple[str, str, dict[str, Any]]] = {
+        f"segment:{s.name}": (
+            "segment",
+            s.name,
+            {"rule": s.rule, "notify": s.notify, "description": s.description},
+        )
+        for s in config.segments
+    }
+    if "triggers" in config.model_fields_set:
+        spec = config.triggers.model_dump(exclude_none=True, exclude={"version"})
+        wanted["trigger:triggers"] = ("trigger", "triggers", spec)
+    out = []
+    for key, (kind, name, spec) in wanted.items():
+        known = current.get(key)
+        if known is not None and known["spec"] == spec:
+            continue
+        version = int(known["version"]) + 1 if known else 1
+        out.append({"kind": kind, "name": name, "version": version, "spec": spec,
+                    "updated_at": iso(now_ms)})  # fmt: skip
+    return out
+
+
+def publish(kafka: KafkaConfig, topic: str, definitions: list[dict[str, Any]]) -> None:
+    producer = kafka.producer()
+    for definition in definitions:
+        key = f"{definition['kind']}:{definition['name']}".encode()
+        producer.produce(topic, orjson.dumps(definition), key)
+    if producer.flush(30):
+        raise TimeoutError("the broker did not acknowledge the definitions")
+
+
+def compile_rules(config: WaylineConfig, latest: dict[str, Any], generation: int) -> Rules:
+    """The config's segments and triggers, overridden by name by the topic's definitions."""
+    segments = {s.name: SegmentDef(s.name, s.rule, s.version, s.notify) for s in config.segments}
+    triggers = config.triggers.config()
+    changed = 0
+    for definition in latest.values():
+        changed = max(changed, _ms(definition.get("updated_at")))
+        spec = definition["spec"]
+        if definition["kind"] == "segment":
+            segments[definition["name"]] = SegmentDef(
+                definition["name"], spec["rule"], int(definition["version"]), bool(spec["notify"])
+            )
+        else:
+            triggers = TriggerConfig.from_mapping(spec, int(definition["version"]))
+    content = orjson.dumps(
+        [
+            [d.name, d.version, d.notify, d.rule]
+            for d in sorted(segments.values(), key=lambda d: d.name)
+        ]
+        + [repr(triggers)],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    fingerprint = hashlib.blake2b(content, digest_size=12).hexdigest()
+    return Rules(generation, changed, compile_segments(segments.values()), triggers, fingerprint)
+
+
+def _ms(text: Any) -> int:
+    if not isinstance(text, str):
+        return 0
+    return int(datetime.fromisoformat(text).astimezone(UTC).timestamp() * 1000)
+
+
+class DefinitionsView:
+    """Follows ``wayline.definitions`` in a thread; ``rules`` is the latest compiled generation.
+
+    A definition that does not compile (written by something other than ``segments apply``) is
+    logged and ignored: the previous generation stays in force."""
+
+    def __init__(self, kafka: KafkaConfig, topic: str, config: WaylineConfig) -> None:
+        self.kafka, self.topic, self.config = kafka, topic, config
+        self.rules = compile_rules(config, {}, 0)
+
+    def wait_ready(self, timeout_s: float = 60) -> bool:
+        return self.ready.wait(timeout_s)
+        self._latest: dict[str, Any] = {}
+        self.ready = threading.Event()  # set once the topic has been read to its end
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="definitions", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        settings = {"fetch.wait.max.ms": 50, "enable.partition.eof": True}
+        consumer = self.kafka.consumer("unused", **settings)
+        try:
+            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            while not self._stop.is_set():
+                changed = False
+                for message in consumer.consume(100, 0.2):
+                    error = message.error()
+                    if error is None:
+                        _fold(self._latest, message.key(), message.value())
+                        changed = True
+                    elif error.code() == KafkaError._PARTITION_EOF:
+                        if changed or not self.ready.is_set():
+                            self._recompile()
+                            changed = False
+                        self.ready.set()
+                if changed:
+                    self._recompile()
+        except Exception:
+            log.exception("definitions view stopped")
+        finally:
+            consumer.close()
+
+    def _recompile(self) -> None:
+        try:
+            rules = compile_rules(self.config, dict(self._latest), self.rules.generation + 1)
+        except Exception as exc:
+            log.error(
+                "definitions on %s do not compile, keeping the previous ones: %s", self.topic, exc
+            )
+            return
+        self.rules = rules
+        log.info(
+            "definitions generation %d: %d segments", rules.generation, len(rules.segments.segments)
+        )
