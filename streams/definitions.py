@@ -144,9 +144,6 @@ class DefinitionsView:
     def __init__(self, kafka: KafkaConfig, topic: str, config: WaylineConfig) -> None:
         self.kafka, self.topic, self.config = kafka, topic, config
         self.rules = compile_rules(config, {}, 0)
-
-    def wait_ready(self, timeout_s: float = 60) -> bool:
-        return self.ready.wait(timeout_s)
         self._latest: dict[str, Any] = {}
         self.ready = threading.Event()  # set once the topic has been read to its end
         self._stop = threading.Event()
@@ -154,6 +151,9 @@ class DefinitionsView:
 
     def start(self) -> None:
         self._thread.start()
+
+    def wait_ready(self, timeout_s: float = 60) -> bool:
+        return self.ready.wait(timeout_s)
 
     def stop(self) -> None:
         self._stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,11 +19,59 @@ if TYPE_CHECKING:
     from wayline.streams.clients import KafkaConfig
 
 
-def add_segments(app: typer.Typer) -> None:
+def add_segments(app: typer.Typer, settings: Callable[[], Settings]) -> None:
     segments = typer.Typer(
-        help="Segments and triggers: try them on a timeline.", no_args_is_help=True
+        help="Segments and triggers: try, publish and list definitions.", no_args_is_help=True
     )
     app.add_typer(segments, name="segments")
+
+    @segments.command("apply")
+    def apply(
+        file: Annotated[
+            Path,
+            typer.Argument(exists=True, dir_okay=False, help="YAML with segments: and triggers:"),
+        ],
+    ) -> None:
+        """Publish new and changed definitions; running workers switch to them without restart."""
+        from wayline.config import parse_config
+        from wayline.streams.definitions import plan, publish, read_definitions
+
+        config = parse_config(file.read_text(encoding="utf-8"), origin=str(file))
+        kafka, topics = _cluster(settings())
+        current = read_definitions(kafka, topics.definitions)
+        changes = plan(config, current, int(datetime.now(UTC).timestamp() * 1000))
+        publish(kafka, topics.definitions, changes)
+        changed = {f"{c['kind']}:{c['name']}": c for c in changes}
+        table = Table(title=f"{len(changes)} definitions published to {topics.definitions}")
+        for column in ("kind", "name", "version", "status"):
+            table.add_column(column)
+        names = [f"segment:{s.name}" for s in config.segments]
+        names += ["trigger:triggers"] if "triggers" in config.model_fields_set else []
+        for key in names:
+            kind, name = key.split(":", 1)
+            if key in changed:
+                version = changed[key]["version"]
+                status = "created" if version == 1 else "updated"
+            else:
+                version, status = current[key]["version"], "unchanged"
+            table.add_row(kind, name, str(version), status)
+        Console(width=120).print(table)
+
+    @segments.command("list")
+    def list_() -> None:
+        """The published definitions (running workers add the config file's own segments)."""
+        from wayline.streams.definitions import read_definitions
+
+        kafka, topics = _cluster(settings())
+        current = read_definitions(kafka, topics.definitions)
+        table = Table(title=topics.definitions)
+        for column in ("kind", "name", "version", "notify", "updated_at"):
+            table.add_column(column)
+        for key in sorted(current):
+            d = current[key]
+            notify = str(d["spec"].get("notify", "")) if d["kind"] == "segment" else ""
+            table.add_row(d["kind"], d["name"], str(d["version"]), notify, d["updated_at"])
+        Console(width=120).print(table if current else "no definitions published yet")
 
     @segments.command("test")
     def test(
