@@ -1,0 +1,94 @@
+"""A marketer publishes a segment, then tightens it, while Wayline runs: members enter and exit
+without a restart, and the profile API shows the memberships."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from kafkatest import produce, read_topic
+from waylineproc import API_KEY, WAYLINE, Running
+
+pytestmark = pytest.mark.e2e
+
+SEGMENT = """
+segments:
+  - name: big_spenders
+    notify: true
+    rule: {computed.revenue: {gte: THRESHOLD}}
+"""
+
+
+def apply(running: Running, tmp_path: Path, threshold: int) -> str:
+    path = tmp_path / f"segments-{threshold}.yaml"
+    path.write_text(SEGMENT.replace("THRESHOLD", str(threshold)))
+    result = subprocess.run(
+        [WAYLINE, "segments", "apply", str(path)],
+        cwd=running.cwd,
+        env={**running.env, "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    return " ".join(result.stdout.replace("│", " ").split())
+
+
+def transitions(running: Running, expect: int) -> list[tuple[str, str, int]]:
+    found = read_topic(running.kafka, running.topics.segments, expect=expect, timeout_s=60)
+    docs = [orjson.loads(m.value or b"") for m in found]
+    return sorted((d["profile_id"], d["transition"], d["rule_version"]) for d in docs)
+
+
+def profile(running: Running, user: str) -> dict[str, Any]:
+    reply = httpx.get(f"{running.url}/v1/profiles/user_id/{user}",
+                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def test_publishing_and_changing_a_segment_needs_no_restart(
+    wayline_up: Running, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    spend = {"ann": 50.0, "bob": 150.0, "cy": 400.0}
+    produce(wayline_up.kafka, wayline_up.topics.raw, [
+        (user.encode(), orjson.dumps({
+            "type": "track", "userId": user, "event": "Order Completed",
+            "messageId": f"order-{user}", "timestamp": (now - timedelta(days=1)).isoformat(),
+            "properties": {"order_id": f"o-{user}", "revenue": revenue}}))
+        for user, revenue in spend.items()
+    ])  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if profile(wayline_up, "cy")["computed"]["revenue"] == 400.0:
+                break
+        except AssertionError:
+            time.sleep(0.3)
+    pids = {user: profile(wayline_up, user)["profile_id"] for user in spend}
+
+    assert "segment big_spenders 1 created" in apply(wayline_up, tmp_path, 100)
+    assert transitions(wayline_up, expect=2) == sorted(
+        [(pids["bob"], "enter", 1), (pids["cy"], "enter", 1)]
+    )
+    assert "segment big_spenders 1 unchanged" in apply(wayline_up, tmp_path, 100)
+
+    assert "segment big_spenders 2 updated" in apply(wayline_up, tmp_path, 300)
+    after = transitions(wayline_up, expect=5)
+    assert after == sorted([
+        (pids["bob"], "enter", 1), (pids["cy"], "enter", 1),
+        (pids["bob"], "exit", 1), (pids["cy"], "exit", 1), (pids["cy"], "enter", 2),
+    ])  # fmt: skip
+    deadline = time.monotonic() + 30
+    while profile(wayline_up, "cy")["segments"] != ["big_spenders"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert profile(wayline_up, "cy")["segments"] == ["big_spenders"]
+    assert profile(wayline_up, "bob")["segments"] == []
