@@ -11,6 +11,7 @@ listed it last, and a tombstone only removes the entries that still point at the
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from typing import Any
@@ -29,6 +30,7 @@ class ProfileView:
         self.topic = topic
         self._profiles: dict[str, dict[str, Any]] = {}
         self._index: dict[tuple[str, str], str] = {}
+        self._members: dict[str, set[str]] = {}  # segment → profile ids
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="profile-view", daemon=True)
@@ -53,6 +55,17 @@ class ProfileView:
             pid = self._index.get((kind, value))
             return None if pid is None else self._profiles.get(pid)
 
+    def size(self, segment: str) -> int:
+        with self._lock:
+            return len(self._members.get(segment, ()))
+
+    def members(self, segment: str, after: str | None, limit: int) -> list[str]:
+        """Profile ids in ``segment``, sorted, after the ``after`` cursor."""
+        with self._lock:
+            ids = sorted(self._members.get(segment, ()))
+        start = bisect.bisect_right(ids, after) if after else 0
+        return ids[start : start + limit]
+
     def apply(self, key: bytes, value: bytes | None) -> None:
         """Fold one record of the topic into the view."""
         pid = key.decode()
@@ -61,12 +74,16 @@ class ProfileView:
             for ident in _idents(old):
                 if self._index.get(ident) == pid:
                     del self._index[ident]
+            for segment in (old or {}).get("segments", ()):
+                self._members.get(segment, set()).discard(pid)
             if value is None:
                 return
             doc = orjson.loads(value)
             self._profiles[pid] = doc
             for ident in _idents(doc):
                 self._index[ident] = pid
+            for segment in doc.get("segments", ()):
+                self._members.setdefault(segment, set()).add(pid)
         self.records += 1
 
     def _run(self) -> None:

@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from wayline import __version__
 from wayline.config import WaylineConfig
 from wayline.connectors.collector import Collector
-from wayline.profileapi import mount_profiles
+from wayline.profileapi import mount_profiles, mount_segments
 from wayline.routes import mount_collector
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import Topics
@@ -24,6 +24,7 @@ from wayline.settings import Settings
 from wayline.streams.aioproducer import AsyncProducer
 from wayline.streams.broker import port_in_use
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.definitions import DefinitionsView
 from wayline.streams.profileview import ProfileView
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,18 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     producer = AsyncProducer(KafkaConfig(settings.bootstrap, dict(settings.kafka_options)))
     topics = Topics(settings.topic_prefix, settings.partitions)
     collector = Collector(config, topics, producer.send)
-    profiles = ProfileView(
-        KafkaConfig(settings.bootstrap, dict(settings.kafka_options)), topics.profiles
-    )
+    kafka = KafkaConfig(settings.bootstrap, dict(settings.kafka_options))
+    profiles = ProfileView(kafka, topics.profiles)
+    definitions = DefinitionsView(kafka, topics.definitions, config)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         profiles.start()
+        definitions.start()
         yield
         await producer.stop()  # flush what was accepted before the server stops
         profiles.stop()
+        definitions.stop()
 
     app = FastAPI(
         title="Wayline",
@@ -62,6 +65,7 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     )
     mount_collector(app, collector)
     mount_profiles(app, config, profiles)
+    mount_segments(app, config, profiles, lambda: definitions.rules)
 
     @app.get("/health", summary="Liveness and the state of the workers")
     def health() -> dict[str, Any]:

@@ -8,9 +8,10 @@ Served from the API process's own materialized view of ``wayline.profiles``
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -18,6 +19,7 @@ from wayline.config import WaylineConfig
 from wayline.routes import ErrorReply
 from wayline.schemas.messages import ProfileSnapshot
 from wayline.schemas.normalize import normalize_email, normalize_phone
+from wayline.streams.definitions import Rules
 from wayline.streams.profileview import ProfileView
 
 _BEARER = HTTPBearer(auto_error=False, description="an api key from the config file")
@@ -28,27 +30,37 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> None:
-    keys = [k.encode() for k in config.api_keys]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
-    def authorized(credentials: HTTPAuthorizationCredentials | None) -> bool:
+
+class Answer:
+    """401 without a valid API key, 404 when there is nothing, else the document."""
+
+    def __init__(self, config: WaylineConfig) -> None:
+        self.keys = [k.encode() for k in config.api_keys]
+
+    def authorized(self, credentials: HTTPAuthorizationCredentials | None) -> bool:
         if credentials is None:
             return False
         given = credentials.credentials.encode()
-        return any([hmac.compare_digest(k, given) for k in keys])
+        return any([hmac.compare_digest(k, given) for k in self.keys])  # every key compared
 
-    def answer(credentials: HTTPAuthorizationCredentials | None, doc: Any, what: str) -> Any:
-        if not authorized(credentials):
+    def __call__(
+        self, credentials: HTTPAuthorizationCredentials | None, doc: Any, what: str
+    ) -> Any:
+        if not self.authorized(credentials):
             return JSONResponse(
                 {"code": "unauthorized", "message": "send Authorization: Bearer <api key>"},
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if doc is None:
-            return JSONResponse(
-                {"code": "not_found", "message": f"no profile for {what}"}, status_code=404
-            )
+            return JSONResponse({"code": "not_found", "message": f"no {what}"}, status_code=404)
         return JSONResponse(doc)
+
+
+def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> None:
+    answer = Answer(config)
 
     @app.get(
         "/v1/profiles/{profile_id}",
@@ -58,9 +70,9 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
     )
     def profile_by_id(
         profile_id: str,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        credentials: Credentials,
     ) -> Any:
-        return answer(credentials, view.by_id(profile_id), f"profile id {profile_id!r}")
+        return answer(credentials, view.by_id(profile_id), f"profile with id {profile_id!r}")
 
     @app.get(
         "/v1/profiles/{identifier_type}/{value:path}",
@@ -73,11 +85,11 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
     def profile_by_identifier(
         identifier_type: str,
         value: str,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        credentials: Credentials,
     ) -> Any:
         lookup = _normalized(identifier_type, value)
         doc = view.by_identifier(identifier_type, lookup)
-        return answer(credentials, doc, f"{identifier_type} {value!r}")
+        return answer(credentials, doc, f"profile for {identifier_type} {value!r}")
 
 
 def _normalized(kind: str, value: str) -> str:
@@ -86,3 +98,49 @@ def _normalized(kind: str, value: str) -> str:
     if kind == "phone":
         return normalize_phone(value) or value
     return value
+
+
+SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the segment(s)"},
+    401: {"model": ErrorReply, "description": "missing or unknown API key"},
+    404: {"model": ErrorReply, "description": "no such segment"},
+}
+
+
+def mount_segments(
+    app: FastAPI, config: WaylineConfig, view: ProfileView, rules: Callable[[], Rules]
+) -> None:
+    """Segments in force and their members, from the same materialized view."""
+    answer = Answer(config)
+
+    def describe(name: str) -> dict[str, Any] | None:
+        seg = rules().segments.by_name.get(name)
+        if seg is None:
+            return None
+        return {"name": name, "version": seg.version, "notify": seg.notify, "size": view.size(name)}
+
+    @app.get("/v1/segments", summary="Every segment in force, with its size", tags=["segments"],
+             responses=SEGMENT_RESPONSES)  # fmt: skip
+    def segments(credentials: Credentials) -> Any:
+        names = [s.name for s in rules().segments.segments]
+        return answer(credentials, {"segments": [describe(n) for n in names]}, "segments")
+
+    @app.get("/v1/segments/{name}/size", summary="How many profiles are in a segment",
+             tags=["segments"], responses=SEGMENT_RESPONSES)  # fmt: skip
+    def size(name: str, credentials: Credentials) -> Any:
+        return answer(credentials, describe(name), f"segment {name!r}")
+
+    @app.get("/v1/segments/{name}/members", summary="The profile ids in a segment, paged",
+             tags=["segments"], responses=SEGMENT_RESPONSES)  # fmt: skip
+    def members(
+        name: str,
+        credentials: Credentials,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    ) -> Any:
+        if describe(name) is None:
+            return answer(credentials, None, f"segment {name!r}")
+        page = view.members(name, cursor, limit)
+        body = {"segment": name, "members": page,
+                "next_cursor": page[-1] if len(page) == limit else None}  # fmt: skip
+        return answer(credentials, body, f"segment {name!r}")

@@ -92,3 +92,13 @@ def test_publishing_and_changing_a_segment_needs_no_restart(
         time.sleep(0.3)
     assert profile(wayline_up, "cy")["segments"] == ["big_spenders"]
     assert profile(wayline_up, "bob")["segments"] == []
+
+    api = httpx.Client(base_url=wayline_up.url, headers={"Authorization": f"Bearer {API_KEY}"})
+    with api:
+        listed = api.get("/v1/segments").json()["segments"]
+        assert listed == [{"name": "big_spenders", "version": 2, "notify": True, "size": 1}]
+        assert api.get("/v1/segments/big_spenders/size").json()["size"] == 1
+        page = api.get("/v1/segments/big_spenders/members", params={"limit": 10}).json()
+        assert (page["members"], page["next_cursor"]) == ([pids["cy"]], None)
+        assert api.get("/v1/segments/nope/size").status_code == 404
+        assert httpx.get(f"{wayline_up.url}/v1/segments").status_code == 401
