@@ -8,7 +8,7 @@ the profile needs looking at again (the worker keeps one timer per profile for i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ def after_event(
     if counted:
         track(state, event, name, compiled.by_event.get(name, []))
         track_browse(state, name, event.get("properties") or {}, epoch_ms(str(event["timestamp"])))
-    doc = snapshot(profile_id, state, now_ms)
+    doc = LazySnapshot(profile_id, state, now_ms)
     names = compiled.affected(name, _trait_keys(event))
     return _outcome(evaluate(compiled, state, doc, now_ms, names), triggers, state, doc, now_ms)
 
@@ -56,8 +56,31 @@ def at_time(
 ) -> Outcome:
     """Re-evaluate every segment and trigger (a due time passed, profiles merged, definitions
     changed)."""
-    doc = snapshot(profile_id, state, now_ms)
+    doc = LazySnapshot(profile_id, state, now_ms)
     return _outcome(evaluate(compiled, state, doc, now_ms), triggers, state, doc, now_ms)
+
+
+class LazySnapshot(Mapping[str, Any]):
+    """The profile document, computed only if a rule reads a field (many rules only count
+    events)."""
+
+    def __init__(self, profile_id: str, state: dict[str, Any], now_ms: int) -> None:
+        self._args = (profile_id, state, now_ms)
+        self._doc: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._doc is None:
+            self._doc = snapshot(*self._args)
+        return self._doc
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 def _outcome(
