@@ -43,9 +43,11 @@ def topics(kafka: KafkaConfig) -> Iterator[Topics]:
     delete_topics(kafka, [s.name for s in specs])
 
 
-def _wayline(kafka: KafkaConfig, tmp_path: Path, *args: str) -> Iterator[Running]:
+def _wayline(
+    kafka: KafkaConfig, tmp_path: Path, *args: str, extra: dict[str, object] | None = None
+) -> Iterator[Running]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    config = {"sources": SOURCES, "api_keys": [API_KEY]}
+    config = {"sources": SOURCES, "api_keys": [API_KEY], **(extra or {})}
     (tmp_path / "wayline.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WAYLINE_")}
@@ -79,4 +81,7 @@ def wayline_up(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
 @pytest.fixture
 def kafka_up_without_profile(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
     """``wayline up --skip profile``: the test runs (and kills) the profile worker itself."""
-    yield from _wayline(kafka, tmp_path, "--skip", "profile")
+    yield from _wayline(kafka, tmp_path, "--skip", "profile", extra=TRIGGERS)
+
+
+TRIGGERS: dict[str, object] = {"triggers": {"milestones": {"orders": [1, 2]}}}

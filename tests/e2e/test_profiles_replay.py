@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import orjson
 import pandas as pd
 import pytest
 from journeys import journeys, raw_key, reference, visible
-from kafkatest import produce
+from kafkatest import produce, read_topic
 from waylineproc import API_KEY, WAYLINE, Running
 
 from wayline.connectors.cdnow import cdnow_path, write_orders
@@ -226,3 +227,45 @@ def test_merges_move_state_exactly_once_across_sigkills(kafka_up_without_profile
     finally:
         worker.stop()
         view.stop()
+
+
+@pytest.mark.soak
+def test_sigkills_of_the_profile_worker_lose_and_double_no_trigger(
+    kafka_up_without_profile: Running,
+) -> None:
+    """2,000 customers with two orders each: milestones orders:1 and orders:2 fire exactly once
+    per customer (by id) although the profile worker is killed three times."""
+    running = kafka_up_without_profile
+    customers = 2000
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    orders = [
+        (f"c{c}".encode(), orjson.dumps({
+            "type": "track", "userId": f"c{c}", "event": "Order Completed",
+            "messageId": f"o-{c}-{n}", "timestamp": (start + timedelta(minutes=n)).isoformat(),
+            "properties": {"order_id": f"o-{c}-{n}", "revenue": 10.0}}))
+        for n in range(2) for c in range(customers)
+    ]  # fmt: skip
+    worker = ProfileWorker(running)
+    worker.start()
+    try:
+        produce(running.kafka, running.topics.raw, orders)
+        for threshold in (500, 1500, 2500):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if len(read_topic(running.kafka, running.topics.triggers, expect=0)) >= threshold:
+                    break
+                time.sleep(0.5)
+            worker.kill()
+            worker.start()
+        found = read_topic(running.kafka, running.topics.triggers, expect=2 * customers,
+                           timeout_s=180)  # fmt: skip
+    finally:
+        worker.stop()
+    docs = [orjson.loads(m.value or b"") for m in found]
+    ids_per_occasion: dict[tuple[str, str], set[str]] = {}
+    for doc in docs:
+        key = (doc["data"]["identifiers"]["user_id"][0], doc["data"]["occasion"])
+        ids_per_occasion.setdefault(key, set()).add(doc["id"])
+    assert len(ids_per_occasion) == 2 * customers  # none lost
+    assert all(len(ids) == 1 for ids in ids_per_occasion.values())  # none fired twice
+    print(f"{len(docs)} trigger records for {2 * customers} triggers across three SIGKILLs")
