@@ -85,3 +85,21 @@ def kafka_up_without_profile(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Run
 
 
 TRIGGERS: dict[str, object] = {"triggers": {"milestones": {"orders": [1, 2]}}}
+
+
+@pytest.fixture
+def wayline_up_with_triggers(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
+    """``wayline up`` with short trigger windows and the documented example segments."""
+    extra: dict[str, object] = {
+        "triggers": {
+            "cart_abandoned": {"after": "4s"},
+            "milestones": {"orders": [3], "revenue": [100]},
+        },
+        "segments": [
+            {"name": "vip", "notify": True, "rule": {"all": [
+                {"computed.revenue": {"gte": 500}},
+                {"performed": {"event": "Order Completed", "at_least": 2, "within": "90d"}},
+            ]}},
+        ],
+    }  # fmt: skip
+    yield from _wayline(kafka, tmp_path, extra=extra)
