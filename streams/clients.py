@@ -38,15 +38,16 @@ class KafkaConfig:
     def consumer(self, group: str, **overrides: Any) -> Consumer:
         """A consumer-group member that never auto-commits: workers commit after their flush."""
         config = {
-            **self.base(),
-            "group.id": group,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
+            "bootstrap.servers": self.bootstrap,
             "fetch.wait.max.ms": 50,
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 1000,
             "partition.assignment.strategy": "cooperative-sticky",
+            **self.options,  # an operator's librdkafka options may tune the defaults above
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
             **overrides,
         }
         return Consumer(config)

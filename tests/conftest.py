@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 from waylineproc import API_KEY, SOURCES, Running
@@ -43,6 +44,9 @@ def topics(kafka: KafkaConfig) -> Iterator[Topics]:
     delete_topics(kafka, [s.name for s in specs])
 
 
+FAST_GROUPS = {"log_level": 3, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+
+
 def _wayline(
     kafka: KafkaConfig, tmp_path: Path, *args: str, extra: dict[str, object] | None = None
 ) -> Iterator[Running]:
@@ -59,7 +63,8 @@ def _wayline(
         "WAYLINE_API_PORT": str(port),
         "WAYLINE_CONFIG": "wayline.yaml",
         "WAYLINE_DATA_DIR": str(tmp_path / "data"),
-        "WAYLINE_KAFKA_OPTIONS": '{"log_level": 3}',
+        # group joins take about half of session.timeout.ms on the embedded broker
+        "WAYLINE_KAFKA_OPTIONS": orjson.dumps(FAST_GROUPS).decode(),
     }
     running = Running(f"http://127.0.0.1:{port}", Topics(prefix, 3), kafka, env, tmp_path)
     running.args = args
