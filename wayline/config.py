@@ -229,6 +229,18 @@ DEMO_CONFIG = WaylineConfig(
         Source(name="store", channel="store", write_keys=["wk_demo_store"]),
     ],
     api_keys=["ak_demo_admin"],
+    segments=[
+        SegmentSpec(
+            name="engaged_browsers",
+            rule={"performed": {"event": "Product Viewed", "at_least": 3, "within": "1d"}},
+        ),
+        SegmentSpec(name="buyers", notify=True, rule={"computed.order_count": {"gte": 1}}),
+        SegmentSpec(name="big_spenders", rule={"computed.revenue": {"gte": 200}}),
+    ],
+    triggers=Triggers(
+        cart_abandoned=CartAbandoned(after="30s"),  # short, so the demo shows it fire
+        milestones=Milestones(orders=[1, 3], revenue=[100]),
+    ),
 )
 
 

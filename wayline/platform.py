@@ -7,6 +7,7 @@ workers finish and commit their last batch while the broker still runs.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,6 +90,12 @@ class Platform:
             log.info("using Kafka at %s (%d brokers)", self.settings.bootstrap, brokers)
             return
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The embedded broker keeps its log in memory: local state left by an earlier run
+        # belongs to a broker that is gone (its checkpoints point past the new, empty topics).
+        stale = Path(self.settings.data_dir) / "state"
+        if stale.exists():
+            shutil.rmtree(stale)
+            log.info("embedded broker: cleared local state of an earlier run in %s", stale)
         self.broker = EmbeddedBroker(
             self.settings.broker_host,
             self.settings.broker_port,
