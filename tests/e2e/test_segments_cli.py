@@ -6,27 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
+from segment_examples import EXAMPLE_SEGMENTS
 from test_cli_errors import one_line, wayline
 
 pytestmark = pytest.mark.e2e
 
-DEFINITIONS = """
-segments:
-  - name: vip
-    notify: true
-    rule:
-      all:
-        - computed.revenue: {gte: 500}
-        - performed: {event: Order Completed, at_least: 2, within: 90d}
-  - name: lapsed_shoe_buyers
-    rule:
-      all:
-        - performed: {event: Order Completed, where: {properties.category: shoes}, at_least: 1}
-        - not: {performed: {event: Order Completed, within: 60d}}
+DEFINITIONS = (
+    EXAMPLE_SEGMENTS
+    + """
 triggers:
   churn_risk: {factor: 2.0, min_orders: 3, floor: 14d}
   milestones: {orders: [3]}
 """
+)
 
 
 def order(user: str, day: int, number: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from segment_examples import EXAMPLE_SEGMENTS
 
 from wayline.config import load_config, parse_config
 from wayline.schemas.errors import ConfigError
@@ -137,20 +138,9 @@ def test_bad_settings_name_the_variable(
 
 def test_segments_and_triggers_as_documented() -> None:
     config = parse_config(
-        """
-clock: replay
-segments:
-  - name: vip
-    notify: true
-    rule:
-      all:
-        - computed.revenue: {gte: 500}
-        - performed: {event: Order Completed, at_least: 2, within: 90d}
-  - name: lapsed_shoe_buyers
-    rule:
-      all:
-        - performed: {event: Order Completed, where: {properties.category: shoes}, at_least: 1}
-        - not: {performed: {event: Order Completed, within: 60d}}
+        "clock: replay"
+        + EXAMPLE_SEGMENTS
+        + """
 triggers:
   cart_abandoned:   {after: 60m}
   browse_abandoned: {views: 2, after: 4h}

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from segment_examples import EXAMPLE_SEGMENTS
 
 from wayline.profiles.state import apply_event, empty_state
 from wayline.segments.compiler import SegmentDef, compile_segments
@@ -19,20 +20,7 @@ DAY = 86_400_000
 OFF = TriggerConfig()  # no triggers: these tests are about segments
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
-EXAMPLE = """
-segments:
-  - name: vip
-    notify: true
-    rule:
-      all:
-        - computed.revenue: {gte: 500}
-        - performed: {event: Order Completed, at_least: 2, within: 90d}
-  - name: lapsed_shoe_buyers
-    rule:
-      all:
-        - performed: {event: Order Completed, where: {properties.category: shoes}, at_least: 1}
-        - not: {performed: {event: Order Completed, within: 60d}}
-"""
+EXAMPLE = EXAMPLE_SEGMENTS
 
 
 def defs(text: str) -> list[SegmentDef]:
