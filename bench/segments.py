@@ -15,6 +15,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.profiles import canonical, simulate
@@ -22,48 +23,101 @@ from bench.runtime import RESULTS
 from wayline.profiles.book import ProfileBook
 from wayline.profiles.state import apply_event, empty_state, epoch_ms
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
-from wayline.segments.engine import after_event
+from wayline.segments.engine import on_event
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.memory import tune_garbage_collector
 
-EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Email Opened",
-          "Email Link Clicked", "Products Searched", "Checkout Started", "Page Viewed"]  # fmt: skip
+ENGAGEMENT = ["Product Viewed", "Page Viewed", "Email Opened", "Email Link Clicked",
+              "Products Searched", "Checkout Started", "Product Added"]  # fmt: skip
+CATEGORIES = ["shoes", "apparel", "outdoor", "home", "beauty"]
+COUNTRIES = ["US", "GB", "DE", "FR"]
+STAGES = ["awareness", "consideration", "conversion", "retention", "advocacy"]
 TRIGGERS = TriggerConfig.from_mapping(
     {"cart_abandoned": {"after": "60m"}, "churn_risk": {}, "milestones": {"orders": [1, 3]}}
 )
 
 
-def condition(rng: random.Random, depth: int = 0) -> dict[str, Any]:
-    roll = rng.random()
-    if depth < 2 and roll < 0.25:
-        kind = rng.choice(["all", "any"])
-        return {kind: [condition(rng, depth + 1) for _ in range(rng.randint(2, 3))]}
-    if roll < 0.35:
-        return {"not": condition(rng, depth + 1)}
-    if roll < 0.65:
-        body: dict[str, Any] = {"event": rng.choice(EVENTS), "at_least": rng.randint(1, 3)}
-        if rng.random() < 0.6:
-            body["within"] = f"{rng.choice([1, 7, 30, 90])}d"
-        if rng.random() < 0.2:
-            body["where"] = {"properties.category": rng.choice(["shoes", "bags", "socks"])}
-        return {"performed": body}
-    if roll < 0.85:
-        field = rng.choice(["computed.revenue", "computed.order_count", "computed.aov"])
-        return {field: {"gte": rng.choice([1, 2, 50, 100, 500])}}
-    if roll < 0.95:
-        return {"lifecycle_stage": {"in": rng.sample(["awareness", "consideration", "conversion",
-                                                      "retention", "advocacy"], 2)}}  # fmt: skip
-    return {"days_since_last_order": {"gte": rng.choice([7, 30, 60])}}
+def _performed(event: str, **body: Any) -> dict[str, Any]:
+    return {"performed": {"event": event, **body}}
+
+
+def _window(rng: random.Random) -> str:
+    return f"{rng.choice([1, 7, 14, 30, 60, 90])}d"
+
+
+def _order(rng: random.Random) -> dict[str, Any]:
+    return _performed("Order Completed", at_least=rng.choice([1, 2, 3]), within=_window(rng))
+
+
+# the kinds of segment marketers build, each with its parameters drawn at random: a workspace
+# with 1,000 segments holds many variations of these (per campaign, country, category, window)
+TEMPLATES: list[Callable[[random.Random], dict[str, Any]]] = [
+    lambda r: _performed(r.choice(ENGAGEMENT), at_least=r.choice([2, 3, 5, 10]), within=_window(r)),
+    lambda r: _performed(
+        "Order Completed",
+        where={"properties.category": r.choice(CATEGORIES)},
+        at_least=r.choice([1, 2]),
+    ),
+    lambda r: {"computed.revenue": {"gte": r.choice([100, 250, 500, 1000])}},
+    lambda r: {"all": [{"computed.revenue": {"gte": r.choice([200, 500])}}, _order(r)]},
+    lambda r: {
+        "all": [
+            _performed("Order Completed", at_least=1),
+            {"not": _performed("Order Completed", within=_window(r))},
+        ]
+    },
+    lambda r: {
+        "all": [
+            _performed("Product Added", within=f"{r.choice([1, 2, 7])}d"),
+            {"not": _performed("Order Completed", within="1d")},
+        ]
+    },
+    lambda r: {"lifecycle_stage": {"eq": r.choice(STAGES)}},
+    lambda r: {"days_since_last_order": {"gte": r.choice([30, 60, 90, 180])}},
+    lambda r: {"computed.order_count": {"gte": r.choice([2, 3, 5])}},
+    lambda r: {
+        "all": [
+            _performed("Email Opened", at_least=r.choice([2, 3]), within="30d"),
+            {"computed.order_count": {"eq": 0}},
+        ]
+    },
+    lambda r: {
+        "all": [
+            _performed("Product Viewed", at_least=r.choice([3, 5])),
+            {"not": _performed("Order Completed")},
+        ]
+    },
+    lambda r: {"all": [{"traits.country": {"eq": r.choice(COUNTRIES)}}, _order(r)]},
+    lambda r: {
+        "any": [
+            {"computed.favorite_category": {"eq": r.choice(CATEGORIES)}},
+            _performed(
+                "Product Viewed",
+                where={"properties.category": r.choice(CATEGORIES)},
+                at_least=r.choice([2, 3]),
+            ),
+        ]
+    },
+    lambda r: {
+        "all": [
+            {"consent.email": {"ne": False}},
+            _performed("Email Link Clicked", within=_window(r)),
+        ]
+    },
+]
 
 
 def segments(count: int, seed: int = 3) -> Compiled:
     rng = random.Random(seed)
-    defs = [SegmentDef(f"s{i}", condition(rng), 1, rng.random() < 0.1) for i in range(count)]
+    defs = [
+        SegmentDef(f"s{i}", rng.choice(TEMPLATES)(rng), 1, rng.random() < 0.1) for i in range(count)
+    ]
     return compile_segments(defs)
 
 
-def run(events: list[dict[str, Any]], compiled: Compiled | None) -> tuple[float, int]:
-    """CPU seconds for resolve + fold (+ evaluation when ``compiled``), and transitions seen."""
+def run(events: list[dict[str, Any]], compiled: Compiled | None) -> tuple[float, int, float]:
+    """CPU seconds for resolve + fold (+ evaluation when ``compiled``), the transitions seen and
+    the mean share of profiles in a segment at the end."""
     book = ProfileBook()
     transitions = 0
     cpu = time.process_time()
@@ -77,12 +131,17 @@ def run(events: list[dict[str, Any]], compiled: Compiled | None) -> tuple[float,
         state = book.states.get(pid)
         if state is None:
             state = book.states[pid] = empty_state()
-        counted = apply_event(state, event, list(resolution.linked))
-        if compiled is not None:
-            now = epoch_ms(str(event["timestamp"]))
-            outcome = after_event(compiled, TRIGGERS, pid, state, event, now, counted)
-            transitions += len(outcome.transitions)
-    return time.process_time() - cpu, transitions
+        if compiled is None:
+            apply_event(state, event, list(resolution.linked))
+            continue
+        now = epoch_ms(str(event["timestamp"]))
+        _counted, outcome = on_event(compiled, TRIGGERS, state, event, list(resolution.linked), now)
+        transitions += len(outcome.transitions)
+    spent = time.process_time() - cpu
+    held = sum(len(state.get("segments") or ()) for state in book.states.values())
+    count = len(compiled.segments) if compiled is not None else 0
+    share = held / (len(book.states) * count) if count and book.states else 0.0
+    return spent, transitions, share
 
 
 def main() -> None:
@@ -93,14 +152,15 @@ def main() -> None:
     tune_garbage_collector()
     events = canonical(simulate(args.events))
     results: dict[str, Any] = {"benchmark": "segments", "events": len(events)}
-    baseline, _ = run(events, None)
-    empty, _ = run(events, compile_segments([]))
+    baseline, _, _ = run(events, None)
+    empty, _, _ = run(events, compile_segments([]))
     results["baseline_us_per_event"] = round(baseline / len(events) * 1e6, 2)
     results["engine_us_per_event_0"] = round((empty - baseline) / len(events) * 1e6, 2)
     for count in (10, 100, 1000):
-        spent, transitions = run(events, segments(count))
+        spent, transitions, share = run(events, segments(count))
         results[f"us_per_event_{count}"] = round((spent - baseline) / len(events) * 1e6, 2)
-        results[f"transitions_{count}"] = transitions
+        results[f"transitions_per_event_{count}"] = round(transitions / len(events), 2)
+        results[f"mean_member_share_{count}"] = round(share, 3)
     results["ratio_1000_vs_10"] = round(
         results["us_per_event_1000"] / results["us_per_event_10"], 2
     )

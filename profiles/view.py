@@ -48,7 +48,13 @@ def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
     return out
 
 
+ORDER_FIELDS = (
+    "order_count", "revenue", "aov", "first_order_at", "last_order_at", "mean_days_between_orders"
+)  # fmt: skip
+
+
 def orders_summary(state: State) -> dict[str, Any]:
+    """The order figures of the document (keys: ``ORDER_FIELDS``)."""
     orders = sorted(state["orders"].values())
     count = len(orders)
     revenue = round(float(sum(o[1] for o in orders)), 2)
@@ -130,12 +136,16 @@ def favorite_category(state: State) -> str | None:
     return min(cats, key=lambda c: (-cats[c], c))
 
 
-def computed(state: State, now_ms: int) -> dict[str, Any]:
+def recently_viewed(state: State) -> list[str]:
     viewed = sorted(state["viewed"].items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))
+    return [product for product, _ in reversed(viewed)]
+
+
+def computed(state: State, now_ms: int) -> dict[str, Any]:
     return {
         **orders_summary(state),
         "favorite_category": favorite_category(state),
-        "recently_viewed": [product for product, _ in reversed(viewed)],
+        "recently_viewed": recently_viewed(state),
         "cart": cart(state),
         "lifecycle_stage": lifecycle_stage(state),
         "rfm": rfm(state, now_ms),

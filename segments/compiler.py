@@ -5,9 +5,12 @@ Each condition becomes a pair of closures: ``test(subject) -> bool`` and
 alone (a window sliding past an event, a day count crossing its threshold, the customer's
 midnight). A segment's due time is the earliest of its conditions'.
 
-The index says which segments an event can affect: those counting that event name, those reading
-traits the event carries, those reading computed traits the event changes, and the segments that
-depend on them (``in_segment``). Everything else keeps its membership without being evaluated.
+The index (``Compiled``) says which segments an event can flip, at the level of single
+conditions: a ``performed`` count flips only the segments whose threshold it moved past, a changed
+trait or computed value only the segments whose comparison answers differently for the old and
+the new value; ``in_segment`` adds the segments that read a segment that flipped. Everything
+else keeps its membership without being evaluated, so the cost of an event follows what it
+changed, not how many segments exist.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from wayline.profiles.state import empty_state
+from wayline.profiles.view import ORDER_FIELDS
 from wayline.segments.rules import (
     AllOf,
     AnyOf,
@@ -33,25 +40,33 @@ from wayline.segments.subject import Subject, compare_values
 
 Test = Callable[[Subject], bool]
 Due = Callable[[Subject], int | None]
-ANY_EVENT = "*"
+Path = tuple[str, ...]
+Window = tuple[str, int | None]  # (counter key, window in ms or None for all time)
+TRAIT_EVENTS = "traits"  # a trait changes with the events that carry it
 
-# which events can change a computed trait (others change with any event)
+# which events can change a computed trait; the others may change with any event
 COMPUTED_BY: dict[str, frozenset[str]] = {
-    name: frozenset({"Order Completed"})
-    for name in (
-        "order_count",
-        "revenue",
-        "aov",
-        "first_order_at",
-        "last_order_at",
-        "mean_days_between_orders",
-        "rfm",
-    )
+    name: frozenset({"Order Completed"}) for name in ORDER_FIELDS
 } | {
     "cart": frozenset({"Product Added", "Product Removed", "Order Completed"}),
     "favorite_category": frozenset({"Product Viewed", "Product Added", "Order Completed"}),
     "recently_viewed": frozenset({"Product Viewed"}),
 }
+# computed traits that also change as time passes (rules on them are looked at on every event
+# that can change them, not only when their value did)
+DRIFTING = frozenset({"rfm", "event_counts"})
+
+
+@dataclass
+class Counter:
+    """Events of one name matching one ``where``, counted for every rule that asks: the total and
+    the newest ``keep`` timestamps (enough for the strictest threshold in any of ``windows``)."""
+
+    key: str
+    event: str
+    where: tuple[tuple[str, str, Any], ...]
+    keep: int = 1
+    windows: set[int | None] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -69,60 +84,125 @@ class CompiledSegment:
     notify: bool
     test: Test
     due: Due
-    events: set[str] = field(default_factory=set)  # event names it depends on ("*": any)
-    traits: set[str] = field(default_factory=set)  # trait keys it reads
+    crossings: set[tuple[Window, int]] = field(default_factory=set)  # counter, count it flips at
+    compares: list[tuple[Path, str, str, Any]] = field(
+        default_factory=list
+    )  # field, op, key, value
+    watches: set[Path] = field(default_factory=set)  # fields any change of which matters
     needs: set[str] = field(default_factory=set)  # segments it reads (in_segment)
     timed: bool = False
+    order: int = 0  # position in dependency order
 
 
 @dataclass
 class Compiled:
-    """All segments, in dependency order, with the counters and the index."""
+    """All segments, in dependency order, with their counters and the index that says which
+    segments an event can affect:
+
+    - ``crossings``: counter → count → segments whose ``performed`` threshold lies there (a count
+      that moves past it may flip them; one that moves elsewhere cannot);
+    - ``comparisons``: field → distinct (op, value) → segments (a changed value flips only the
+      comparisons whose answer differs);
+    - ``watches``: field → segments re-evaluated on any change (day counts, birthdays);
+    - ``readers``: event name → the fields that event can change (read before and after it).
+    """
 
     segments: list[CompiledSegment]
-    counters: dict[str, Performed]
-    by_event: dict[str, list[Performed]]
+    counters: dict[str, Counter]
+    by_event: dict[str, list[Counter]]
     by_name: dict[str, CompiledSegment] = field(default_factory=dict)
+    crossings: dict[Window, dict[int, set[str]]] = field(default_factory=dict)
+    comparisons: dict[Path, dict[tuple[str, str], tuple[Any, set[str]]]] = field(
+        default_factory=dict
+    )
+    watches: dict[Path, set[str]] = field(default_factory=dict)
+    dependents: dict[str, set[str]] = field(default_factory=dict)
+    at_rest: set[str] = field(default_factory=set)
+    drifting: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.by_name = {s.name: s for s in self.segments}
-        self._dependents: dict[str, set[str]] = {}
-        for seg in self.segments:
+        for order, seg in enumerate(self.segments):
+            seg.order = order
             for need in seg.needs:
-                self._dependents.setdefault(need, set()).add(seg.name)
-        self._by_event: dict[str, set[str]] = {}
-        self._by_trait: dict[str, set[str]] = {}
-        self._every: set[str] = set()
-        for seg in self.segments:
-            for event in seg.events:
-                if event == ANY_EVENT:
-                    self._every.add(seg.name)
-                else:
-                    self._by_event.setdefault(event, set()).add(seg.name)
-            for trait in seg.traits:
-                self._by_trait.setdefault(trait, set()).add(seg.name)
+                self.dependents.setdefault(need, set()).add(seg.name)
+            for counter, at in seg.crossings:
+                self.crossings.setdefault(counter, {}).setdefault(at, set()).add(seg.name)
+            for path, op, value_key, value in seg.compares:
+                distinct = self.comparisons.setdefault(path, {})
+                distinct.setdefault((op, value_key), (value, set()))[1].add(seg.name)
+            for path in seg.watches:
+                self.watches.setdefault(path, set()).add(seg.name)
+        fields = set(self.comparisons) | set(self.watches)
+        self._any_event = [p for p in fields if _changed_by(p) is None]
+        self._traits = [p for p in fields if _changed_by(p) == TRAIT_EVENTS]
+        self._by_event: dict[str, list[Path]] = {}
+        for path in fields:
+            events = _changed_by(path)
+            if isinstance(events, frozenset):
+                for name in events:
+                    self._by_event.setdefault(name, []).append(path)
+        self.at_rest = _at_rest(self.segments)
+        self.drifting = {
+            name
+            for path, distinct in self.comparisons.items()
+            if path[0] == "computed" and len(path) > 1 and path[1] in DRIFTING
+            for _value, names in distinct.values()
+            for name in names
+        }
 
-    def affected(self, event_name: str, trait_keys: Iterable[str]) -> set[str]:
-        """The segments an event with this name and these traits may change (with dependents)."""
-        names = set(self._every) | self._by_event.get(event_name, set())
-        for key in trait_keys:
-            names |= self._by_trait.get(key, set())
-        return self.with_dependents(names)
+    def fields_changed_by(self, event_name: str, trait_keys: set[str]) -> list[Path]:
+        """The fields rules read that an event with this name and these traits can change."""
+        found = [*self._any_event, *self._by_event.get(event_name, ())]
+        found += [p for p in self._traits if len(p) > 1 and p[1] in trait_keys]
+        return found
 
-    def with_dependents(self, names: set[str]) -> set[str]:
-        todo, seen = list(names), set(names)
-        while todo:
-            for dependent in self._dependents.get(todo.pop(), ()):
-                if dependent not in seen:
-                    seen.add(dependent)
-                    todo.append(dependent)
-        return seen
+    def flipped(self, path: Path, before: Any, after: Any) -> set[str]:
+        """The segments a field's change from ``before`` to ``after`` can flip."""
+        names = set(self.watches.get(path, ()))
+        for (op, _json), (value, segs) in self.comparisons.get(path, {}).items():
+            if compare_values(before, op, value) != compare_values(after, op, value):
+                names |= segs
+        return names
+
+    def crossed(self, window: Window, before: int, after: int) -> set[str]:
+        """The segments a count moving from ``before`` to ``after`` can flip."""
+        at = self.crossings.get(window)
+        names: set[str] = set()
+        if at:
+            low, high = min(before, after), max(before, after)
+            for count in range(low + 1, high + 1):
+                names |= at.get(count, set())
+        return names
+
+
+def _at_rest(segments: list[CompiledSegment]) -> set[str]:
+    """The segments a profile with no events may already be in (``not performed``, ``at_most``,
+    ``lt`` …): looked at on a profile's first event, since no condition of theirs flips then."""
+    subject = Subject(empty_state(), set(), 0)
+    found = set()
+    for seg in segments:  # dependency order: in_segment sees what came before
+        if seg.test(subject):
+            subject.members.add(seg.name)
+            found.add(seg.name)
+        elif seg.timed and seg.due(subject) is not None:
+            found.add(seg.name)
+    return found
+
+
+def _changed_by(path: Path) -> frozenset[str] | str | None:
+    """Which events can change a field: a set of names, ``TRAIT_EVENTS``, or None for any."""
+    if path[0] == "traits":
+        return TRAIT_EVENTS
+    if path[0] == "computed" and len(path) > 1:
+        return COMPUTED_BY.get(path[1])
+    return None
 
 
 def compile_segments(defs: Iterable[SegmentDef]) -> Compiled:
     """Check and compile; ``RuleError`` names the segment and the path of the first problem."""
     compiled: dict[str, CompiledSegment] = {}
-    counters: dict[str, Performed] = {}
+    counters: dict[str, Counter] = {}
     for d in defs:
         if d.name in compiled:
             raise RuleError(d.name, "name", "defined twice")
@@ -130,7 +210,7 @@ def compile_segments(defs: Iterable[SegmentDef]) -> Compiled:
         seg.test, seg.due = _build(parse_rule(d.name, d.rule), seg, counters)
         compiled[d.name] = seg
     ordered = _topological(compiled)
-    by_event: dict[str, list[Performed]] = {}
+    by_event: dict[str, list[Counter]] = {}
     for counter in counters.values():
         by_event.setdefault(counter.event, []).append(counter)
     return Compiled(ordered, counters, by_event)
@@ -167,7 +247,7 @@ def _no_due(_s: Subject) -> int | None:
     return None
 
 
-def _build(node: Node, seg: CompiledSegment, counters: dict[str, Performed]) -> tuple[Test, Due]:
+def _build(node: Node, seg: CompiledSegment, counters: dict[str, Counter]) -> tuple[Test, Due]:
     if isinstance(node, AllOf | AnyOf):
         parts = [_build(item, seg, counters) for item in node.items]
         tests = [t for t, _ in parts]
@@ -180,19 +260,23 @@ def _build(node: Node, seg: CompiledSegment, counters: dict[str, Performed]) -> 
     if isinstance(node, Compare):
         return _build_compare(node, seg)
     if isinstance(node, Performed):
-        counters.setdefault(node.key, node)
-        previous = counters[node.key]
-        if node.keep > previous.keep:  # the counter keeps what its hungriest user needs
-            counters[node.key] = node
-        seg.events.add(node.event)
+        counter = counters.setdefault(node.key, Counter(node.key, node.event, node.where))
+        counter.keep = max(counter.keep, node.keep)  # what its hungriest user needs
+        counter.windows.add(node.within_ms)
+        window = (node.key, node.within_ms)
+        if node.at_least is not None:
+            seg.crossings.add((window, node.at_least))
+        if node.at_most is not None:
+            seg.crossings.add((window, node.at_most + 1))
         seg.timed = seg.timed or node.within_ms is not None
         return _performed_test(node), _performed_due(node)
     if isinstance(node, Since):
-        seg.events.add("Order Completed")
+        which = "last_order_at" if node.what == "days_since_last_order" else "first_order_at"
+        seg.watches.add(("computed", which))
         seg.timed = True
         return _since(node)
     if isinstance(node, Birthday):
-        seg.traits |= {"birthday", "timezone"}
+        seg.watches |= {("traits", "birthday"), ("traits", "timezone"), ("computed", "timezone")}
         seg.timed = True
         return (lambda s: s.birthday_today()), (lambda s: s.next_midnight())
     assert isinstance(node, InSegment)
@@ -202,14 +286,9 @@ def _build(node: Node, seg: CompiledSegment, counters: dict[str, Performed]) -> 
 
 
 def _build_compare(node: Compare, seg: CompiledSegment) -> tuple[Test, Due]:
-    root, _, rest = node.field.partition(".")
-    if root == "traits":
-        seg.traits.add(rest.split(".")[0])
-    elif root == "computed":
-        seg.events |= COMPUTED_BY.get(rest.split(".")[0], frozenset({ANY_EVENT}))
-    else:
-        seg.events.add(ANY_EVENT)
     path, op, value = node.field.split("."), node.op, node.value
+    key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    seg.compares.append((tuple(path), op, key, value))
     return (lambda s: compare_values(s.field(path), op, value)), _no_due
 
 

@@ -1,22 +1,25 @@
-"""Segments and triggers applied to one profile: after an event, at a due time, after a merge.
+"""Segments and triggers applied to one profile: per event, at a due time, after a merge.
 
-The profile worker calls these with the profile state it just folded; the dry run of
-``wayline segments test`` calls them over a timeline. Both get the same results:
-transitions (``wayline.segments``), fired triggers (``wayline.triggers``) and the next moment
-the profile needs looking at again (the worker keeps one timer per profile for it).
+The profile worker calls these with the profile state; the dry run of ``wayline segments test``
+calls them over a timeline. Both get the same results: transitions (``wayline.segments``), fired
+triggers (``wayline.triggers``) and the next moment the profile needs looking at again (the
+worker keeps one timer per profile for it).
+
+``on_event`` folds the event itself (``profiles.state.apply_event``) because it needs the values
+rules read from *before* the event: comparing them with the values after it says which
+conditions the event flipped, and only the segments holding those are evaluated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wayline.profiles.state import epoch_ms, event_name
-from wayline.profiles.view import snapshot
+from wayline.profiles.state import apply_event, epoch_ms, event_name
 from wayline.segments.compiler import Compiled
-from wayline.segments.membership import Evaluation, Transition, evaluate
-from wayline.segments.subject import track
+from wayline.segments.membership import Evaluation, Transition, due_now, evaluate
+from wayline.segments.subject import read_field, track
 from wayline.segments.triggers import Fired, TriggerConfig, check, segment_triggers, track_browse
 
 
@@ -27,71 +30,57 @@ class Outcome:
     next_due: int | None
 
 
-def after_event(
+def on_event(
     compiled: Compiled,
     triggers: TriggerConfig,
-    profile_id: str,
     state: dict[str, Any],
     event: Mapping[str, Any],
+    linked: list[tuple[str, str]],
     now_ms: int,
-    counted: bool = True,
-) -> Outcome:
-    """Count the event in the rule counters (when it was new), re-evaluate what it affects,
-    and look for triggers."""
+) -> tuple[bool, Outcome]:
+    """Fold ``event`` into ``state``, count it in the rule counters, re-evaluate the segments it
+    can flip (and those whose due time has come), look for triggers. Returns whether the event
+    was new to the profile (False: a duplicate, nothing counted) and the outcome."""
     name = event_name(event)
+    fields = compiled.fields_changed_by(name, _trait_keys(event))
+    before = [read_field(state, list(path), now_ms) for path in fields]
+    first = not state["seen"]
+    counted = apply_event(state, event, linked)
+    names = due_now(state, now_ms) | compiled.drifting
+    if first:
+        names |= compiled.at_rest
     if counted:
-        track(state, event, name, compiled.by_event.get(name, []))
-        track_browse(state, name, event.get("properties") or {}, epoch_ms(str(event["timestamp"])))
-    doc = LazySnapshot(profile_id, state, now_ms)
-    names = compiled.affected(name, _trait_keys(event))
-    return _outcome(evaluate(compiled, state, doc, now_ms, names), triggers, state, doc, now_ms)
+        for window, was, now in track(state, event, compiled.by_event.get(name, []), now_ms):
+            if was != now:
+                names |= compiled.crossed(window, was, now)
+        for path, old in zip(fields, before, strict=True):
+            new = read_field(state, list(path), now_ms)
+            if new != old:
+                names |= compiled.flipped(path, old, new)
+        props = event.get("properties") or {}
+        track_browse(state, name, props, epoch_ms(str(event["timestamp"])))
+    return counted, _outcome(evaluate(compiled, state, now_ms, names), triggers, state, now_ms)
 
 
 def at_time(
     compiled: Compiled,
     triggers: TriggerConfig,
-    profile_id: str,
     state: dict[str, Any],
     now_ms: int,
 ) -> Outcome:
     """Re-evaluate every segment and trigger (a due time passed, profiles merged, definitions
     changed)."""
-    doc = LazySnapshot(profile_id, state, now_ms)
-    return _outcome(evaluate(compiled, state, doc, now_ms), triggers, state, doc, now_ms)
-
-
-class LazySnapshot(Mapping[str, Any]):
-    """The profile document, computed only if a rule reads a field (many rules only count
-    events)."""
-
-    def __init__(self, profile_id: str, state: dict[str, Any], now_ms: int) -> None:
-        self._args = (profile_id, state, now_ms)
-        self._doc: dict[str, Any] | None = None
-
-    def _load(self) -> dict[str, Any]:
-        if self._doc is None:
-            self._doc = snapshot(*self._args)
-        return self._doc
-
-    def __getitem__(self, key: str) -> Any:
-        return self._load()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._load())
-
-    def __len__(self) -> int:
-        return len(self._load())
+    return _outcome(evaluate(compiled, state, now_ms), triggers, state, now_ms)
 
 
 def _outcome(
     evaluation: Evaluation,
     triggers: TriggerConfig,
     state: dict[str, Any],
-    doc: Mapping[str, Any],
     now_ms: int,
 ) -> Outcome:
     fired = segment_triggers(state, evaluation.transitions)
-    found = check(triggers, state, doc, now_ms)
+    found = check(triggers, state, now_ms)
     dues = [d for d in (evaluation.next_due, found.next_due) if d is not None]
     return Outcome(evaluation.transitions, (*fired, *found.fired), min(dues) if dues else None)
 

@@ -2,21 +2,22 @@
 
 Memberships live in the profile state (``state["segments"]``: name → [rule version, entered at])
 with each timed segment's due time (``state["segment_due"]``), so evaluation is a pure function
-of the state, the profile document and ``now``:
+of the state and ``now``:
 
-    evaluate(compiled, state, doc, now_ms, names) -> Evaluation(transitions, next_due)
+    evaluate(compiled, state, now_ms, names) -> Evaluation(transitions, next_due)
 
-``names`` limits evaluation to the segments an event can affect (``Compiled.affected``); None
-evaluates all of them (a timer, a merge, a changed definition).
+``names`` are the segments to look at (those an event can flip, those due); segments that read a
+segment that flips (``in_segment``) are added as they flip, and everything runs in dependency
+order. None evaluates all of them (a merge, a changed definition).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from wayline.segments.compiler import Compiled
+from wayline.segments.compiler import Compiled, CompiledSegment
 from wayline.segments.subject import Subject
 
 
@@ -35,43 +36,76 @@ class Evaluation:
     next_due: int | None  # the earliest moment a timed segment may change, or None
 
 
-def members(state: Mapping[str, Any]) -> set[str]:
-    return set(state.get("segments") or {})
-
-
 def evaluate(
     compiled: Compiled,
     state: dict[str, Any],
-    doc: Mapping[str, Any],
     now_ms: int,
     names: set[str] | None = None,
 ) -> Evaluation:
     current: dict[str, list[int]] = state.setdefault("segments", {})
     dues: dict[str, int] = state.setdefault("segment_due", {})
+    if names is None:
+        _forget_deleted(compiled, current, dues)
+        names = set(compiled.by_name)
+    else:
+        names = {n for n in names if n in compiled.by_name}
+    subject = Subject(state, set(current), now_ms)
+    transitions: list[Transition] = []
+    todo = [(compiled.by_name[n].order, n) for n in names]
+    heapq.heapify(todo)
+    seen = set(names)
+    while todo:
+        seg = compiled.by_name[heapq.heappop(todo)[1]]
+        if _look_at(seg, subject, current, dues, transitions):
+            for dependent in compiled.dependents.get(seg.name, ()):
+                if dependent not in seen:
+                    seen.add(dependent)
+                    heapq.heappush(todo, (compiled.by_name[dependent].order, dependent))
+    return Evaluation(tuple(transitions), min(dues.values()) if dues else None)
+
+
+def due_now(state: dict[str, Any], now_ms: int) -> set[str]:
+    """The segments whose due time has come (time alone may have changed them)."""
+    dues: dict[str, int] = state.get("segment_due") or {}
+    if not dues or min(dues.values()) > now_ms:
+        return set()
+    return {name for name, due in dues.items() if due <= now_ms}
+
+
+def _look_at(
+    seg: CompiledSegment,
+    subject: Subject,
+    current: dict[str, list[int]],
+    dues: dict[str, int],
+    transitions: list[Transition],
+) -> bool:
+    """Evaluate one segment; True when its membership changed."""
+    now_ms = subject.now_ms
+    inside = seg.test(subject)
+    was = current.get(seg.name)
+    flipped = False
+    if inside and (was is None or was[0] != seg.version):
+        if was is not None:  # a new rule version: exit the old one first
+            transitions.append(Transition(seg.name, was[0], "exit", now_ms, seg.notify))
+        current[seg.name] = [seg.version, now_ms]
+        subject.members.add(seg.name)
+        transitions.append(Transition(seg.name, seg.version, "enter", now_ms, seg.notify))
+        flipped = True
+    elif not inside and was is not None:
+        del current[seg.name]
+        subject.members.discard(seg.name)
+        transitions.append(Transition(seg.name, was[0], "exit", now_ms, seg.notify))
+        flipped = True
+    due = seg.due(subject) if seg.timed else None
+    if due is None:
+        dues.pop(seg.name, None)
+    else:
+        dues[seg.name] = due
+    return flipped
+
+
+def _forget_deleted(compiled: Compiled, current: dict[str, Any], dues: dict[str, int]) -> None:
     for gone in [n for n in current if n not in compiled.by_name]:  # a deleted definition
         del current[gone]
-    subject = Subject(doc, state.get("conds") or {}, set(current), now_ms)
-    transitions: list[Transition] = []
-    for seg in compiled.segments:
-        if names is not None and seg.name not in names:
-            continue
-        inside = seg.test(subject)
-        was = current.get(seg.name)
-        if inside and (was is None or was[0] != seg.version):
-            if was is not None:  # a new rule version: exit the old one first
-                transitions.append(Transition(seg.name, was[0], "exit", now_ms, seg.notify))
-            current[seg.name] = [seg.version, now_ms]
-            subject.members.add(seg.name)
-            transitions.append(Transition(seg.name, seg.version, "enter", now_ms, seg.notify))
-        elif not inside and was is not None:
-            del current[seg.name]
-            subject.members.discard(seg.name)
-            transitions.append(Transition(seg.name, was[0], "exit", now_ms, seg.notify))
-        due = seg.due(subject) if seg.timed else None
-        if due is None:
-            dues.pop(seg.name, None)
-        else:
-            dues[seg.name] = due
     for stale in [n for n in dues if n not in compiled.by_name]:
         del dues[stale]
-    return Evaluation(tuple(transitions), min(dues.values()) if dues else None)

@@ -57,9 +57,10 @@ class Performed:
 
     @property
     def key(self) -> str:
-        """Identifies what is counted (not the thresholds): rules share counters by it."""
+        """Identifies what is counted (not the thresholds or the window): rules share counters
+        by it."""
         where = ";".join(f"{f} {op} {v!r}" for f, op, v in self.where)
-        return f"{self.event}|{where}|{self.within_ms}"
+        return f"{self.event}|{where}"
 
     @property
     def keep(self) -> int:

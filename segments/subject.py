@@ -1,55 +1,91 @@
 """What a rule reads: one profile at one moment, and the event counters rules keep.
 
-``Subject`` wraps the profile document (``profiles.view.snapshot``), the profile state's rule
-counters and the current memberships, at ``now_ms``. Counters (``state["conds"]``) hold, per
-distinct ``performed`` condition, the total of matching events and the newest matching
-``[timestamp, message id]`` pairs — as many as the strictest threshold needs — so windows are
-exact to the millisecond, not to a day bucket.
+``Subject`` reads the profile state (``profiles.state``) at ``now_ms`` the way the profile
+document (``profiles.view.snapshot``) shows it, but computes only the parts a rule asks for
+(most rules read one computed trait or one counter; building the whole document per event costs
+more than the rules). Counters (``state["conds"]``) hold, per distinct ``performed`` condition,
+the total of matching events and the newest matching ``[timestamp, message id]`` pairs — as many
+as the strictest threshold needs — so windows are exact to the millisecond, not to a day bucket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wayline.segments.rules import Performed
+from wayline.profiles import view
+from wayline.profiles.state import State
+
+if TYPE_CHECKING:
+    from wayline.segments.compiler import Counter
 
 DAY_MS = 86_400_000
 KEEP_LIMIT = 1000
 
+# computed trait → how to read it from the state at a moment (the document's ``computed``)
+COMPUTED: dict[str, Callable[[State, int], Any]] = {
+    "favorite_category": lambda s, _now: view.favorite_category(s),
+    "recently_viewed": lambda s, _now: view.recently_viewed(s),
+    "cart": lambda s, _now: view.cart(s),
+    "lifecycle_stage": lambda s, _now: view.lifecycle_stage(s),
+    "rfm": view.rfm,
+    "event_counts": view.event_counts,
+    "location": lambda s, _now: {k: v[0] for k, v in sorted(s["location"].items())},
+    "timezone": lambda s, _now: s["tz"][0] if s["tz"] else None,
+}
+ROOTS: dict[str, Callable[[State], Any]] = {
+    "traits": lambda s: {
+        **{k: v[0] for k, v in s["once"].items()},
+        **{k: v[0] for k, v in s["traits"].items()},
+    },
+    "consent": lambda s: {k: v[0] for k, v in s["consent"].items()},
+    "identifiers": lambda s: {k: list(v) for k, v in s["ids"].items()},
+}
+
+
+def read_field(state: State, path: list[str], now_ms: int) -> Any:
+    """``traits.plan``, ``computed.revenue``, ``computed.cart.value``, ``consent.email`` …: the
+    value the profile document would show at ``now_ms`` (None when absent)."""
+    root = path[0]
+    if root == "computed" and len(path) > 1:
+        name = path[1]
+        if name in view.ORDER_FIELDS:
+            value: Any = view.orders_summary(state)[name]
+        else:
+            reader = COMPUTED.get(name)
+            value = None if reader is None else reader(state, now_ms)
+        rest = path[2:]
+    else:
+        reader_of = ROOTS.get(root)
+        value = None if reader_of is None else reader_of(state)
+        rest = path[1:]
+    for part in rest:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
 
 class Subject:
-    def __init__(
-        self,
-        doc: Mapping[str, Any],
-        counters: Mapping[str, Any],
-        members: set[str],
-        now_ms: int,
-    ) -> None:
-        self.doc = doc
-        self.counters = counters
+    def __init__(self, state: State, members: set[str], now_ms: int) -> None:
+        self.state = state
+        self.counters: Mapping[str, Any] = state.get("conds") or {}
         self.members = members
         self.now_ms = now_ms
+        self._read: dict[tuple[str, ...], Any] = {}
 
     def field(self, path: list[str]) -> Any:
-        value: Any = self.doc
-        for part in path:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(part)
-        return value
+        key = tuple(path)
+        if key not in self._read:
+            self._read[key] = read_field(self.state, path, self.now_ms)
+        return self._read[key]
 
     def count(self, key: str, within_ms: int | None) -> int:
         counter = self.counters.get(key)
-        if counter is None:
-            return 0
-        if within_ms is None:
-            return int(counter["n"])
-        since = self.now_ms - within_ms
-        return sum(1 for ts, _ in counter["t"] if ts > since)
+        return 0 if counter is None else _count(counter, within_ms, self.now_ms)
 
     def window_exit(self, key: str, within_ms: int) -> int | None:
         """When the oldest matching event still inside the window leaves it."""
@@ -60,8 +96,11 @@ class Subject:
         return min(exits) if exits else None
 
     def _order_time(self, which: str) -> int | None:
-        text = self.field(["computed", which])
-        return _epoch_ms(text) if isinstance(text, str) else None
+        orders = self.state["orders"]
+        if not orders:
+            return None
+        times = [order[0] for order in orders.values()]
+        return int(max(times) if which == "last_order_at" else min(times))
 
     def since(self, what: str) -> float | None:
         if what == "days_since_last_order":
@@ -150,27 +189,48 @@ def _ordered(low: Any, high: Any) -> bool:
 
 
 def track(
-    state: dict[str, Any], event: Mapping[str, Any], name: str, counters: list[Performed]
-) -> None:
-    """Count ``event`` (already known to be new for this profile) in the rule counters."""
+    state: dict[str, Any], event: Mapping[str, Any], counters: list[Counter], now_ms: int
+) -> list[tuple[tuple[str, int | None], int, int]]:
+    """Count ``event`` (already known to be new for this profile) in the rule counters; for each
+    window of each counter it matched, ((counter, window), count before, count after) as rules
+    see them at ``now_ms``."""
     if not counters:
-        return
+        return []
     conds = state.setdefault("conds", {})
     ts = _epoch_ms(str(event["timestamp"]))
-    msgid = str(event["messageId"])
+    stamp = [ts, str(event["messageId"])]
+    moved = []
     for counter in counters:
         if not all(_matches(event, f, op, v) for f, op, v in counter.where):
             continue
         cell = conds.setdefault(counter.key, {"n": 0, "t": []})
+        before = [_count(cell, within, now_ms) for within in counter.windows]
         cell["n"] += 1
-        _keep(cell, [ts, msgid], min(counter.keep, KEEP_LIMIT))
-    del name
+        _keep(cell["t"], stamp, min(counter.keep, KEEP_LIMIT))
+        for within, was in zip(counter.windows, before, strict=True):
+            moved.append(((counter.key, within), was, _count(cell, within, now_ms)))
+    return moved
 
 
-def _keep(cell: dict[str, Any], stamp: list[Any], keep: int) -> None:
-    stamps = cell["t"]
-    stamps.append(stamp)
-    stamps.sort(reverse=True)
+def _count(cell: Mapping[str, Any], within_ms: int | None, now_ms: int) -> int:
+    if within_ms is None:
+        return int(cell["n"])
+    since = now_ms - within_ms
+    found = 0
+    for ts, _ in cell["t"]:  # newest first
+        if ts <= since:
+            break
+        found += 1
+    return found
+
+
+def _keep(stamps: list[list[Any]], stamp: list[Any], keep: int) -> None:
+    """Newest first, at most ``keep``."""
+    if not stamps or stamp >= stamps[0]:
+        stamps.insert(0, stamp)
+    else:
+        stamps.append(stamp)
+        stamps.sort(reverse=True)
     del stamps[keep:]
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from wayline.profiles.book import ProfileBook, absorb
-from wayline.profiles.state import apply_event, empty_state, epoch_ms
+from wayline.profiles.state import empty_state, epoch_ms
 from wayline.segments.compiler import Compiled
-from wayline.segments.engine import Outcome, after_event, at_time
+from wayline.segments.engine import Outcome, at_time, on_event
 from wayline.segments.triggers import TriggerConfig
 
 
@@ -52,7 +52,7 @@ class Timeline:
             state = self.book.states.get(pid)
             if state is None or state.get("_due") != due:
                 continue  # merged away, or rescheduled since
-            self._record(pid, at_time(self.compiled, self.triggers, pid, state, due))
+            self._record(pid, at_time(self.compiled, self.triggers, state, due))
 
     def _ingest(self, event: Mapping[str, Any], at: int) -> None:
         book = self.book
@@ -60,14 +60,15 @@ class Timeline:
         for loser, survivor in resolution.merges:
             loser_state = book.states.pop(loser, None) or empty_state()
             book.states[survivor] = absorb(book.states.get(survivor), loser_state, loser)
-            self._record(survivor, at_time(self.compiled, self.triggers, survivor,
+            self._record(survivor, at_time(self.compiled, self.triggers,
                                            book.states[survivor], at))  # fmt: skip
         pid = resolution.profile_id
         if pid is None:
             return
         state = book.states.setdefault(pid, empty_state())
-        counted = apply_event(state, event, list(resolution.linked))
-        outcome = after_event(self.compiled, self.triggers, pid, state, event, at, counted)
+        _counted, outcome = on_event(
+            self.compiled, self.triggers, state, event, list(resolution.linked), at
+        )
         self._record(pid, outcome)
 
     def _record(self, pid: str, outcome: Outcome) -> None:

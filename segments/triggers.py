@@ -1,6 +1,6 @@
 """Triggers: cart and browse abandonment, churn risk, milestones, segment entered/exited.
 
-Pure: ``check(config, profile_id, state, now_ms)`` looks at a profile state at a moment and
+Pure: ``check(config, state, now_ms)`` looks at a profile state at a moment and
 returns the triggers that are due and not fired yet, plus the next moment one may become due.
 Each trigger has an **occasion** (the cart activity it is about, the last order, the milestone)
 and fires once per (trigger, rule version, profile, occasion): occasions already fired are kept
@@ -80,14 +80,12 @@ class Check:
     next_due: int | None
 
 
-def check(
-    config: TriggerConfig, state: dict[str, Any], doc: Mapping[str, Any], now_ms: int
-) -> Check:
+def check(config: TriggerConfig, state: dict[str, Any], now_ms: int) -> Check:
     """The triggers due at ``now_ms`` that have not fired for their occasion yet."""
     fired: list[Fired] = []
     dues: list[int] = []
     for rule in (_cart, _browse, _churn, _milestones, _dates):
-        found, due = rule(config, state, doc, now_ms)
+        found, due = rule(config, state, now_ms)
         fired += [f for f in found if _first_time(state, f)]
         if due is not None:
             dues.append(due)
@@ -155,7 +153,7 @@ def _first_time(state: dict[str, Any], fired: Fired) -> bool:
 Rule = tuple[list[Fired], int | None]
 
 
-def _cart(config: TriggerConfig, state: dict[str, Any], doc: Mapping[str, Any], now: int) -> Rule:
+def _cart(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
     after = config.cart_after_ms
     current = cart(state)
     if after is None or current is None:
@@ -169,7 +167,7 @@ def _cart(config: TriggerConfig, state: dict[str, Any], doc: Mapping[str, Any], 
     return [Fired("cart_abandoned", f"cart@{last}", due, reason, payload)], None
 
 
-def _browse(config: TriggerConfig, state: dict[str, Any], doc: Mapping[str, Any], now: int) -> Rule:
+def _browse(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
     after = config.browse_after_ms
     if after is None:
         return [], None
@@ -201,7 +199,7 @@ def track_browse(state: dict[str, Any], name: str, props: Mapping[str, Any], ts:
         views.pop(key, None)
 
 
-def _churn(config: TriggerConfig, state: dict[str, Any], doc: Mapping[str, Any], now: int) -> Rule:
+def _churn(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
     if not config.churn:
         return [], None
     summary = orders_summary(state)
@@ -223,9 +221,7 @@ def _churn(config: TriggerConfig, state: dict[str, Any], doc: Mapping[str, Any],
     return [Fired("churn_risk", f"after-order@{last}", due, reason, payload)], None
 
 
-def _milestones(
-    config: TriggerConfig, state: dict[str, Any], doc: Mapping[str, Any], now: int
-) -> Rule:
+def _milestones(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
     orders = sorted(state["orders"].values())
     fired = []
     for n in config.milestone_orders:
@@ -243,8 +239,8 @@ def _milestones(
     return fired, None
 
 
-def _dates(config: TriggerConfig, state: dict[str, Any], doc: Mapping[str, Any], now: int) -> Rule:
-    subject = Subject(doc, {}, set(), now)
+def _dates(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
+    subject = Subject(state, set(), now)
     fired, dues = [], []
     if config.birthday:
         if subject.birthday_today():

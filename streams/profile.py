@@ -30,11 +30,11 @@ from typing import Any
 import orjson
 
 from wayline.profiles.book import absorb
-from wayline.profiles.state import State, apply_event, empty_state
+from wayline.profiles.state import State, empty_state
 from wayline.profiles.view import iso, snapshot
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, compile_segments
-from wayline.segments.engine import Outcome, after_event, at_time
+from wayline.segments.engine import Outcome, at_time, on_event
 from wayline.segments.membership import Transition
 from wayline.segments.triggers import TriggerConfig, cloud_event
 from wayline.streams.definitions import Rules
@@ -122,7 +122,7 @@ class ProfileStep:
             entry = self._entry(pid, ctx)
             if entry.state is None:
                 continue
-            outcome = at_time(self.segments, self.triggers, pid, entry.state, now)
+            outcome = at_time(self.segments, self.triggers, entry.state, now)
             if outcome.transitions or outcome.fired:
                 entry.changed = True
             outputs += self._emit(pid, entry.state, outcome, "definitions", ctx)
@@ -135,7 +135,7 @@ class ProfileStep:
         entry = self._entry(pid, ctx)
         if entry.state is None or self._forward_of(pid, ctx) is not None:
             return []
-        outcome = at_time(self.segments, self.triggers, pid, entry.state, timer.due_ms)
+        outcome = at_time(self.segments, self.triggers, entry.state, timer.due_ms)
         entry.changed = entry.changed or bool(outcome.transitions or outcome.fired)
         return self._emit(pid, entry.state, outcome, "timer", ctx)
 
@@ -189,13 +189,12 @@ class ProfileStep:
         entry = self._entry(pid, ctx)
         state = entry.state if entry.state is not None else empty_state()
         linked = [(str(k), str(v)) for k, v in event.get("linked") or ()]
-        counted = apply_event(state, event, linked)
+        counted, outcome = on_event(self.segments, self.triggers, state, event, linked, ctx.now_ms)
         if counted:
             self.events_applied += 1
         else:
             self.duplicates += 1
         entry.state, entry.version, entry.changed = state, entry.version + 1, True
-        outcome = after_event(self.segments, self.triggers, pid, state, event, ctx.now_ms, counted)
         return self._emit(pid, state, outcome, str(event["messageId"]), ctx)
 
     def _emit(
@@ -272,5 +271,5 @@ class ProfileStep:
         entry.state = absorb(state, body["state"], loser)
         entry.version = max(entry.version, int(body.get("version", 0))) + 1
         entry.changed = True
-        outcome = at_time(self.segments, self.triggers, pid, entry.state, ctx.now_ms)
+        outcome = at_time(self.segments, self.triggers, entry.state, ctx.now_ms)
         return self._emit(pid, entry.state, outcome, f"merged {loser}", ctx)

@@ -11,7 +11,7 @@ from segment_examples import EXAMPLE_SEGMENTS
 
 from wayline.profiles.state import apply_event, empty_state
 from wayline.segments.compiler import SegmentDef, compile_segments
-from wayline.segments.engine import after_event, at_time
+from wayline.segments.engine import at_time, on_event
 from wayline.segments.membership import Transition
 from wayline.segments.rules import RuleError
 from wayline.segments.triggers import TriggerConfig
@@ -53,13 +53,14 @@ class Shopper:
             "properties": props,
             "context": {"channel": "web"},
         }
-        counted = apply_event(self.state, body, [("user_id", "u1")])
-        result = after_event(self.compiled, OFF, "p1", self.state, body, ms(at), counted)
+        _counted, result = on_event(
+            self.compiled, OFF, self.state, body, [("user_id", "u1")], ms(at)
+        )
         self.next_due = result.next_due
         return _pairs(result.transitions)
 
     def tick(self, at: datetime) -> list[tuple[str, str]]:
-        result = at_time(self.compiled, OFF, "p1", self.state, ms(at))
+        result = at_time(self.compiled, OFF, self.state, ms(at))
         self.next_due = result.next_due
         return _pairs(result.transitions)
 
@@ -101,16 +102,28 @@ def test_a_buyer_of_other_things_never_lapses_as_a_shoe_buyer() -> None:
     assert shopper.tick(T0 + timedelta(days=200)) == []
 
 
-def test_an_event_evaluates_only_the_segments_it_can_affect() -> None:
+def test_an_event_evaluates_only_the_segments_it_can_flip() -> None:
     text = "segments:\n" + "".join(
         f"  - name: s{i}\n    rule: {{performed: {{event: Event {i}, at_least: 1}}}}\n"
         for i in range(1000)
     )
-    compiled = compile_segments(defs(text))
-    assert compiled.affected("Event 7", []) == {"s7"}
-    assert compiled.affected("Page Viewed", []) == set()
     shopper = Shopper(text)
+    looked_at: list[str] = []
+    for seg in shopper.compiled.segments:
+        seg.test = _recording(seg.name, seg.test, looked_at)
     assert shopper.send(T0, "Event 7") == [("s7", "enter")]
+    assert looked_at == ["s7"]
+    assert shopper.send(T0 + timedelta(minutes=1), "Event 7") == []  # 1 → 2 crosses no threshold
+    assert shopper.send(T0 + timedelta(minutes=2), "Page Viewed") == []
+    assert looked_at == ["s7"]
+
+
+def _recording(name: str, test: Any, log: list[str]) -> Any:
+    def recorded(subject: Any) -> bool:
+        log.append(name)
+        return bool(test(subject))
+
+    return recorded
 
 
 def test_in_segment_follows_its_dependency_and_cycles_are_refused() -> None:
@@ -141,7 +154,7 @@ def test_birthday_today_in_the_customers_time_zone() -> None:
                 "context": {"channel": "app", "timezone": "Pacific/Auckland"}}  # fmt: skip
     apply_event(shopper.state, identify, [])
     # 2026-01-01 12:00 UTC is already 2 January, 01:00 in Auckland
-    assert _pairs(at_time(shopper.compiled, OFF, "p1", shopper.state, ms(T0)).transitions) == [
+    assert _pairs(at_time(shopper.compiled, OFF, shopper.state, ms(T0)).transitions) == [
         ("birthday", "enter")
     ]
     assert shopper.tick(T0 + timedelta(hours=23)) == [("birthday", "exit")]
@@ -189,8 +202,7 @@ segments:
     identify = {"type": "identify", "messageId": "i1", "timestamp": T0.isoformat(),
                 "traits": {"plan": "pro", "email": "a@b.co", "tags": ["beta", "x"]},
                 "context": {"channel": "web"}}  # fmt: skip
-    counted = apply_event(shopper.state, identify, [])
-    result = after_event(shopper.compiled, OFF, "p1", shopper.state, identify, ms(T0), counted)
+    _counted, result = on_event(shopper.compiled, OFF, shopper.state, identify, [], ms(T0))
     assert _pairs(result.transitions) == [("plan", "enter")]
     unsubscribed = T0 + timedelta(minutes=5)
     assert shopper.send(unsubscribed, "Unsubscribed") == [("plan", "exit")]

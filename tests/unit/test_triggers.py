@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from wayline.profiles.state import apply_event, empty_state, merge
+from wayline.profiles.state import empty_state, merge
 from wayline.segments.compiler import compile_segments
-from wayline.segments.engine import Outcome, after_event, at_time
+from wayline.segments.engine import Outcome, at_time, on_event
 from wayline.segments.triggers import TriggerConfig, cloud_event
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -42,13 +42,13 @@ class Profile:
             "context": {"channel": "web"},
         }
         self.sent.append(body)
-        counted = apply_event(self.state, body, [("user_id", "u1")])
-        return self._names(
-            after_event(NO_SEGMENTS, CONFIG, "p1", self.state, body, ms(at), counted)
+        _counted, outcome = on_event(
+            NO_SEGMENTS, CONFIG, self.state, body, [("user_id", "u1")], ms(at)
         )
+        return self._names(outcome)
 
     def tick(self, at: datetime) -> list[str]:
-        return self._names(at_time(NO_SEGMENTS, CONFIG, "p1", self.state, ms(at)))
+        return self._names(at_time(NO_SEGMENTS, CONFIG, self.state, ms(at)))
 
     def _names(self, outcome: Outcome) -> list[str]:
         self.next_due = outcome.next_due
@@ -113,8 +113,8 @@ def test_milestones_fire_once_and_never_again_on_re_send() -> None:
                             revenue=40.0)  # fmt: skip
     assert got == ["milestone:orders:1", "milestone:orders:3", "milestone:revenue:100"]
     for event in list(shopper.sent):  # the same events again
-        counted = apply_event(shopper.state, event, [])
-        outcome = after_event(NO_SEGMENTS, CONFIG, "p1", shopper.state, event, ms(T0), counted)
+        counted, outcome = on_event(NO_SEGMENTS, CONFIG, shopper.state, event, [], ms(T0))
+        assert not counted
         assert outcome.fired == ()
 
 
@@ -136,7 +136,7 @@ def test_a_merge_does_not_fire_a_milestone_twice() -> None:
     a.send(T0, "Order Completed", order_id="o1", revenue=10.0)
     b.send(T0 + timedelta(hours=1), "Order Completed", order_id="o2", revenue=10.0)
     merged = merge(a.state, b.state)
-    outcome = at_time(NO_SEGMENTS, CONFIG, "p1", merged, ms(T0 + timedelta(hours=2)))
+    outcome = at_time(NO_SEGMENTS, CONFIG, merged, ms(T0 + timedelta(hours=2)))
     assert [f.occasion for f in outcome.fired] == []  # orders:1 fired on both sides already
 
 

@@ -1,0 +1,128 @@
+"""Per-event evaluation looks only at the segments an event can flip; it must never disagree with
+evaluating every segment from scratch. Random rules, random histories, the full evaluation as the
+oracle after every event and every due time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wayline.profiles.state import empty_state
+from wayline.segments.compiler import SegmentDef, compile_segments
+from wayline.segments.engine import at_time, on_event
+from wayline.segments.triggers import TriggerConfig
+
+T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
+OFF = TriggerConfig()
+EVENTS = ["Page Viewed", "Product Viewed", "Product Added", "Order Completed", "Email Opened"]
+GAPS = [timedelta(0), timedelta(minutes=1), timedelta(hours=5), timedelta(days=1),
+        timedelta(days=6), timedelta(days=31)]  # fmt: skip
+
+performed = st.builds(
+    lambda event, bound, n, within, where: {
+        "performed": {
+            "event": event,
+            bound: n,
+            **({"within": within} if within else {}),
+            **({"where": {"properties.category": where}} if where else {}),
+        }
+    },
+    st.sampled_from(EVENTS),
+    st.sampled_from(["at_least", "at_most", "exactly"]),
+    st.integers(0, 3),
+    st.sampled_from([None, "1d", "7d", "30d"]),
+    st.sampled_from([None, "shoes"]),
+).filter(lambda c: c["performed"].get("at_least", 1) >= 1)
+compares = st.one_of(
+    st.builds(
+        lambda op, v: {"computed.revenue": {op: v}},
+        st.sampled_from(["gte", "lt"]),
+        st.sampled_from([0, 50, 100]),
+    ),
+    st.builds(lambda v: {"computed.order_count": {"gte": v}}, st.integers(0, 3)),
+    st.builds(lambda v: {"traits.country": {"eq": v}}, st.sampled_from(["US", "GB"])),
+    st.just({"traits.plan": {"exists": True}}),
+    st.builds(
+        lambda v: {"lifecycle_stage": {"in": v}},
+        st.lists(
+            st.sampled_from(["awareness", "consideration", "conversion", "retention"]),
+            min_size=1,
+            max_size=2,
+        ),
+    ),
+    st.builds(lambda v: {"days_since_last_order": {"gte": v}}, st.sampled_from([5, 30])),
+    st.just({"consent.email": {"ne": False}}),
+    st.just({"computed.favorite_category": {"eq": "shoes"}}),
+)
+rules = st.recursive(
+    st.one_of(performed, compares),
+    lambda inner: st.one_of(
+        st.builds(lambda c: {"not": c}, inner),
+        st.builds(lambda cs: {"all": cs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda cs: {"any": cs}, st.lists(inner, min_size=1, max_size=3)),
+    ),
+    max_leaves=4,
+)
+happening = st.tuples(
+    st.sampled_from([*EVENTS, "Identify", "Unsubscribed"]),
+    st.sampled_from(GAPS),
+    st.sampled_from(["shoes", "books"]),
+    st.sampled_from([20.0, 60.0]),
+    st.sampled_from(["US", "GB"]),
+)
+
+
+def _defs(bodies: list[dict[str, Any]], reads: list[bool]) -> list[SegmentDef]:
+    defs = []
+    for i, (body, read) in enumerate(zip(bodies, reads, strict=True)):
+        rule = {"all": [body, {"in_segment": f"s{i - 1}"}]} if read and i else body
+        defs.append(SegmentDef(f"s{i}", rule))
+    return defs
+
+
+def _event(i: int, at: datetime, what: tuple[str, timedelta, str, float, str]) -> dict[str, Any]:
+    name, _gap, category, revenue, country = what
+    body: dict[str, Any] = {"messageId": f"m{i}", "timestamp": at.isoformat(),
+                            "context": {"channel": "web"}}  # fmt: skip
+    if name == "Identify":
+        plan = {"plan": "pro"} if country == "GB" else {}
+        return {**body, "type": "identify", "traits": {"country": country, **plan}}
+    props: dict[str, Any] = {"category": category, "product_id": f"sku-{category}"}
+    if name == "Order Completed":
+        props |= {"order_id": f"o{i}", "revenue": revenue}
+    return {**body, "type": "track", "event": name, "properties": props}
+
+
+def ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(rules, min_size=1, max_size=6),
+    st.lists(st.booleans(), min_size=6, max_size=6),
+    st.lists(happening, min_size=1, max_size=14),
+)
+def test_per_event_evaluation_agrees_with_evaluating_everything(
+    bodies: list[dict[str, Any]], reads: list[bool], history: list[Any]
+) -> None:
+    compiled = compile_segments(_defs(bodies, reads[: len(bodies)]))
+    fast, oracle = empty_state(), empty_state()
+    at, due = T0, None
+    for i, what in enumerate(history):
+        at += what[1]
+        while due is not None and due <= ms(at):  # the worker's timer
+            due = at_time(compiled, OFF, fast, due).next_due
+        event = _event(i, at, what)
+        due = on_event(compiled, OFF, fast, event, [("user_id", "u1")], ms(at))[1].next_due
+        on_event(compiled, OFF, oracle, event, [("user_id", "u1")], ms(at))
+        at_time(compiled, OFF, oracle, ms(at))
+        assert set(fast["segments"]) == set(oracle["segments"]), (i, event)
+    later = at + timedelta(days=45)
+    while due is not None and due <= ms(later):
+        due = at_time(compiled, OFF, fast, due).next_due
+    at_time(compiled, OFF, oracle, ms(later))
+    assert set(fast["segments"]) == set(oracle["segments"])
