@@ -15,7 +15,7 @@ changed, not how many segments exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ import orjson
 
 from wayline.profiles.state import empty_state
 from wayline.profiles.view import ORDER_FIELDS
+from wayline.segments.codegen import Check, generate
 from wayline.segments.rules import (
     AllOf,
     AnyOf,
@@ -38,8 +39,6 @@ from wayline.segments.rules import (
 )
 from wayline.segments.subject import Subject, compare_values
 
-Test = Callable[[Subject], bool]
-Due = Callable[[Subject], int | None]
 Path = tuple[str, ...]
 Window = tuple[str, int | None]  # (counter key, window in ms or None for all time)
 TRAIT_EVENTS = "traits"  # a trait changes with the events that carry it
@@ -82,8 +81,7 @@ class CompiledSegment:
     name: str
     version: int
     notify: bool
-    test: Test
-    due: Due
+    check: Check  # subject → (inside, next due time or None)
     crossings: set[tuple[Window, int]] = field(default_factory=set)  # counter, count it flips at
     compares: list[tuple[Path, str, str, Any]] = field(
         default_factory=list
@@ -118,12 +116,13 @@ class Compiled:
     watches: dict[Path, set[str]] = field(default_factory=dict)
     dependents: dict[str, set[str]] = field(default_factory=dict)
     at_rest: set[str] = field(default_factory=set)
+    position: dict[str, int] = field(default_factory=dict)  # name → dependency order
     drifting: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.by_name = {s.name: s for s in self.segments}
         for order, seg in enumerate(self.segments):
-            seg.order = order
+            seg.order = self.position[seg.name] = order
             for need in seg.needs:
                 self.dependents.setdefault(need, set()).add(seg.name)
             for counter, at in seg.crossings:
@@ -182,10 +181,10 @@ def _at_rest(segments: list[CompiledSegment]) -> set[str]:
     subject = Subject(empty_state(), set(), 0)
     found = set()
     for seg in segments:  # dependency order: in_segment sees what came before
-        if seg.test(subject):
+        inside, due = seg.check(subject)
+        if inside:
             subject.members.add(seg.name)
-            found.add(seg.name)
-        elif seg.timed and seg.due(subject) is not None:
+        if inside or due is not None:
             found.add(seg.name)
     return found
 
@@ -206,8 +205,9 @@ def compile_segments(defs: Iterable[SegmentDef]) -> Compiled:
     for d in defs:
         if d.name in compiled:
             raise RuleError(d.name, "name", "defined twice")
-        seg = CompiledSegment(d.name, d.version, d.notify, _never, _no_due)
-        seg.test, seg.due = _build(parse_rule(d.name, d.rule), seg, counters)
+        node = parse_rule(d.name, d.rule)
+        seg = CompiledSegment(d.name, d.version, d.notify, generate(d.name, node))
+        _register(node, seg, counters)
         compiled[d.name] = seg
     ordered = _topological(compiled)
     by_event: dict[str, list[Counter]] = {}
@@ -239,27 +239,18 @@ def _topological(segments: dict[str, CompiledSegment]) -> list[CompiledSegment]:
     return ordered
 
 
-def _never(_s: Subject) -> bool:
-    return False
-
-
-def _no_due(_s: Subject) -> int | None:
-    return None
-
-
-def _build(node: Node, seg: CompiledSegment, counters: dict[str, Counter]) -> tuple[Test, Due]:
+def _register(node: Node, seg: CompiledSegment, counters: dict[str, Counter]) -> None:
+    """Record what ``node`` reads: counters and thresholds, fields, timers, other segments."""
     if isinstance(node, AllOf | AnyOf):
-        parts = [_build(item, seg, counters) for item in node.items]
-        tests = [t for t, _ in parts]
-        if isinstance(node, AllOf):
-            return (lambda s: all(t(s) for t in tests)), _combined(parts, settled_by=False)
-        return (lambda s: any(t(s) for t in tests)), _combined(parts, settled_by=True)
-    if isinstance(node, Not):
-        inner, due = _build(node.item, seg, counters)
-        return (lambda s: not inner(s)), due
-    if isinstance(node, Compare):
-        return _build_compare(node, seg)
-    if isinstance(node, Performed):
+        for item in node.items:
+            _register(item, seg, counters)
+    elif isinstance(node, Not):
+        _register(node.item, seg, counters)
+    elif isinstance(node, Compare):
+        value = node.value
+        key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+        seg.compares.append((tuple(node.field.split(".")), node.op, key, value))
+    elif isinstance(node, Performed):
         counter = counters.setdefault(node.key, Counter(node.key, node.event, node.where))
         counter.keep = max(counter.keep, node.keep)  # what its hungriest user needs
         counter.windows.add(node.within_ms)
@@ -269,68 +260,13 @@ def _build(node: Node, seg: CompiledSegment, counters: dict[str, Counter]) -> tu
         if node.at_most is not None:
             seg.crossings.add((window, node.at_most + 1))
         seg.timed = seg.timed or node.within_ms is not None
-        return _performed_test(node), _performed_due(node)
-    if isinstance(node, Since):
+    elif isinstance(node, Since):
         which = "last_order_at" if node.what == "days_since_last_order" else "first_order_at"
         seg.watches.add(("computed", which))
         seg.timed = True
-        return _since(node)
-    if isinstance(node, Birthday):
+    elif isinstance(node, Birthday):
         seg.watches |= {("traits", "birthday"), ("traits", "timezone"), ("computed", "timezone")}
         seg.timed = True
-        return (lambda s: s.birthday_today()), (lambda s: s.next_midnight())
-    assert isinstance(node, InSegment)
-    seg.needs.add(node.name)
-    name = node.name
-    return (lambda s: name in s.members), _no_due
-
-
-def _build_compare(node: Compare, seg: CompiledSegment) -> tuple[Test, Due]:
-    path, op, value = node.field.split("."), node.op, node.value
-    key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
-    seg.compares.append((tuple(path), op, key, value))
-    return (lambda s: compare_values(s.field(path), op, value)), _no_due
-
-
-def _performed_test(node: Performed) -> Test:
-    key, low, high = node.key, node.at_least, node.at_most
-    within = node.within_ms
-
-    def test(s: Subject) -> bool:
-        count = s.count(key, within)
-        return (low is None or count >= low) and (high is None or count <= high)
-
-    return test
-
-
-def _performed_due(node: Performed) -> Due:
-    key, within = node.key, node.within_ms
-    if within is None:
-        return _no_due
-    return lambda s: s.window_exit(key, within)
-
-
-def _since(node: Since) -> tuple[Test, Due]:
-    what, op, value = node.what, node.op, node.value
-    return (
-        lambda s: compare_values(s.since(what), op, value),
-        lambda s: s.since_due(what, op, value),
-    )
-
-
-def _combined(parts: list[tuple[Test, Due]], settled_by: bool) -> Due:
-    """The due time of all/any: none when a child that time cannot change already decides it
-    (a false child of ``all``, a true child of ``any``), else the earliest child's."""
-
-    def due(s: Subject) -> int | None:
-        found = []
-        for test, child_due in parts:
-            when = child_due(s)
-            if when is None:
-                if test(s) == settled_by:
-                    return None
-            else:
-                found.append(when)
-        return min(found) if found else None
-
-    return due
+    else:
+        assert isinstance(node, InSegment)
+        seg.needs.add(node.name)

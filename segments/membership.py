@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wayline.segments.compiler import Compiled, CompiledSegment
 from wayline.segments.subject import Subject
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(NamedTuple):  # a tuple: thousands are made per second
     segment: str
     version: int
     kind: str  # "enter" | "exit"
@@ -51,6 +50,23 @@ def evaluate(
         names = {n for n in names if n in compiled.by_name}
     subject = Subject(state, set(current), now_ms)
     transitions: list[Transition] = []
+    if not compiled.dependents:  # no in_segment: definition order (outputs are reproducible)
+        for name in sorted(names, key=compiled.position.__getitem__):
+            _look_at(compiled.by_name[name], subject, current, dues, transitions)
+    else:
+        _in_dependency_order(compiled, names, subject, current, dues, transitions)
+    return Evaluation(tuple(transitions), min(dues.values()) if dues else None)
+
+
+def _in_dependency_order(
+    compiled: Compiled,
+    names: set[str],
+    subject: Subject,
+    current: dict[str, list[int]],
+    dues: dict[str, int],
+    transitions: list[Transition],
+) -> None:
+    """Segments that read a segment that flipped are looked at too, after it."""
     todo = [(compiled.by_name[n].order, n) for n in names]
     heapq.heapify(todo)
     seen = set(names)
@@ -61,7 +77,6 @@ def evaluate(
                 if dependent not in seen:
                     seen.add(dependent)
                     heapq.heappush(todo, (compiled.by_name[dependent].order, dependent))
-    return Evaluation(tuple(transitions), min(dues.values()) if dues else None)
 
 
 def due_now(state: dict[str, Any], now_ms: int) -> set[str]:
@@ -81,7 +96,7 @@ def _look_at(
 ) -> bool:
     """Evaluate one segment; True when its membership changed."""
     now_ms = subject.now_ms
-    inside = seg.test(subject)
+    inside, due = seg.check(subject)
     was = current.get(seg.name)
     flipped = False
     if inside and (was is None or was[0] != seg.version):
@@ -96,7 +111,6 @@ def _look_at(
         subject.members.discard(seg.name)
         transitions.append(Transition(seg.name, was[0], "exit", now_ms, seg.notify))
         flipped = True
-    due = seg.due(subject) if seg.timed else None
     if due is None:
         dues.pop(seg.name, None)
     else:

@@ -46,10 +46,23 @@ ROOTS: dict[str, Callable[[State], Any]] = {
 }
 
 
+_CELLS = ("traits", "consent")
+
+
+def _cell(state: State, root: str, name: str) -> Any:
+    if root == "traits":
+        found = state["traits"].get(name)
+        return found if found is not None else state["once"].get(name)
+    return state["consent"].get(name)
+
+
 def read_field(state: State, path: list[str], now_ms: int) -> Any:
     """``traits.plan``, ``computed.revenue``, ``computed.cart.value``, ``consent.email`` …: the
     value the profile document would show at ``now_ms`` (None when absent)."""
     root = path[0]
+    if root in _CELLS and len(path) == 2:  # one trait or consent value: no need for all of them
+        cell = _cell(state, root, path[1])
+        return None if cell is None else cell[0]
     if root == "computed" and len(path) > 1:
         name = path[1]
         if name in view.ORDER_FIELDS:
@@ -77,23 +90,11 @@ class Subject:
         self.now_ms = now_ms
         self._read: dict[tuple[str, ...], Any] = {}
 
-    def field(self, path: list[str]) -> Any:
-        key = tuple(path)
+    def field(self, path: tuple[str, ...] | list[str]) -> Any:
+        key = path if isinstance(path, tuple) else tuple(path)
         if key not in self._read:
-            self._read[key] = read_field(self.state, path, self.now_ms)
+            self._read[key] = read_field(self.state, list(key), self.now_ms)
         return self._read[key]
-
-    def count(self, key: str, within_ms: int | None) -> int:
-        counter = self.counters.get(key)
-        return 0 if counter is None else _count(counter, within_ms, self.now_ms)
-
-    def window_exit(self, key: str, within_ms: int) -> int | None:
-        """When the oldest matching event still inside the window leaves it."""
-        counter = self.counters.get(key)
-        if counter is None:
-            return None
-        exits = [ts + within_ms for ts, _ in counter["t"] if ts + within_ms > self.now_ms]
-        return min(exits) if exits else None
 
     def _order_time(self, which: str) -> int | None:
         orders = self.state["orders"]
@@ -204,24 +205,52 @@ def track(
         if not all(_matches(event, f, op, v) for f, op, v in counter.where):
             continue
         cell = conds.setdefault(counter.key, {"n": 0, "t": []})
-        before = [_count(cell, within, now_ms) for within in counter.windows]
+        keep = min(counter.keep, KEEP_LIMIT)
+        for within in counter.windows:  # the new stamp adds one where it is inside the window
+            was = _count(cell, within, now_ms)
+            inside = within is None or ts > now_ms - within
+            now = was + 1 if within is None else min(was + inside, keep)
+            moved.append(((counter.key, within), was, now))
         cell["n"] += 1
-        _keep(cell["t"], stamp, min(counter.keep, KEEP_LIMIT))
-        for within, was in zip(counter.windows, before, strict=True):
-            moved.append(((counter.key, within), was, _count(cell, within, now_ms)))
+        _keep(cell["t"], stamp, keep)
     return moved
 
 
 def _count(cell: Mapping[str, Any], within_ms: int | None, now_ms: int) -> int:
     if within_ms is None:
         return int(cell["n"])
-    since = now_ms - within_ms
+    return window_count(cell, now_ms - within_ms)
+
+
+def window_count(cell: Mapping[str, Any] | None, since_ms: int) -> int:
+    """Matching events after ``since_ms`` (as far as the kept timestamps go)."""
     found = 0
-    for ts, _ in cell["t"]:  # newest first
+    if cell is not None:
+        for ts, _ in cell["t"]:  # newest first
+            if ts <= since_ms:
+                break
+            found += 1
+    return found
+
+
+def window_check(
+    cell: Mapping[str, Any] | None, low: int, high: int | None, within_ms: int, now_ms: int
+) -> tuple[bool, int | None]:
+    """Whether ``low ≤ count ≤ high`` for the events inside the window, and the moment that
+    answer changes by time alone: when the event that keeps the count at ``low`` (or above
+    ``high``) leaves the window; None when only new events can change it."""
+    stamps = cell["t"] if cell is not None else ()
+    since = now_ms - within_ms
+    count = 0
+    for ts, _ in stamps:  # newest first
         if ts <= since:
             break
-        found += 1
-    return found
+        count += 1
+    if high is not None and count > high:
+        return False, int(stamps[high][0]) + within_ms
+    if count >= low:
+        return True, int(stamps[low - 1][0]) + within_ms if low >= 1 else None
+    return False, None
 
 
 def _keep(stamps: list[list[Any]], stamp: list[Any], keep: int) -> None:

@@ -144,7 +144,7 @@ def _first_time(state: dict[str, Any], fired: Fired) -> bool:
     if key in done:
         return False
     done[key] = fired.at_ms
-    if len(done) > FIRED_LIMIT:
+    if len(done) > FIRED_LIMIT + FIRED_LIMIT // 10:  # trim now and then, not on every one
         for old, _ in sorted(done.items(), key=lambda kv: kv[1])[: len(done) - FIRED_LIMIT]:
             del done[old]
     return True

@@ -110,7 +110,7 @@ def test_an_event_evaluates_only_the_segments_it_can_flip() -> None:
     shopper = Shopper(text)
     looked_at: list[str] = []
     for seg in shopper.compiled.segments:
-        seg.test = _recording(seg.name, seg.test, looked_at)
+        seg.check = _recording(seg.name, seg.check, looked_at)
     assert shopper.send(T0, "Event 7") == [("s7", "enter")]
     assert looked_at == ["s7"]
     assert shopper.send(T0 + timedelta(minutes=1), "Event 7") == []  # 1 → 2 crosses no threshold
@@ -119,9 +119,9 @@ def test_an_event_evaluates_only_the_segments_it_can_flip() -> None:
 
 
 def _recording(name: str, test: Any, log: list[str]) -> Any:
-    def recorded(subject: Any) -> bool:
+    def recorded(subject: Any) -> Any:
         log.append(name)
-        return bool(test(subject))
+        return test(subject)
 
     return recorded
 
