@@ -32,6 +32,8 @@ from wayline.profiles.book import ProfileBook
 from wayline.schemas.errors import InvalidEvent
 from wayline.schemas.normalize import Origin, normalize_event
 from wayline.schemas.topics import Topics
+from wayline.segments.compiler import Compiled
+from wayline.segments.triggers import TriggerConfig
 from wayline.streams.admin import ensure_topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.memory import tune_garbage_collector
@@ -102,8 +104,13 @@ def produce_raw(kafka: KafkaConfig, topic: str, events: list[tuple[str, dict[str
 
 
 def measure_pipeline(
-    kafka: KafkaConfig, events: list[tuple[str, dict[str, Any]]]
+    kafka: KafkaConfig,
+    events: list[tuple[str, dict[str, Any]]],
+    segments: Compiled | None = None,
+    triggers: TriggerConfig | None = None,
 ) -> dict[str, Any]:
+    """validate → identity → profile over ``events`` (with ``segments`` and ``triggers`` when
+    given); all worker CPU of this process, beside a raw consume of the same topic."""
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=4)
     registry = default_registry()
     ensure_topics(kafka, topics.specs(store_topics(registry)))
@@ -115,7 +122,9 @@ def measure_pipeline(
             state_dir=Path(state),
             consumer_overrides={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
         )
-        context = WorkerContext(topics=topics, kafka=kafka, options=options)
+        context = WorkerContext(
+            topics=topics, kafka=kafka, options=options, segments=segments, triggers=triggers
+        )
         workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
         cpu, wall = time.process_time(), time.monotonic()
         with ExitStack() as stack:

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.profiles import canonical, simulate
-from bench.runtime import RESULTS
+from bench.profiles import canonical, measure_pipeline, simulate
+from bench.runtime import RESULTS, cluster
 from wayline.profiles.book import ProfileBook
 from wayline.profiles.state import apply_event, empty_state, epoch_ms
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
@@ -144,9 +144,32 @@ def run(events: list[dict[str, Any]], compiled: Compiled | None) -> tuple[float,
     return spent, transitions, share
 
 
+def measure_pipelines(count: int) -> dict[str, Any]:
+    """The profile pipeline on the embedded broker with 100 segments and the triggers, and
+    without segments or triggers (the baseline), each on its own topics; all worker CPU."""
+    traffic = simulate(count, seed=11)
+    with cluster() as kafka:
+        plain = measure_pipeline(kafka, traffic)
+        full = measure_pipeline(kafka, traffic, segments(100), TRIGGERS)
+    rate = round(count / full["pipeline"]["cpu_s"])
+    plain_rate = round(count / plain["pipeline"]["cpu_s"])
+    raw_rate = round(full["raw"]["events"] / full["raw"]["cpu_s"])
+    steps = full["pipeline"]["profile_steps"]
+    return {
+        "pipeline_events_per_cpu_s": rate,
+        "pipeline_without_segments_events_per_cpu_s": plain_rate,
+        "raw_consume_events_per_cpu_s": raw_rate,
+        "pipeline_vs_without_segments": round(rate / plain_rate, 3),
+        "pipeline_vs_raw": round(rate / raw_rate, 3),
+        "pipeline_transitions": steps.get("segment_transitions", 0),
+        "pipeline_triggers": steps.get("triggers_fired", 0),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--pipeline-events", type=int, default=30_000)
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args()
     tune_garbage_collector()
@@ -164,6 +187,8 @@ def main() -> None:
     results["ratio_1000_vs_10"] = round(
         results["us_per_event_1000"] / results["us_per_event_10"], 2
     )
+    if args.pipeline_events:
+        results |= measure_pipelines(args.pipeline_events)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "segments.json").write_text(json.dumps(results, indent=2))
     if args.json:
