@@ -1,9 +1,8 @@
 """Compile parsed rules once into callables, indexed by what they depend on.
 
-Each condition becomes a pair of closures: ``test(subject) -> bool`` and
-``due(subject) -> int | None``, the next moment (epoch ms) at which the answer may change by time
-alone (a window sliding past an event, a day count crossing its threshold, the customer's
-midnight). A segment's due time is the earliest of its conditions'.
+Each segment becomes one generated function (``codegen``), ``check(subject) -> (inside, due)``,
+where ``due`` is the next moment (epoch ms) at which the answer may change by time alone (a
+window sliding past an event, a day count crossing its threshold, the customer's midnight).
 
 The index (``Compiled``) says which segments an event can flip, at the level of single
 conditions: a ``performed`` count flips only the segments whose threshold it moved past, a changed
