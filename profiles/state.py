@@ -64,6 +64,7 @@ def empty_state() -> State:
         "conds": {},  # the segment rules' event counters (wayline.segments.subject)
         "segments": {},  # segment name → [rule version, entered at]
         "segment_due": {},  # timed segment → when it may change next
+        "trigger_due": {},  # trigger rule → when it may fire next
         "fired": {},  # trigger occasions already fired → when (wayline.segments.triggers)
         "browse": {},  # product → [views since last added to a cart, last view]
     }

@@ -18,6 +18,7 @@ frequency by order count (≥ 10, 5, 3, 2, 1), monetary by revenue (≥ 1500, 50
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +30,17 @@ ADVOCACY = ("Product Reviewed", "Review Submitted", "Referral Sent")
 
 
 def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as ``2026-11-23T10:00:00.000Z`` (called for every timestamp of every
+    document and transition, so the second's text is cached)."""
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    seconds, milli = divmod(int(ms), 1000)
+    return f"{_second(seconds)}.{milli:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:

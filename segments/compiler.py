@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from wayline.profiles.state import empty_state
-from wayline.profiles.view import ORDER_FIELDS
+from wayline.profiles.state import CONSENT_OFF_EVENTS, empty_state
+from wayline.profiles.view import ADVOCACY, INTEREST, ORDER_FIELDS
 from wayline.segments.codegen import Check, generate
 from wayline.segments.rules import (
     AllOf,
@@ -49,7 +49,9 @@ COMPUTED_BY: dict[str, frozenset[str]] = {
     "cart": frozenset({"Product Added", "Product Removed", "Order Completed"}),
     "favorite_category": frozenset({"Product Viewed", "Product Added", "Order Completed"}),
     "recently_viewed": frozenset({"Product Viewed"}),
+    "lifecycle_stage": frozenset({*INTEREST, *ADVOCACY, "Order Completed"}),
 }
+CONSENT_EVENTS = "consent"  # consent changes with the events that carry it (or revoke it)
 # computed traits that also change as time passes (rules on them are looked at on every event
 # that can change them, not only when their value did)
 DRIFTING = frozenset({"rfm", "event_counts"})
@@ -134,6 +136,7 @@ class Compiled:
         fields = set(self.comparisons) | set(self.watches)
         self._any_event = [p for p in fields if _changed_by(p) is None]
         self._traits = [p for p in fields if _changed_by(p) == TRAIT_EVENTS]
+        self._consent = [p for p in fields if _changed_by(p) == CONSENT_EVENTS]
         self._by_event: dict[str, list[Path]] = {}
         for path in fields:
             events = _changed_by(path)
@@ -150,9 +153,12 @@ class Compiled:
         }
 
     def fields_changed_by(self, event_name: str, trait_keys: set[str]) -> list[Path]:
-        """The fields rules read that an event with this name and these traits can change."""
+        """The fields rules read that an event with this name and these traits (``consent``
+        among them when it carries consent anywhere) can change."""
         found = [*self._any_event, *self._by_event.get(event_name, ())]
         found += [p for p in self._traits if len(p) > 1 and p[1] in trait_keys]
+        if self._consent and ("consent" in trait_keys or event_name in CONSENT_OFF_EVENTS):
+            found += self._consent
         return found
 
     def flipped(self, path: Path, before: Any, after: Any) -> set[str]:
@@ -189,9 +195,12 @@ def _at_rest(segments: list[CompiledSegment]) -> set[str]:
 
 
 def _changed_by(path: Path) -> frozenset[str] | str | None:
-    """Which events can change a field: a set of names, ``TRAIT_EVENTS``, or None for any."""
+    """Which events can change a field: a set of names, ``TRAIT_EVENTS``, ``CONSENT_EVENTS``,
+    or None for any."""
     if path[0] == "traits":
         return TRAIT_EVENTS
+    if path[0] == "consent":
+        return CONSENT_EVENTS
     if path[0] == "computed" and len(path) > 1:
         return COMPUTED_BY.get(path[1])
     return None

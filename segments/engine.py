@@ -42,7 +42,9 @@ def on_event(
     can flip (and those whose due time has come), look for triggers. Returns whether the event
     was new to the profile (False: a duplicate, nothing counted) and the outcome."""
     name = event_name(event)
-    fields = compiled.fields_changed_by(name, _trait_keys(event))
+    props = event.get("properties") or {}
+    trait_keys = _trait_keys(event, props)
+    fields = compiled.fields_changed_by(name, trait_keys)
     before = [read_field(state, list(path), now_ms) for path in fields]
     first = not state["seen"]
     counted = apply_event(state, event, linked)
@@ -57,9 +59,9 @@ def on_event(
             new = read_field(state, list(path), now_ms)
             if new != old:
                 names |= compiled.flipped(path, old, new)
-        props = event.get("properties") or {}
         track_browse(state, name, props, epoch_ms(str(event["timestamp"])))
-    return counted, _outcome(evaluate(compiled, state, now_ms, names), triggers, state, now_ms)
+    evaluation = evaluate(compiled, state, now_ms, names)
+    return counted, _outcome(evaluation, triggers, state, now_ms, (name, trait_keys))
 
 
 def at_time(
@@ -78,15 +80,18 @@ def _outcome(
     triggers: TriggerConfig,
     state: dict[str, Any],
     now_ms: int,
+    event: tuple[str, set[str]] | None = None,
 ) -> Outcome:
     fired = segment_triggers(state, evaluation.transitions)
-    found = check(triggers, state, now_ms)
+    found = check(triggers, state, now_ms, event)
     dues = [d for d in (evaluation.next_due, found.next_due) if d is not None]
     return Outcome(evaluation.transitions, (*fired, *found.fired), min(dues) if dues else None)
 
 
-def _trait_keys(event: Mapping[str, Any]) -> set[str]:
-    keys: set[str] = set()
+def _trait_keys(event: Mapping[str, Any], props: Mapping[str, Any]) -> set[str]:
+    """The trait keys ``event`` carries (``timezone`` for a context time zone, ``consent`` for
+    consent in its properties)."""
+    keys: set[str] = {"consent"} if isinstance(props, Mapping) and "consent" in props else set()
     context = event.get("context") or {}
     if isinstance(context.get("traits"), dict):
         keys |= set(context["traits"])

@@ -11,7 +11,7 @@ them, so a re-sent event, a crash or a replay never fires twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,16 +80,36 @@ class Check:
     next_due: int | None
 
 
-def check(config: TriggerConfig, state: dict[str, Any], now_ms: int) -> Check:
-    """The triggers due at ``now_ms`` that have not fired for their occasion yet."""
+def check(
+    config: TriggerConfig,
+    state: dict[str, Any],
+    now_ms: int,
+    event: tuple[str, set[str]] | None = None,
+) -> Check:
+    """The triggers due at ``now_ms`` that have not fired for their occasion yet.
+
+    With ``event`` (its name and the trait keys it carried), only the rules that event can
+    change are looked at, plus those whose due time has come; the others keep the due time
+    they left in the state (``state["trigger_due"]``). Without it, all of them."""
     fired: list[Fired] = []
-    dues: list[int] = []
-    for rule in (_cart, _browse, _churn, _milestones, _dates):
+    dues: dict[str, int] = state.setdefault("trigger_due", {})
+    for name, rule in RULES.items():
+        due = dues.get(name)
+        if event is not None and not _moved_by(name, *event) and (due is None or due > now_ms):
+            continue
         found, due = rule(config, state, now_ms)
         fired += [f for f in found if _first_time(state, f)]
-        if due is not None:
-            dues.append(due)
-    return Check(tuple(fired), min(dues) if dues else None)
+        if due is None:
+            dues.pop(name, None)
+        else:
+            dues[name] = due
+    return Check(tuple(fired), min(dues.values()) if dues else None)
+
+
+def _moved_by(rule: str, event_name: str, trait_keys: set[str]) -> bool:
+    if rule == "dates":  # birthday and time zone; anniversaries count from the first order
+        return event_name == "Order Completed" or not trait_keys.isdisjoint(DATE_TRAITS)
+    return event_name in RULE_EVENTS[rule]
 
 
 def segment_triggers(state: dict[str, Any], transitions: tuple[Transition, ...]) -> list[Fired]:
@@ -151,6 +171,14 @@ def _first_time(state: dict[str, Any], fired: Fired) -> bool:
 
 
 Rule = tuple[list[Fired], int | None]
+# the events that change what a rule looks at (besides time)
+RULE_EVENTS = {
+    "cart": frozenset({"Product Added", "Product Removed", "Order Completed"}),
+    "browse": frozenset({"Product Viewed", "Product Added"}),
+    "churn": frozenset({"Order Completed"}),
+    "milestones": frozenset({"Order Completed"}),
+}
+DATE_TRAITS = frozenset({"birthday", "timezone"})
 
 
 def _cart(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
@@ -260,3 +288,12 @@ def _dates(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
         if due is not None:
             dues.append(due)
     return fired, min(dues) if dues else None
+
+
+RULES: dict[str, Callable[[TriggerConfig, dict[str, Any], int], Rule]] = {
+    "cart": _cart,
+    "browse": _browse,
+    "churn": _churn,
+    "milestones": _milestones,
+    "dates": _dates,
+}

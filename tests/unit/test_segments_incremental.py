@@ -1,6 +1,6 @@
-"""Per-event evaluation looks only at the segments an event can flip; it must never disagree with
-evaluating every segment from scratch. Random rules, random histories, the full evaluation as the
-oracle after every event and every due time."""
+"""Per-event evaluation looks only at the segments an event can flip (and the trigger rules it
+can move); it must never disagree with evaluating everything from scratch. Random rules, random
+histories, the full evaluation as the oracle after every event and every due time."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from wayline.segments.engine import at_time, on_event
 from wayline.segments.triggers import TriggerConfig
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
-OFF = TriggerConfig()
+TRIGGERS = TriggerConfig.from_mapping(
+    {
+        "cart_abandoned": {"after": "60m"},
+        "browse_abandoned": {"views": 2, "after": "4h"},
+        "churn_risk": {"factor": 2.0, "min_orders": 2, "floor": "1d"},
+        "milestones": {"orders": [1, 2], "revenue": [50], "anniversary": True},
+    }
+)
 EVENTS = ["Page Viewed", "Product Viewed", "Product Added", "Order Completed", "Email Opened"]
 GAPS = [timedelta(0), timedelta(minutes=1), timedelta(hours=5), timedelta(days=1),
         timedelta(days=6), timedelta(days=31)]  # fmt: skip
@@ -112,17 +119,27 @@ def test_per_event_evaluation_agrees_with_evaluating_everything(
     compiled = compile_segments(_defs(bodies, reads[: len(bodies)]))
     fast, oracle = empty_state(), empty_state()
     at, due = T0, None
+
+    def wake_until(moment: int) -> int | None:
+        """The worker's timer on the fast side; the oracle looks at everything then too."""
+        nonlocal due
+        while due is not None and due <= moment:
+            when = due
+            due = at_time(compiled, TRIGGERS, fast, when).next_due
+            at_time(compiled, TRIGGERS, oracle, when)
+            assert set(fast["segments"]) == set(oracle["segments"]), when
+        return due
+
     for i, what in enumerate(history):
         at += what[1]
-        while due is not None and due <= ms(at):  # the worker's timer
-            due = at_time(compiled, OFF, fast, due).next_due
+        wake_until(ms(at))
         event = _event(i, at, what)
-        due = on_event(compiled, OFF, fast, event, [("user_id", "u1")], ms(at))[1].next_due
-        on_event(compiled, OFF, oracle, event, [("user_id", "u1")], ms(at))
-        at_time(compiled, OFF, oracle, ms(at))
+        _, outcome = on_event(compiled, TRIGGERS, fast, event, [("user_id", "u1")], ms(at))
+        due = outcome.next_due
+        on_event(compiled, TRIGGERS, oracle, event, [("user_id", "u1")], ms(at))
+        at_time(compiled, TRIGGERS, oracle, ms(at))
         assert set(fast["segments"]) == set(oracle["segments"]), (i, event)
-    later = at + timedelta(days=45)
-    while due is not None and due <= ms(later):
-        due = at_time(compiled, OFF, fast, due).next_due
-    at_time(compiled, OFF, oracle, ms(later))
+        assert set(fast["fired"]) == set(oracle["fired"]), (i, event)
+    wake_until(ms(at + timedelta(days=400)))
     assert set(fast["segments"]) == set(oracle["segments"])
+    assert set(fast["fired"]) == set(oracle["fired"])
