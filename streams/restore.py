@@ -43,21 +43,35 @@ class RestoreReport:
 
 
 def read_partition(
-    kafka: KafkaConfig, topic: str, partition: int, start: int, timeout_s: float = 120.0
+    kafka: KafkaConfig,
+    topic: str,
+    partition: int,
+    start: int,
+    timeout_s: float = 120.0,
+    silent_s: float = 3.0,
 ) -> tuple[list[tuple[bytes, bytes | None]], int]:
     """Every ``(key, value)`` of one partition from ``start`` to its end, and the end offset.
 
     The end is where the broker reports partition EOF, not the high watermark (which some
-    Kafka-protocol brokers under-report)."""
+    Kafka-protocol brokers under-report). A ``start`` past the end (a local checkpoint of a
+    changelog the cluster no longer has) returns nothing and the real end, which is below
+    ``start``: Kafka answers such a fetch with an out-of-range error, the embedded broker with
+    silence, so after ``silent_s`` without a word the end is looked up."""
     consumer = kafka.consumer(
         f"{topic}.restore", **{"enable.partition.eof": True, "fetch.wait.max.ms": 10}
     )
     consumer.assign([TopicPartition(topic, partition, start)])
     out: list[tuple[bytes, bytes | None]] = []
     end = start
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
     try:
         while time.monotonic() < deadline:
+            if start > 0 and not out and time.monotonic() - started > silent_s:
+                real_end = _end_offset(kafka, topic, partition)
+                if real_end <= start:
+                    return [], real_end
+                silent_s = timeout_s  # it is there: wait for it
             for message in consumer.consume(10_000, 0.2):
                 error = message.error()
                 if error is None:
@@ -70,6 +84,19 @@ def read_partition(
     finally:
         consumer.close()
     raise RetryableError(f"restore of {topic}[{partition}] did not reach the end in {timeout_s}s")
+
+
+def _end_offset(kafka: KafkaConfig, topic: str, partition: int) -> int:
+    """The real end of a partition: read from the broker's high watermark minus one (the last
+    record batch on brokers that under-report the watermark) to partition EOF."""
+    consumer = kafka.consumer(f"{topic}.restore", **{"enable.partition.eof": True})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    finally:
+        consumer.close()
+    if high <= low:
+        return high
+    return read_partition(kafka, topic, partition, max(low, high - 1), silent_s=3600)[1]
 
 
 def restore_task(

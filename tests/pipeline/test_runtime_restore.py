@@ -122,3 +122,27 @@ def produce_to(kafka: KafkaConfig, topic: str, partition: int, key: bytes, value
     producer = kafka.producer()
     producer.produce(topic, value, key, partition=partition)
     assert producer.flush(10) == 0
+
+
+def test_a_checkpoint_past_the_changelog_end_restores_from_scratch_at_once(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path
+) -> None:
+    """Local state of a cluster that is gone (a fresh in-memory broker, a recreated changelog):
+    its checkpoints point past the new changelog's end, so the task starts from scratch instead
+    of waiting for offsets that will never come."""
+    state_dir = tmp_path / "state"
+    produce(kafka, topics.raw, amounts("carol", 0, 40))
+    run_until(kafka, topics, state_dir, 40)
+    again = fold_topics(f"t{uuid.uuid4().hex[:10]}")  # the same worker and stores, new topics
+    specs = again.specs({NAME: STORES})
+    ensure_topics(kafka, specs)
+    try:
+        produce(kafka, again.raw, amounts("carol", 100, 5))
+        worker = fold_worker(kafka, again.prefix, state_dir)
+        with running(worker):
+            wait_for(lambda: worker.stats().events_in >= 5, 30, "5 events after the restore")
+        assert worker.stats().restore_seconds < 10 * again.partitions
+        partition, _ = partition_of(kafka, again, b"carol")
+        assert local_sum(state_dir, partition, b"carol") == 50  # the lost cluster's 400 are gone
+    finally:
+        delete_topics(kafka, [s.name for s in specs])
