@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +24,7 @@ from wayline.profiles.view import iso
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.restore import read_partition
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +42,15 @@ class Rules:
 
 def read_definitions(kafka: KafkaConfig, topic: str, timeout_s: float = 30) -> dict[str, Any]:
     """The latest definition per key, read to the end of the topic."""
-    consumer = kafka.consumer(f"definitions-{uuid.uuid4().hex}", **{"enable.partition.eof": True})
-    try:
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        latest: dict[str, Any] = {}
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for message in consumer.consume(500, 0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return latest
-                    continue
-                _fold(latest, message.key(), message.value())
-        raise TimeoutError(f"{topic}: end not reached in {timeout_s:.0f} s")
-    finally:
-        consumer.close()
+    records, _end = read_partition(kafka, topic, 0, 0, timeout_s)
+    latest: dict[str, Any] = {}
+    for key, value in records:
+        _fold(latest, key, value)
+    return latest
 
 
 def _fold(latest: dict[str, Any], key: bytes | None, value: bytes | None) -> None:
-    if key is None:
+    if not key:
         return
     if value is None:
         latest.pop(key.decode(), None)
