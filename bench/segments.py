@@ -1,10 +1,21 @@
-"""Segment benchmark: evaluation cost per event with 10, 100 and 1,000 segments.
+"""Segment benchmark: evaluation cost per event with 10, 100 and 1,000 segments, and the
+profile pipeline with 100 segments and the triggers on the embedded broker.
 
 Simulator traffic (the profile benchmark's mix) is resolved and folded once per contender, with
-segment evaluation and triggers after every event (``segments.engine.after_event``), against the
-same run without segments (the baseline): ``us_per_event_N`` is the extra time per event that N
-segments cost. The segments are generated: a realistic spread of trait and computed-trait
-comparisons, ``performed`` counts with and without windows and filters, and nested all/any/not.
+segments and triggers after every event (``segments.engine.on_event``), against the same run
+without them (the baseline): ``us_per_event_N`` is the extra time per event that N segments and
+the triggers cost. The segments are drawn from the kinds marketers build (``TEMPLATES``:
+engagement counts in a window, category buyers, revenue tiers, VIPs, lapsed buyers, cart
+abandoners, lifecycle stages, days since the last order, e-mail engagers who never bought,
+browsers who never bought, country + recent order, favourite category, consented clickers) with
+their parameters drawn at random, as a workspace with many campaigns holds many variations of
+each. Besides the cost, the output reports how many segments an event made the engine look at
+(``evaluations_per_event_N``), how many transitions it produced and the mean share of profiles
+per segment, so the work can be compared with its result.
+
+``pipeline_events_per_cpu_s``: validate → identity → profile + segments + triggers, 100 segments,
+as threads of this process on the embedded broker, all CPU of the process; beside the same
+pipeline without segments and triggers and a raw consume of the same topic, in the same run.
 
     python -m bench.segments --json
 """
@@ -22,8 +33,10 @@ from bench.profiles import canonical, measure_pipeline, simulate
 from bench.runtime import RESULTS, cluster
 from wayline.profiles.book import ProfileBook
 from wayline.profiles.state import apply_event, empty_state, epoch_ms
+from wayline.segments.codegen import Check
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
 from wayline.segments.engine import on_event
+from wayline.segments.subject import Subject
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.memory import tune_garbage_collector
 
@@ -144,6 +157,23 @@ def run(events: list[dict[str, Any]], compiled: Compiled | None) -> tuple[float,
     return spent, transitions, share
 
 
+def evaluations(events: list[dict[str, Any]], compiled: Compiled) -> int:
+    """How many segment evaluations the events cause (a separate, untimed pass)."""
+    seen = [0]
+    for seg in compiled.segments:
+        seg.check = _counted(seg.check, seen)
+    run(events, compiled)
+    return seen[0]
+
+
+def _counted(check: Check, seen: list[int]) -> Check:
+    def counted(subject: Subject) -> tuple[bool, int | None]:
+        seen[0] += 1
+        return check(subject)
+
+    return counted
+
+
 def measure_pipelines(count: int) -> dict[str, Any]:
     """The profile pipeline on the embedded broker with 100 segments and the triggers, and
     without segments or triggers (the baseline), each on its own topics; all worker CPU."""
@@ -183,6 +213,8 @@ def main() -> None:
         spent, transitions, share = run(events, segments(count))
         results[f"us_per_event_{count}"] = round((spent - baseline) / len(events) * 1e6, 2)
         results[f"transitions_per_event_{count}"] = round(transitions / len(events), 2)
+        looked_at = evaluations(events, segments(count))
+        results[f"evaluations_per_event_{count}"] = round(looked_at / len(events), 2)
         results[f"mean_member_share_{count}"] = round(share, 3)
     results["ratio_1000_vs_10"] = round(
         results["us_per_event_1000"] / results["us_per_event_10"], 2
