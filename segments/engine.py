@@ -64,14 +64,28 @@ def on_event(
     return counted, _outcome(evaluation, triggers, state, now_ms, (name, trait_keys))
 
 
+def at_due(
+    compiled: Compiled,
+    triggers: TriggerConfig,
+    state: dict[str, Any],
+    now_ms: int,
+) -> Outcome:
+    """The profile's due time passed: re-evaluate the segments and trigger rules that were due
+    (time alone changes nothing else)."""
+    if "trigger_due" not in state:  # a state from before trigger due times were kept
+        return at_time(compiled, triggers, state, now_ms)
+    names = due_now(state, now_ms) | compiled.drifting
+    evaluation = evaluate(compiled, state, now_ms, names)
+    return _outcome(evaluation, triggers, state, now_ms, ("", set()))
+
+
 def at_time(
     compiled: Compiled,
     triggers: TriggerConfig,
     state: dict[str, Any],
     now_ms: int,
 ) -> Outcome:
-    """Re-evaluate every segment and trigger (a due time passed, profiles merged, definitions
-    changed)."""
+    """Re-evaluate every segment and trigger (profiles merged, definitions changed)."""
     return _outcome(evaluate(compiled, state, now_ms), triggers, state, now_ms)
 
 
@@ -85,7 +99,10 @@ def _outcome(
     fired = segment_triggers(state, evaluation.transitions)
     found = check(triggers, state, now_ms, event)
     dues = [d for d in (evaluation.next_due, found.next_due) if d is not None]
-    return Outcome(evaluation.transitions, (*fired, *found.fired), min(dues) if dues else None)
+    # a due time is always ahead: were one left behind, the profile's timer would fire again
+    # and again at the same moment
+    next_due = max(min(dues), now_ms + 1) if dues else None
+    return Outcome(evaluation.transitions, (*fired, *found.fired), next_due)
 
 
 def _trait_keys(event: Mapping[str, Any], props: Mapping[str, Any]) -> set[str]:

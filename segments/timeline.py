@@ -15,7 +15,7 @@ from typing import Any
 from wayline.profiles.book import ProfileBook, absorb
 from wayline.profiles.state import empty_state, epoch_ms
 from wayline.segments.compiler import Compiled
-from wayline.segments.engine import Outcome, at_time, on_event
+from wayline.segments.engine import Outcome, at_due, at_time, on_event
 from wayline.segments.triggers import TriggerConfig
 
 
@@ -52,7 +52,7 @@ class Timeline:
             state = self.book.states.get(pid)
             if state is None or state.get("_due") != due:
                 continue  # merged away, or rescheduled since
-            self._record(pid, at_time(self.compiled, self.triggers, state, due))
+            self._record(pid, at_due(self.compiled, self.triggers, state, due))
 
     def _ingest(self, event: Mapping[str, Any], at: int) -> None:
         book = self.book

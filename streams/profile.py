@@ -34,7 +34,7 @@ from wayline.profiles.state import State, empty_state
 from wayline.profiles.view import iso, snapshot
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, compile_segments
-from wayline.segments.engine import Outcome, at_time, on_event
+from wayline.segments.engine import Outcome, at_due, at_time, on_event
 from wayline.segments.membership import Transition
 from wayline.segments.triggers import TriggerConfig, cloud_event
 from wayline.streams.definitions import Rules
@@ -135,7 +135,7 @@ class ProfileStep:
         entry = self._entry(pid, ctx)
         if entry.state is None or self._forward_of(pid, ctx) is not None:
             return []
-        outcome = at_time(self.segments, self.triggers, entry.state, timer.due_ms)
+        outcome = at_due(self.segments, self.triggers, entry.state, timer.due_ms)
         entry.changed = entry.changed or bool(outcome.transitions or outcome.fired)
         return self._emit(pid, entry.state, outcome, "timer", ctx)
 
