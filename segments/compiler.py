@@ -91,6 +91,7 @@ class CompiledSegment:
     needs: set[str] = field(default_factory=set)  # segments it reads (in_segment)
     timed: bool = False
     order: int = 0  # position in dependency order
+    content: str = ""  # the definition as written (rule, version, notify): what a change changes
 
 
 @dataclass
@@ -180,6 +181,19 @@ class Compiled:
         return names
 
 
+def changed_segments(before: Compiled, after: Compiled) -> set[str]:
+    """The segments of ``after`` that are new or defined differently than in ``before``."""
+    return {
+        name
+        for name, seg in after.by_name.items()
+        if name not in before.by_name or before.by_name[name].content != seg.content
+    }
+
+
+def _key(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _at_rest(segments: list[CompiledSegment]) -> set[str]:
     """The segments a profile with no events may already be in (``not performed``, ``at_most``,
     ``lt`` …): looked at on a profile's first event, since no condition of theirs flips then."""
@@ -215,6 +229,7 @@ def compile_segments(defs: Iterable[SegmentDef]) -> Compiled:
             raise RuleError(d.name, "name", "defined twice")
         node = parse_rule(d.name, d.rule)
         seg = CompiledSegment(d.name, d.version, d.notify, generate(d.name, node))
+        seg.content = _key([d.rule, d.version, d.notify])
         _register(node, seg, counters)
         compiled[d.name] = seg
     ordered = _topological(compiled)
@@ -255,9 +270,7 @@ def _register(node: Node, seg: CompiledSegment, counters: dict[str, Counter]) ->
     elif isinstance(node, Not):
         _register(node.item, seg, counters)
     elif isinstance(node, Compare):
-        value = node.value
-        key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
-        seg.compares.append((tuple(node.field.split(".")), node.op, key, value))
+        seg.compares.append((tuple(node.field.split(".")), node.op, _key(node.value), node.value))
     elif isinstance(node, Performed):
         counter = counters.setdefault(node.key, Counter(node.key, node.event, node.where))
         counter.keep = max(counter.keep, node.keep)  # what its hungriest user needs

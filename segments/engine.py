@@ -18,7 +18,13 @@ from typing import Any
 
 from wayline.profiles.state import apply_event, epoch_ms, event_name
 from wayline.segments.compiler import Compiled
-from wayline.segments.membership import Evaluation, Transition, due_now, evaluate
+from wayline.segments.membership import (
+    Evaluation,
+    Transition,
+    due_now,
+    evaluate,
+    forget_deleted,
+)
 from wayline.segments.subject import read_field, track
 from wayline.segments.triggers import Fired, TriggerConfig, check, segment_triggers, track_browse
 
@@ -77,6 +83,20 @@ def at_due(
     names = due_now(state, now_ms) | compiled.drifting
     evaluation = evaluate(compiled, state, now_ms, names)
     return _outcome(evaluation, triggers, state, now_ms, ("", set()))
+
+
+def after_change(
+    compiled: Compiled,
+    triggers: TriggerConfig,
+    state: dict[str, Any],
+    now_ms: int,
+    changed: set[str],
+) -> Outcome:
+    """New definitions, of which the segments ``changed`` are new or changed: evaluate those
+    (and what reads them), forget deleted ones, look at every trigger rule."""
+    forget_deleted(compiled, state)
+    names = changed | due_now(state, now_ms) | compiled.drifting
+    return _outcome(evaluate(compiled, state, now_ms, names), triggers, state, now_ms)
 
 
 def at_time(

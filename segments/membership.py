@@ -44,7 +44,7 @@ def evaluate(
     current: dict[str, list[int]] = state.setdefault("segments", {})
     dues: dict[str, int] = state.setdefault("segment_due", {})
     if names is None:
-        _forget_deleted(compiled, current, dues)
+        forget_deleted(compiled, state)
         names = set(compiled.by_name)
     else:
         names = {n for n in names if n in compiled.by_name}
@@ -118,8 +118,9 @@ def _look_at(
     return flipped
 
 
-def _forget_deleted(compiled: Compiled, current: dict[str, Any], dues: dict[str, int]) -> None:
-    for gone in [n for n in current if n not in compiled.by_name]:  # a deleted definition
-        del current[gone]
-    for stale in [n for n in dues if n not in compiled.by_name]:
-        del dues[stale]
+def forget_deleted(compiled: Compiled, state: dict[str, Any]) -> None:
+    """Drop the memberships and due times of segments no longer defined."""
+    for key in ("segments", "segment_due"):
+        held = state.setdefault(key, {})
+        for gone in [n for n in held if n not in compiled.by_name]:
+            del held[gone]

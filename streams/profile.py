@@ -33,8 +33,8 @@ from wayline.profiles.book import absorb
 from wayline.profiles.state import State, empty_state
 from wayline.profiles.view import iso, snapshot
 from wayline.schemas.topics import Topics
-from wayline.segments.compiler import Compiled, compile_segments
-from wayline.segments.engine import Outcome, at_due, at_time, on_event
+from wayline.segments.compiler import Compiled, changed_segments, compile_segments
+from wayline.segments.engine import Outcome, after_change, at_due, at_time, on_event
 from wayline.segments.membership import Transition
 from wayline.segments.triggers import TriggerConfig, cloud_event
 from wayline.streams.definitions import Rules
@@ -68,6 +68,7 @@ class ProfileStep:
         self.triggers = triggers if triggers is not None else TriggerConfig()
         self.definitions = definitions
         self.rules: Rules | None = None
+        self._seen_rules: dict[bytes, Rules] = {}  # fingerprint → definitions, the latest few
         self.reevaluated = 0
         self._batch: dict[int, dict[str, _Entry]] = {}
         self.transitions = 0
@@ -104,17 +105,24 @@ class ProfileStep:
     def refresh(self, ctx: TaskContext) -> list[Output]:
         """New definitions: switch to them, then re-evaluate every profile of this task once
         (at the later of stream time and the change time, so a replay after a crash computes
-        the same). The task remembers which definitions it evaluated under."""
+        the same). The task remembers which definitions it evaluated under; when this process
+        still knows those, only the new and changed segments are evaluated, else all."""
         if self.definitions is None:
             return []
         rules = self.definitions()
         if rules is not self.rules:
             self.rules, self.segments, self.triggers = rules, rules.segments, rules.triggers
+            self._seen_rules[rules.fingerprint.encode()] = rules
+            while len(self._seen_rules) > 4:
+                del self._seen_rules[next(iter(self._seen_rules))]
         store = ctx.store(PROFILES)
         marker = rules.fingerprint.encode()
-        if store.get(DEFINITIONS_KEY) == marker:
+        evaluated_under = store.get(DEFINITIONS_KEY)
+        if evaluated_under == marker:
             return []
         store.put(DEFINITIONS_KEY, marker)
+        before = self._seen_rules.get(evaluated_under or b"")
+        changed = None if before is None else changed_segments(before.segments, self.segments)
         now = max(ctx.stream_time_ms, rules.changed_at_ms)
         outputs: list[Output] = []
         for key, _raw in list(store.items(b"p_")):
@@ -122,7 +130,10 @@ class ProfileStep:
             entry = self._entry(pid, ctx)
             if entry.state is None:
                 continue
-            outcome = at_time(self.segments, self.triggers, entry.state, now)
+            if changed is None:
+                outcome = at_time(self.segments, self.triggers, entry.state, now)
+            else:
+                outcome = after_change(self.segments, self.triggers, entry.state, now, changed)
             if outcome.transitions or outcome.fired:
                 entry.changed = True
             outputs += self._emit(pid, entry.state, outcome, "definitions", ctx)

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wayline.profiles.state import empty_state
-from wayline.segments.compiler import SegmentDef, compile_segments
-from wayline.segments.engine import at_due, at_time, on_event
+from wayline.segments.compiler import SegmentDef, changed_segments, compile_segments
+from wayline.segments.engine import after_change, at_due, at_time, on_event
 from wayline.segments.triggers import TriggerConfig
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -82,11 +82,13 @@ happening = st.tuples(
 )
 
 
-def _defs(bodies: list[dict[str, Any]], reads: list[bool]) -> list[SegmentDef]:
+def _defs(
+    bodies: list[dict[str, Any]], reads: list[bool], versions: list[int] | None = None
+) -> list[SegmentDef]:
     defs = []
     for i, (body, read) in enumerate(zip(bodies, reads, strict=True)):
         rule = {"all": [body, {"in_segment": f"s{i - 1}"}]} if read and i else body
-        defs.append(SegmentDef(f"s{i}", rule))
+        defs.append(SegmentDef(f"s{i}", rule, versions[i] if versions else 1))
     return defs
 
 
@@ -110,11 +112,15 @@ def ms(at: datetime) -> int:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(rules, min_size=1, max_size=6),
-    st.lists(st.booleans(), min_size=6, max_size=6),
+    st.lists(st.booleans(), min_size=7, max_size=7),
     st.lists(happening, min_size=1, max_size=14),
+    st.lists(st.one_of(st.none(), rules), min_size=1, max_size=7),
 )
 def test_per_event_evaluation_agrees_with_evaluating_everything(
-    bodies: list[dict[str, Any]], reads: list[bool], history: list[Any]
+    bodies: list[dict[str, Any]],
+    reads: list[bool],
+    history: list[Any],
+    edits: list[dict[str, Any] | None],
 ) -> None:
     compiled = compile_segments(_defs(bodies, reads[: len(bodies)]))
     fast, oracle = empty_state(), empty_state()
@@ -143,6 +149,32 @@ def test_per_event_evaluation_agrees_with_evaluating_everything(
         at_time(compiled, TRIGGERS, oracle, ms(at))
         assert set(fast["segments"]) == set(oracle["segments"]), (i, event)
         assert set(fast["fired"]) == set(oracle["fired"]), (i, event)
-    wake_until(ms(at + timedelta(days=400)))
+    wake_until(ms(at + timedelta(days=40)))
     assert set(fast["segments"]) == set(oracle["segments"])
     assert set(fast["fired"]) == set(oracle["fired"])
+
+    # new definitions (segments kept, changed, added, dropped): only the changed are evaluated
+    edited = _edited(bodies, edits)
+    changed = compile_segments(_defs(edited, reads[: len(edited)], _versions(bodies, edited)))
+    later = ms(at + timedelta(days=41))
+    wake_until(later)
+    due = after_change(changed, TRIGGERS, fast, later, changed_segments(compiled, changed)).next_due
+    at_time(changed, TRIGGERS, oracle, later)
+    assert fast["segments"].keys() == oracle["segments"].keys()
+    assert [v for v, _ in fast["segments"].values()] == [v for v, _ in oracle["segments"].values()]
+    compiled = changed
+    wake_until(ms(at + timedelta(days=400)))
+    assert set(fast["segments"]) == set(oracle["segments"])
+
+
+def _edited(bodies: list[dict[str, Any]], edits: list[dict[str, Any] | None]) -> list[Any]:
+    """Each segment kept (None) or given a new rule; a longer list adds segments, a shorter one
+    drops the last ones."""
+    return [
+        (bodies[i] if i < len(bodies) else {"computed.revenue": {"gte": 1}}) if e is None else e
+        for i, e in enumerate(edits)
+    ]
+
+
+def _versions(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[int]:
+    return [1 if i < len(before) and before[i] == rule else 2 for i, rule in enumerate(after)]
