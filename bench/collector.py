@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.runtime import save_results
 from wayline.streams.broker import EmbeddedBroker, free_port
 from wayline.streams.clients import KafkaConfig
 
@@ -156,8 +157,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results = run(args.requests, args.concurrency, args.events_per_request)
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "collector.json").write_text(json.dumps(results, indent=2) + "\n")
+    save_results("collector", results)
     if args.json:
         print(json.dumps(results))
         return

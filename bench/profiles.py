@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from bench.runtime import RESULTS, cluster, measure_raw
+from bench.runtime import cluster, measure_raw, save_results
 from wayline.config import DEMO_CONFIG
 from wayline.connectors.simulator import Simulator
 from wayline.profiles.book import ProfileBook
@@ -211,8 +211,7 @@ def main() -> None:
         "pipeline_vs_raw": round(pipe_rate / raw_rate, 3) if raw_rate else None,
         "details": {"fold": fold, "pipeline": pipe, "raw": raw},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "profiles.json").write_text(json.dumps(results, indent=2))
+    save_results("profiles", results)
     if args.json:
         print(json.dumps(results))
         return

@@ -190,14 +190,19 @@ def main() -> None:
             else measure_faust(kafka, topics.raw, args.partitions, faust_events)
         )
     results = summarize(args.events, raw, fold, faust)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "runtime.json").write_text(json.dumps(results, indent=2) + "\n")
+    save_results("runtime", results)
     if args.json:
         print(json.dumps(results))
         return
     for name in ("raw", "fold", "faust"):
         print(f"{name:6s} {results[f'{name}_events_per_cpu_s'] or '-':>10} events per CPU-second")
     print(f"fold / faust = x{results['fold_vs_faust']}, fold / raw = {results['fold_vs_raw']}")
+
+
+def save_results(name: str, results: dict[str, Any]) -> None:
+    """``bench/results/NAME.json``, the figures bench/README.md quotes."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def summarize(

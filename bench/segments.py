@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.profiles import canonical, measure_pipeline, simulate
-from bench.runtime import RESULTS, cluster
+from bench.runtime import cluster, save_results
 from wayline.profiles.book import ProfileBook
 from wayline.profiles.state import apply_event, empty_state, epoch_ms
 from wayline.segments.codegen import Check
@@ -221,8 +221,7 @@ def main() -> None:
     )
     if args.pipeline_events:
         results |= measure_pipelines(args.pipeline_events)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "segments.json").write_text(json.dumps(results, indent=2))
+    save_results("segments", results)
     if args.json:
         print(json.dumps(results))
         return

@@ -30,7 +30,7 @@ from wayline.segments.rules import (
     Performed,
     Since,
 )
-from wayline.segments.subject import Subject, compare_values, window_check, window_count
+from wayline.segments.subject import Subject, compare_values, window_check
 
 Check = Callable[[Subject], tuple[bool, int | None]]
 
@@ -48,7 +48,6 @@ def generate(name: str, node: Node) -> Check:
     )
     namespace: dict[str, Any] = {
         "compare": compare_values,
-        "window_count": window_count,
         "window_check": window_check,
         "earliest": _earliest,
         **writer.constants,
@@ -97,13 +96,10 @@ class _Writer:
         return self.leaf(node)
 
     def leaf(self, node: Node) -> str:
-        if isinstance(node, Performed):
+        if isinstance(node, Performed):  # all time: a window is timed (``statement``)
+            assert node.within_ms is None
             key = self.constant(node.key)
-            if node.within_ms is None:
-                count = f"(C[{key}]['n'] if {key} in C else 0)"
-            else:  # only in ``expression``s; ``statement`` reads windows with their due
-                count = f"window_count(C.get({key}), now - {node.within_ms})"
-            return _bounded(count, node.at_least, node.at_most)
+            return _bounded(f"(C[{key}]['n'] if {key} in C else 0)", node.at_least, node.at_most)
         if isinstance(node, Compare):
             return self._compare(node)
         if isinstance(node, Since):

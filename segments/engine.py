@@ -51,7 +51,7 @@ def on_event(
     props = event.get("properties") or {}
     trait_keys = _trait_keys(event, props)
     fields = compiled.fields_changed_by(name, trait_keys)
-    before = [read_field(state, list(path), now_ms) for path in fields]
+    before = [read_field(state, path, now_ms) for path in fields]
     first = not state["seen"]
     counted = apply_event(state, event, linked)
     names = due_now(state, now_ms) | compiled.drifting
@@ -62,7 +62,7 @@ def on_event(
             if was != now:
                 names |= compiled.crossed(window, was, now)
         for path, old in zip(fields, before, strict=True):
-            new = read_field(state, list(path), now_ms)
+            new = read_field(state, path, now_ms)
             if new != old:
                 names |= compiled.flipped(path, old, new)
         track_browse(state, name, props, epoch_ms(str(event["timestamp"])))

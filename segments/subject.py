@@ -10,7 +10,7 @@ as the strictest threshold needs — so windows are exact to the millisecond, no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from typing import TYPE_CHECKING, Any
@@ -56,7 +56,7 @@ def _cell(state: State, root: str, name: str) -> Any:
     return state["consent"].get(name)
 
 
-def read_field(state: State, path: list[str], now_ms: int) -> Any:
+def read_field(state: State, path: Sequence[str], now_ms: int) -> Any:
     """``traits.plan``, ``computed.revenue``, ``computed.cart.value``, ``consent.email`` …: the
     value the profile document would show at ``now_ms`` (None when absent)."""
     root = path[0]
@@ -93,7 +93,7 @@ class Subject:
     def field(self, path: tuple[str, ...] | list[str]) -> Any:
         key = path if isinstance(path, tuple) else tuple(path)
         if key not in self._read:
-            self._read[key] = read_field(self.state, list(key), self.now_ms)
+            self._read[key] = read_field(self.state, key, self.now_ms)
         return self._read[key]
 
     def _order_time(self, which: str) -> int | None:
@@ -219,17 +219,16 @@ def track(
 def _count(cell: Mapping[str, Any], within_ms: int | None, now_ms: int) -> int:
     if within_ms is None:
         return int(cell["n"])
-    return window_count(cell, now_ms - within_ms)
+    return _inside(cell["t"], now_ms - within_ms)
 
 
-def window_count(cell: Mapping[str, Any] | None, since_ms: int) -> int:
-    """Matching events after ``since_ms`` (as far as the kept timestamps go)."""
+def _inside(stamps: Any, since_ms: int) -> int:
+    """How many of the kept timestamps (newest first) are after ``since_ms``."""
     found = 0
-    if cell is not None:
-        for ts, _ in cell["t"]:  # newest first
-            if ts <= since_ms:
-                break
-            found += 1
+    for ts, _ in stamps:
+        if ts <= since_ms:
+            break
+        found += 1
     return found
 
 
@@ -240,12 +239,7 @@ def window_check(
     answer changes by time alone: when the event that keeps the count at ``low`` (or above
     ``high``) leaves the window; None when only new events can change it."""
     stamps = cell["t"] if cell is not None else ()
-    since = now_ms - within_ms
-    count = 0
-    for ts, _ in stamps:  # newest first
-        if ts <= since:
-            break
-        count += 1
+    count = _inside(stamps, now_ms - within_ms)
     if high is not None and count > high:
         return False, int(stamps[high][0]) + within_ms
     if count >= low:

@@ -99,3 +99,18 @@ class Running:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def cli(self, *args: str, timeout_s: float = 120) -> str:
+        """``wayline ARGS`` against this process's cluster; fails the test on a non-zero exit,
+        else returns what it printed (a wide terminal, so tables do not wrap)."""
+        result = subprocess.run(
+            [WAYLINE, *args],
+            cwd=self.cwd,
+            env={**self.env, "COLUMNS": "160"},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr + result.stdout
+        return result.stdout

@@ -59,17 +59,7 @@ def write_orders(path: Path, seed: int = 5) -> Counter[str]:
 
 
 def run_import(wayline_up: Running, path: Path) -> str:
-    result = subprocess.run(
-        [WAYLINE, "import", "orders", str(path), "--source", "pos"],
-        cwd=wayline_up.cwd,
-        env={**wayline_up.env, "COLUMNS": "160"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    return result.stdout
+    return wayline_up.cli("import", "orders", str(path), "--source", "pos", timeout_s=300)
 
 
 def test_import_counts_rejects_and_reimport_adds_nothing(

@@ -11,7 +11,6 @@ import csv
 import json
 import logging
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from segment.analytics import Client as SegmentClient
-from waylineproc import API_KEY, WAYLINE, Running, signed
+from waylineproc import API_KEY, Running, signed
 
 pytestmark = pytest.mark.e2e
 
@@ -87,17 +86,8 @@ def test_omnichannel_story_ends_in_one_profile(wayline_up: Running, tmp_path: Pa
         writer = csv.writer(handle)
         writer.writerow(["order_id", "time", "store_id", "total", "currency", "items", "phone"])
         writer.writerow(["o-omni-1", moment, "st-1", "59.0", "EUR", items, PHONE])
-    result = subprocess.run(
-        [WAYLINE, "import", "orders", str(orders), "--source", "pos"],
-        cwd=wayline_up.cwd,
-        env=wayline_up.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    assert re.search(r"accepted\W+1\b", result.stdout), result.stdout
+    printed = wayline_up.cli("import", "orders", str(orders), "--source", "pos")
+    assert re.search(r"accepted\W+1\b", printed), printed
     by_phone = wait_profile(wayline_up, f"phone/{PHONE}", lambda d: True)
     assert by_phone["computed"]["order_count"] == 1
 

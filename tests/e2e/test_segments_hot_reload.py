@@ -3,7 +3,6 @@ without a restart, and the profile API shows the memberships."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 import orjson
 import pytest
 from kafkatest import produce, read_topic
-from waylineproc import API_KEY, WAYLINE, Running
+from waylineproc import API_KEY, Running
 
 pytestmark = pytest.mark.e2e
 
@@ -28,17 +27,8 @@ segments:
 def apply(running: Running, tmp_path: Path, threshold: int) -> str:
     path = tmp_path / f"segments-{threshold}.yaml"
     path.write_text(SEGMENT.replace("THRESHOLD", str(threshold)))
-    result = subprocess.run(
-        [WAYLINE, "segments", "apply", str(path)],
-        cwd=running.cwd,
-        env={**running.env, "COLUMNS": "160"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    return " ".join(result.stdout.replace("│", " ").split())
+    printed = running.cli("segments", "apply", str(path), timeout_s=60)
+    return " ".join(printed.replace("│", " ").split())
 
 
 def transitions(running: Running, expect: int) -> list[tuple[str, str, int]]:
