@@ -31,6 +31,7 @@ from wayline.connectors.simulator import Simulator
 from wayline.profiles.book import ProfileBook
 from wayline.schemas.errors import InvalidEvent
 from wayline.schemas.normalize import Origin, normalize_event
+from wayline.schemas.timestamps import parse_timestamp
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled
 from wayline.segments.triggers import TriggerConfig
@@ -56,9 +57,13 @@ def simulate(count: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
 
 
 def canonical(events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The events as the validate step writes them, each received 20 ms after it was sent (so
+    event times follow the simulator's clock, as they would live)."""
     out = []
+    fallback = datetime(2026, 11, 1, tzinfo=UTC)
     for i, (source, raw) in enumerate(events):
-        origin = Origin(datetime(2026, 11, 1, tzinfo=UTC), f"bench-{i}", source, CHANNELS[source])
+        received = (parse_timestamp(raw.get("sentAt")) or fallback) + timedelta(milliseconds=20)
+        origin = Origin(received, f"bench-{i}", source, CHANNELS[source])
         try:
             out.append(normalize_event(orjson.loads(orjson.dumps(raw)), origin))
         except InvalidEvent:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -36,7 +37,7 @@ from wayline.segments.rules import (
     Since,
     parse_rule,
 )
-from wayline.segments.subject import Subject, compare_values
+from wayline.segments.subject import KEEP_LIMIT, Subject, compare_values
 
 Path = tuple[str, ...]
 Window = tuple[str, int | None]  # (counter key, window in ms or None for all time)
@@ -54,6 +55,7 @@ COMPUTED_BY: dict[str, frozenset[str]] = {
 CONSENT_EVENTS = "consent"  # consent changes with the events that carry it (or revoke it)
 # computed traits that also change as time passes (rules on them are looked at on every event
 # that can change them, not only when their value did)
+_NONE: set[str] = set()  # shared, never changed
 DRIFTING = frozenset({"rfm", "event_counts"})
 
 
@@ -67,6 +69,21 @@ class Counter:
     where: tuple[tuple[str, str, Any], ...]
     keep: int = 1
     windows: set[int | None] = field(default_factory=set)
+
+    @property
+    def kept(self) -> int:
+        """How many timestamps a cell keeps."""
+        return min(self.keep, KEEP_LIMIT)
+
+    @cached_property
+    def timed(self) -> list[int]:
+        """The windows of this counter, shortest first."""
+        return sorted(w for w in self.windows if w is not None)
+
+    @cached_property
+    def match(self) -> tuple[tuple[tuple[str, ...], str, Any], ...]:
+        """``where`` with each field split into its path, as events are matched against it."""
+        return tuple((tuple(f.split(".")), op, value) for f, op, value in self.where)
 
 
 @dataclass(frozen=True)
@@ -170,15 +187,11 @@ class Compiled:
                 names |= segs
         return names
 
-    def crossed(self, window: Window, before: int, after: int) -> set[str]:
-        """The segments a count moving from ``before`` to ``after`` can flip."""
+    def crossed(self, window: Window, reached: int) -> set[str]:
+        """The segments a count that just went up to ``reached`` can flip (those holding
+        ``at_least: reached`` or ``at_most: reached - 1`` on that window)."""
         at = self.crossings.get(window)
-        names: set[str] = set()
-        if at:
-            low, high = min(before, after), max(before, after)
-            for count in range(low + 1, high + 1):
-                names |= at.get(count, set())
-        return names
+        return at.get(reached, _NONE) if at else _NONE
 
 
 def changed_segments(before: Compiled, after: Compiled) -> set[str]:
@@ -197,12 +210,13 @@ def _key(value: Any) -> str:
 def _at_rest(segments: list[CompiledSegment]) -> set[str]:
     """The segments a profile with no events may already be in (``not performed``, ``at_most``,
     ``lt`` …): looked at on a profile's first event, since no condition of theirs flips then."""
-    subject = Subject(empty_state(), set(), 0)
+    members: dict[str, bool] = {}
+    subject = Subject(empty_state(), members, 0)
     found = set()
     for seg in segments:  # dependency order: in_segment sees what came before
         inside, due = seg.check(subject)
         if inside:
-            subject.members.add(seg.name)
+            members[seg.name] = True
         if inside or due is not None:
             found.add(seg.name)
     return found
@@ -224,11 +238,15 @@ def compile_segments(defs: Iterable[SegmentDef]) -> Compiled:
     """Check and compile; ``RuleError`` names the segment and the path of the first problem."""
     compiled: dict[str, CompiledSegment] = {}
     counters: dict[str, Counter] = {}
+    checks: dict[str, Check] = {}  # rule as written → its check: equal rules share one
     for d in defs:
         if d.name in compiled:
             raise RuleError(d.name, "name", "defined twice")
         node = parse_rule(d.name, d.rule)
-        seg = CompiledSegment(d.name, d.version, d.notify, generate(d.name, node))
+        rule = _key(d.rule)
+        if rule not in checks:
+            checks[rule] = generate(d.name, node)
+        seg = CompiledSegment(d.name, d.version, d.notify, checks[rule])
         seg.content = _key([d.rule, d.version, d.notify])
         _register(node, seg, counters)
         compiled[d.name] = seg

@@ -13,8 +13,7 @@ conditions the event flipped, and only the segments holding those are evaluated.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wayline.profiles.state import apply_event, epoch_ms, event_name
 from wayline.segments.compiler import Compiled
@@ -29,8 +28,7 @@ from wayline.segments.subject import read_field, track
 from wayline.segments.triggers import Fired, TriggerConfig, check, segment_triggers, track_browse
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     transitions: tuple[Transition, ...]
     fired: tuple[Fired, ...]
     next_due: int | None
@@ -58,9 +56,8 @@ def on_event(
     if first:
         names |= compiled.at_rest
     if counted:
-        for window, was, now in track(state, event, compiled.by_event.get(name, []), now_ms):
-            if was != now:
-                names |= compiled.crossed(window, was, now)
+        for window, reached in track(state, event, compiled.by_event.get(name, []), now_ms):
+            names |= compiled.crossed(window, reached)
         for path, old in zip(fields, before, strict=True):
             new = read_field(state, path, now_ms)
             if new != old:

@@ -14,10 +14,11 @@ order. None evaluates all of them (a merge, a changed definition).
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from wayline.segments.compiler import Compiled, CompiledSegment
+from wayline.segments.codegen import Check
+from wayline.segments.compiler import Compiled
 from wayline.segments.subject import Subject
 
 
@@ -29,8 +30,7 @@ class Transition(NamedTuple):  # a tuple: thousands are made per second
     notify: bool
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Evaluation(NamedTuple):
     transitions: tuple[Transition, ...]
     next_due: int | None  # the earliest moment a timed segment may change, or None
 
@@ -46,37 +46,61 @@ def evaluate(
     if names is None:
         forget_deleted(compiled, state)
         names = set(compiled.by_name)
-    else:
-        names = {n for n in names if n in compiled.by_name}
-    subject = Subject(state, set(current), now_ms)
+    if not names:
+        return Evaluation((), min(dues.values()) if dues else None)
+    by_name = compiled.by_name
+    subject = Subject(state, current, now_ms)
     transitions: list[Transition] = []
-    if not compiled.dependents:  # no in_segment: definition order (outputs are reproducible)
-        for name in sorted(names, key=compiled.position.__getitem__):
-            _look_at(compiled.by_name[name], subject, current, dues, transitions)
-    else:
-        _in_dependency_order(compiled, names, subject, current, dues, transitions)
+    # segments with the same rule share its compiled check: each distinct rule runs once
+    answers: dict[Check, tuple[bool, int | None]] = {}
+    for name in _order(compiled, names & by_name.keys(), transitions):
+        seg = by_name[name]
+        answer = answers.get(seg.check)
+        if answer is None:
+            answer = answers[seg.check] = seg.check(subject)
+        inside, due = answer
+        was = current.get(name)
+        if inside:
+            if was is None or was[0] != seg.version:
+                if was is not None:  # a new rule version: exit the old one first
+                    transitions.append(_new(Transition, (name, was[0], EXIT, now_ms, seg.notify)))
+                current[name] = [seg.version, now_ms]
+                transitions.append(_new(Transition, (name, seg.version, ENTER, now_ms, seg.notify)))
+        elif was is not None:
+            del current[name]
+            transitions.append(_new(Transition, (name, was[0], EXIT, now_ms, seg.notify)))
+        if due is not None:
+            dues[name] = due
+        elif name in dues:
+            del dues[name]
     return Evaluation(tuple(transitions), min(dues.values()) if dues else None)
 
 
-def _in_dependency_order(
-    compiled: Compiled,
-    names: set[str],
-    subject: Subject,
-    current: dict[str, list[int]],
-    dues: dict[str, int],
-    transitions: list[Transition],
-) -> None:
-    """Segments that read a segment that flipped are looked at too, after it."""
-    todo = [(compiled.by_name[n].order, n) for n in names]
+_new = tuple.__new__  # a Transition without the Python-level constructor: made by the thousand
+ENTER, EXIT = "enter", "exit"
+
+
+def _order(compiled: Compiled, names: set[str], transitions: list[Transition]) -> Iterator[str]:
+    """The segments to look at, in dependency order. Without ``in_segment`` that is definition
+    order; with it, a segment that flipped (``transitions`` grew while the caller looked at it)
+    adds the segments that read it, after it."""
+    position = compiled.position
+    if not compiled.dependents:
+        yield from sorted(names, key=position.__getitem__)
+        return
+    todo = [(position[n], n) for n in names]
     heapq.heapify(todo)
     seen = set(names)
     while todo:
-        seg = compiled.by_name[heapq.heappop(todo)[1]]
-        if _look_at(seg, subject, current, dues, transitions):
-            for dependent in compiled.dependents.get(seg.name, ()):
-                if dependent not in seen:
-                    seen.add(dependent)
-                    heapq.heappush(todo, (compiled.by_name[dependent].order, dependent))
+        name = heapq.heappop(todo)[1]
+        made = len(transitions)
+        yield name
+        if len(transitions) == made:
+            continue
+        for dependent in compiled.dependents.get(name, ()):
+            if dependent not in seen:
+                seen.add(dependent)
+                heapq.heappush(todo, (position[dependent], dependent))
 
 
 def due_now(state: dict[str, Any], now_ms: int) -> set[str]:
@@ -85,37 +109,6 @@ def due_now(state: dict[str, Any], now_ms: int) -> set[str]:
     if not dues or min(dues.values()) > now_ms:
         return set()
     return {name for name, due in dues.items() if due <= now_ms}
-
-
-def _look_at(
-    seg: CompiledSegment,
-    subject: Subject,
-    current: dict[str, list[int]],
-    dues: dict[str, int],
-    transitions: list[Transition],
-) -> bool:
-    """Evaluate one segment; True when its membership changed."""
-    now_ms = subject.now_ms
-    inside, due = seg.check(subject)
-    was = current.get(seg.name)
-    flipped = False
-    if inside and (was is None or was[0] != seg.version):
-        if was is not None:  # a new rule version: exit the old one first
-            transitions.append(Transition(seg.name, was[0], "exit", now_ms, seg.notify))
-        current[seg.name] = [seg.version, now_ms]
-        subject.members.add(seg.name)
-        transitions.append(Transition(seg.name, seg.version, "enter", now_ms, seg.notify))
-        flipped = True
-    elif not inside and was is not None:
-        del current[seg.name]
-        subject.members.discard(seg.name)
-        transitions.append(Transition(seg.name, was[0], "exit", now_ms, seg.notify))
-        flipped = True
-    if due is None:
-        dues.pop(seg.name, None)
-    else:
-        dues[seg.name] = due
-    return flipped
 
 
 def forget_deleted(compiled: Compiled, state: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ as the strictest threshold needs — so windows are exact to the millisecond, no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from typing import TYPE_CHECKING, Any
@@ -83,7 +83,9 @@ def read_field(state: State, path: Sequence[str], now_ms: int) -> Any:
 
 
 class Subject:
-    def __init__(self, state: State, members: set[str], now_ms: int) -> None:
+    def __init__(self, state: State, members: Container[str], now_ms: int) -> None:
+        """``members``: the segments the profile is in (the membership map itself, so a segment
+        that enters during an evaluation is seen by those read after it)."""
         self.state = state
         self.counters: Mapping[str, Any] = state.get("conds") or {}
         self.members = members
@@ -191,35 +193,35 @@ def _ordered(low: Any, high: Any) -> bool:
 
 def track(
     state: dict[str, Any], event: Mapping[str, Any], counters: list[Counter], now_ms: int
-) -> list[tuple[tuple[str, int | None], int, int]]:
-    """Count ``event`` (already known to be new for this profile) in the rule counters; for each
-    window of each counter it matched, ((counter, window), count before, count after) as rules
-    see them at ``now_ms``."""
+) -> list[tuple[tuple[str, int | None], int]]:
+    """Count ``event`` (already known to be new for this profile) in the rule counters: the
+    windows of each counter whose count it moved, each with the count it reached (one more than
+    before) as rules see it at ``now_ms``."""
     if not counters:
         return []
     conds = state.setdefault("conds", {})
     ts = _epoch_ms(str(event["timestamp"]))
     stamp = [ts, str(event["messageId"])]
-    moved = []
+    moved: list[tuple[tuple[str, int | None], int]] = []
     for counter in counters:
-        if not all(_matches(event, f, op, v) for f, op, v in counter.where):
+        if counter.match and not all(_matches(event, *test) for test in counter.match):
             continue
-        cell = conds.setdefault(counter.key, {"n": 0, "t": []})
-        keep = min(counter.keep, KEEP_LIMIT)
-        for within in counter.windows:  # the new stamp adds one where it is inside the window
-            was = _count(cell, within, now_ms)
-            inside = within is None or ts > now_ms - within
-            now = was + 1 if within is None else min(was + inside, keep)
-            moved.append(((counter.key, within), was, now))
+        key, keep = counter.key, counter.kept
+        cell = conds.get(key)
+        if cell is None:
+            cell = conds[key] = {"n": 0, "t": []}
+        if None in counter.windows:
+            moved.append(((key, None), cell["n"] + 1))
+        stamps, inside = cell["t"], 0
+        for within in counter.timed:  # shortest first: each window holds what the last held
+            since = now_ms - within
+            while inside < len(stamps) and stamps[inside][0] > since:
+                inside += 1
+            if ts > since and inside < keep:  # the new stamp adds one where it is inside
+                moved.append(((key, within), inside + 1))
         cell["n"] += 1
-        _keep(cell["t"], stamp, keep)
+        _keep(stamps, stamp, keep)
     return moved
-
-
-def _count(cell: Mapping[str, Any], within_ms: int | None, now_ms: int) -> int:
-    if within_ms is None:
-        return int(cell["n"])
-    return _inside(cell["t"], now_ms - within_ms)
 
 
 def _inside(stamps: Any, since_ms: int) -> int:
@@ -257,9 +259,9 @@ def _keep(stamps: list[list[Any]], stamp: list[Any], keep: int) -> None:
     del stamps[keep:]
 
 
-def _matches(event: Mapping[str, Any], field: str, op: str, expected: Any) -> bool:
+def _matches(event: Mapping[str, Any], path: tuple[str, ...], op: str, expected: Any) -> bool:
     value: Any = event
-    for part in field.split("."):
+    for part in path:
         if not isinstance(value, Mapping):
             value = None
             break

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from wayline.profiles.view import cart, iso, orders_summary
 from wayline.segments.membership import Transition
@@ -65,17 +65,15 @@ class TriggerConfig:
         )
 
 
-@dataclass(frozen=True)
-class Fired:
+class Fired(NamedTuple):  # a tuple: made per event
     trigger: str  # cart_abandoned | browse_abandoned | churn_risk | milestone | segment_*
     occasion: str
     at_ms: int
     reason: dict[str, Any]
-    payload: dict[str, Any] = field(default_factory=dict)
+    payload: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     fired: tuple[Fired, ...]
     next_due: int | None
 
