@@ -14,7 +14,7 @@ order. None evaluates all of them (a merge, a changed definition).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from wayline.segments.codegen import Check
@@ -51,24 +51,26 @@ def evaluate(
     by_name = compiled.by_name
     subject = Subject(state, current, now_ms)
     transitions: list[Transition] = []
+    add, was_in = transitions.append, current.get
     # segments with the same rule share its compiled check: each distinct rule runs once
     answers: dict[Check, tuple[bool, int | None]] = {}
     for name in _order(compiled, names & by_name.keys(), transitions):
         seg = by_name[name]
-        answer = answers.get(seg.check)
+        check, version, notify = seg.check, seg.version, seg.notify
+        answer = answers.get(check)
         if answer is None:
-            answer = answers[seg.check] = seg.check(subject)
+            answer = answers[check] = check(subject)
         inside, due = answer
-        was = current.get(name)
+        was = was_in(name)
         if inside:
-            if was is None or was[0] != seg.version:
+            if was is None or was[0] != version:
                 if was is not None:  # a new rule version: exit the old one first
-                    transitions.append(_new(Transition, (name, was[0], EXIT, now_ms, seg.notify)))
-                current[name] = [seg.version, now_ms]
-                transitions.append(_new(Transition, (name, seg.version, ENTER, now_ms, seg.notify)))
+                    add(_new(Transition, (name, was[0], EXIT, now_ms, notify)))
+                current[name] = [version, now_ms]
+                add(_new(Transition, (name, version, ENTER, now_ms, notify)))
         elif was is not None:
             del current[name]
-            transitions.append(_new(Transition, (name, was[0], EXIT, now_ms, seg.notify)))
+            add(_new(Transition, (name, was[0], EXIT, now_ms, notify)))
         if due is not None:
             dues[name] = due
         elif name in dues:
@@ -80,14 +82,20 @@ _new = tuple.__new__  # a Transition without the Python-level constructor: made 
 ENTER, EXIT = "enter", "exit"
 
 
-def _order(compiled: Compiled, names: set[str], transitions: list[Transition]) -> Iterator[str]:
-    """The segments to look at, in dependency order. Without ``in_segment`` that is definition
-    order; with it, a segment that flipped (``transitions`` grew while the caller looked at it)
-    adds the segments that read it, after it."""
-    position = compiled.position
+def _order(compiled: Compiled, names: set[str], transitions: list[Transition]) -> Iterable[str]:
+    """The segments to look at, in dependency order: without ``in_segment`` that is definition
+    order; with it, see ``_with_dependents``."""
     if not compiled.dependents:
-        yield from sorted(names, key=position.__getitem__)
-        return
+        return sorted(names, key=compiled.position.__getitem__)
+    return _with_dependents(compiled, names, transitions)
+
+
+def _with_dependents(
+    compiled: Compiled, names: set[str], transitions: list[Transition]
+) -> Iterator[str]:
+    """``names`` in dependency order; a segment that flipped (``transitions`` grew while the
+    caller looked at it) adds the segments that read it, after it."""
+    position = compiled.position
     todo = [(position[n], n) for n in names]
     heapq.heapify(todo)
     seen = set(names)
