@@ -30,7 +30,7 @@ from wayline.segments.rules import (
     Performed,
     Since,
 )
-from wayline.segments.subject import Subject, compare_values, window_check
+from wayline.segments.subject import DRIFTING, Subject, compare_values, window_check
 
 Check = Callable[[Subject], tuple[bool, int | None]]
 
@@ -64,7 +64,15 @@ def _timed(node: Node) -> bool:
         return _timed(node.item)
     if isinstance(node, Performed):
         return node.within_ms is not None
+    if isinstance(node, Compare):
+        return _drifting(node)
     return isinstance(node, Since | Birthday)
+
+
+def _drifting(node: Compare) -> bool:
+    """A comparison on a computed trait that changes as time passes (``rfm``, ``event_counts``)."""
+    path = node.field.split(".")
+    return len(path) > 1 and path[0] == "computed" and path[1] in DRIFTING
 
 
 def _earliest(*dues: int | None) -> int | None:
@@ -144,6 +152,8 @@ class _Writer:
         return truth, due
 
     def _leaf_due(self, node: Node) -> str | None:
+        if isinstance(node, Compare) and _drifting(node):
+            return f"s.drift_due({self.constant(tuple(node.field.split('.')))})"
         if isinstance(node, Since):
             value = self.constant(node.value)
             return f"s.since_due({node.what!r}, {node.op!r}, {value})"

@@ -37,7 +37,7 @@ from wayline.segments.rules import (
     Since,
     parse_rule,
 )
-from wayline.segments.subject import KEEP_LIMIT, Subject, compare_values
+from wayline.segments.subject import DRIFTING, KEEP_LIMIT, Subject, compare_values
 
 Path = tuple[str, ...]
 Window = tuple[str, int | None]  # (counter key, window in ms or None for all time)
@@ -53,10 +53,7 @@ COMPUTED_BY: dict[str, frozenset[str]] = {
     "lifecycle_stage": frozenset({*INTEREST, *ADVOCACY, "Order Completed"}),
 }
 CONSENT_EVENTS = "consent"  # consent changes with the events that carry it (or revoke it)
-# computed traits that also change as time passes (rules on them are looked at on every event
-# that can change them, not only when their value did)
 _NONE: set[str] = set()  # shared, never changed
-DRIFTING = frozenset({"rfm", "event_counts"})
 
 
 @dataclass

@@ -36,6 +36,10 @@ COMPUTED: dict[str, Callable[[State, int], Any]] = {
     "location": lambda s, _now: {k: v[0] for k, v in sorted(s["location"].items())},
     "timezone": lambda s, _now: s["tz"][0] if s["tz"] else None,
 }
+# computed traits that also change as time passes: rules on them are looked at on every event
+# and have a due time of their own (``Subject.drift_due``)
+DRIFTING = frozenset({"rfm", "event_counts"})
+RECENCY_DAYS = (30, 90, 180, 365)  # where ``rfm.recency`` steps down (``profiles.view.rfm``)
 ROOTS: dict[str, Callable[[State], Any]] = {
     "traits": lambda s: {
         **{k: v[0] for k, v in s["once"].items()},
@@ -129,6 +133,26 @@ class Subject:
             return min(later) if later else None
         first = self._order_time("first_order_at")
         return None if first is None else _next_anniversary(first, self.now_ms)
+
+    def drift_due(self, path: tuple[str, ...]) -> int | None:
+        """When a drifting computed trait (``DRIFTING``) next changes by time alone: windowed
+        event counts at the next UTC midnight while some counted day is inside a window,
+        the RFM recency score when the days since the last order pass its next step."""
+        if path[1] == "event_counts":
+            today = self.now_ms // DAY_MS
+            recent = any(
+                today - int(day) < max(view.WINDOWS)
+                for entry in self.state["counts"].values()
+                for day in entry["d"]
+            )
+            return (today + 1) * DAY_MS if recent else None
+        last = self._order_time("last_order_at")
+        if last is None:
+            return None
+        later = [
+            last + days * DAY_MS + 1 for days in RECENCY_DAYS if last + days * DAY_MS >= self.now_ms
+        ]
+        return min(later) if later else None
 
     def _zone(self) -> ZoneInfo:
         name = self.field(["computed", "timezone"]) or self.field(["traits", "timezone"])

@@ -11,7 +11,7 @@ from segment_examples import EXAMPLE_SEGMENTS
 
 from wayline.profiles.state import apply_event, empty_state
 from wayline.segments.compiler import SegmentDef, compile_segments
-from wayline.segments.engine import at_time, on_event
+from wayline.segments.engine import at_due, at_time, on_event
 from wayline.segments.membership import Transition
 from wayline.segments.rules import RuleError
 from wayline.segments.triggers import TriggerConfig
@@ -59,6 +59,14 @@ class Shopper:
         self.next_due = result.next_due
         return _pairs(result.transitions)
 
+    def wake(self) -> tuple[int, list[tuple[str, str]]]:
+        """The profile's timer fires at its due time, as in the worker."""
+        assert self.next_due is not None, "the profile has no due time"
+        at = self.next_due
+        result = at_due(self.compiled, OFF, self.state, at)
+        self.next_due = result.next_due
+        return at, _pairs(result.transitions)
+
     def tick(self, at: datetime) -> list[tuple[str, str]]:
         result = at_time(self.compiled, OFF, self.state, ms(at))
         self.next_due = result.next_due
@@ -100,6 +108,28 @@ def test_a_buyer_of_other_things_never_lapses_as_a_shoe_buyer() -> None:
     shopper = Shopper()
     shopper.send(T0, "Order Completed", order_id="o1", revenue=80.0, category="books")
     assert shopper.tick(T0 + timedelta(days=200)) == []
+
+
+def test_recent_buyers_by_rfm_recency_exit_by_time_alone() -> None:
+    shopper = Shopper("segments:\n  - {name: recent, rule: {computed.rfm.recency: {gte: 5}}}\n")
+    assert shopper.send(T0, "Order Completed", order_id="o1", revenue=80.0) == [("recent", "enter")]
+    # recency 5 lasts while the last order is at most 30 days old; no event comes after it
+    assert shopper.wake() == (ms(T0) + 30 * DAY + 1, [("recent", "exit")])
+
+
+def test_windowed_event_counts_exit_at_the_midnight_the_days_leave_the_window() -> None:
+    rule = "{computed.event_counts.Product Viewed.7d: {gte: 2}}"
+    shopper = Shopper(f"segments:\n  - {{name: browsing, rule: {rule}}}\n")
+    shopper.send(T0, "Product Viewed", product_id="p1")
+    assert shopper.send(T0 + timedelta(hours=1), "Product Viewed", product_id="p2") == [
+        ("browsing", "enter")
+    ]
+    woken = []
+    while (found := shopper.wake())[1] == []:
+        woken.append(found[0])
+    midnight = datetime(2026, 1, 2, tzinfo=UTC)
+    assert woken == [ms(midnight + timedelta(days=d)) for d in range(6)]  # checked each midnight
+    assert found == (ms(midnight + timedelta(days=6)), [("browsing", "exit")])  # day 1 + 7
 
 
 def test_an_event_evaluates_only_the_segments_it_can_flip() -> None:
