@@ -37,7 +37,14 @@ from wayline.segments.rules import (
     Since,
     parse_rule,
 )
-from wayline.segments.subject import DRIFTING, KEEP_LIMIT, Subject, compare_values
+from wayline.segments.subject import (
+    DRIFTING,
+    KEEP_LIMIT,
+    Subject,
+    compare_values,
+    matches,
+    value_at,
+)
 
 Path = tuple[str, ...]
 Window = tuple[str, int | None]  # (counter key, window in ms or None for all time)
@@ -83,6 +90,44 @@ class Counter:
         return tuple((tuple(f.split(".")), op, value) for f, op, value in self.where)
 
 
+@dataclass
+class EventCounters:
+    """The counters of one event name, arranged so an event finds the ones it matches without
+    testing every ``where``: those without one, those whose ``where`` is one equality (found by
+    the event's value at that field: a workspace counts "bought shoes", "bought outdoor", … for
+    each category) and the rest, tested one by one."""
+
+    always: list[Counter] = field(default_factory=list)
+    by_value: dict[tuple[str, ...], dict[Any, list[Counter]]] = field(default_factory=dict)
+    other: list[Counter] = field(default_factory=list)
+
+    def add(self, counter: Counter) -> None:
+        if not counter.match:
+            self.always.append(counter)
+            return
+        path, op, value = counter.match[0]
+        if len(counter.match) == 1 and op == "eq" and _hashable(value):
+            self.by_value.setdefault(path, {}).setdefault(value, []).append(counter)
+        else:
+            self.other.append(counter)
+
+    def matching(self, event: Mapping[str, Any]) -> list[Counter]:
+        found = list(self.always)
+        for path, index in self.by_value.items():
+            value = value_at(event, path)
+            if isinstance(value, list):  # products: any line matches, each counter once
+                hits = {id(c): c for v in value if _hashable(v) for c in index.get(v, ())}
+                found += hits.values()
+            elif _hashable(value):
+                found += index.get(value, ())
+        found += [c for c in self.other if all(matches(event, *test) for test in c.match)]
+        return found
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, str | int | float) and value == value  # not None, a dict or NaN
+
+
 @dataclass(frozen=True)
 class SegmentDef:
     name: str
@@ -123,7 +168,7 @@ class Compiled:
 
     segments: list[CompiledSegment]
     counters: dict[str, Counter]
-    by_event: dict[str, list[Counter]]
+    by_event: dict[str, EventCounters]
     by_name: dict[str, CompiledSegment] = field(default_factory=dict)
     crossings: dict[Window, dict[int, set[str]]] = field(default_factory=dict)
     comparisons: dict[Path, dict[tuple[str, str], tuple[Any, set[str]]]] = field(
@@ -248,9 +293,9 @@ def compile_segments(defs: Iterable[SegmentDef]) -> Compiled:
         _register(node, seg, counters)
         compiled[d.name] = seg
     ordered = _topological(compiled)
-    by_event: dict[str, list[Counter]] = {}
+    by_event: dict[str, EventCounters] = {}
     for counter in counters.values():
-        by_event.setdefault(counter.event, []).append(counter)
+        by_event.setdefault(counter.event, EventCounters()).add(counter)
     return Compiled(ordered, counters, by_event)
 
 

@@ -56,7 +56,9 @@ def on_event(
     if first:
         names |= compiled.at_rest
     if counted:
-        for window, reached in track(state, event, compiled.by_event.get(name, []), now_ms):
+        counters = compiled.by_event.get(name)
+        found = counters.matching(event) if counters is not None else []
+        for window, reached in track(state, event, found, now_ms):
             names |= compiled.crossed(window, reached)
         for path, old in zip(fields, before, strict=True):
             new = read_field(state, path, now_ms)

@@ -218,9 +218,9 @@ def _ordered(low: Any, high: Any) -> bool:
 def track(
     state: dict[str, Any], event: Mapping[str, Any], counters: list[Counter], now_ms: int
 ) -> list[tuple[tuple[str, int | None], int]]:
-    """Count ``event`` (already known to be new for this profile) in the rule counters: the
-    windows of each counter whose count it moved, each with the count it reached (one more than
-    before) as rules see it at ``now_ms``."""
+    """Count ``event`` (already known to be new for this profile) in the rule counters it
+    matches (``EventCounters.matching``): the windows of each counter whose count it moved,
+    each with the count it reached (one more than before) as rules see it at ``now_ms``."""
     if not counters:
         return []
     conds = state.setdefault("conds", {})
@@ -228,8 +228,6 @@ def track(
     stamp = [ts, str(event["messageId"])]
     moved: list[tuple[tuple[str, int | None], int]] = []
     for counter in counters:
-        if counter.match and not all(_matches(event, *test) for test in counter.match):
-            continue
         key, keep = counter.key, counter.kept
         cell = conds.get(key)
         if cell is None:
@@ -283,16 +281,21 @@ def _keep(stamps: list[list[Any]], stamp: list[Any], keep: int) -> None:
     del stamps[keep:]
 
 
-def _matches(event: Mapping[str, Any], path: tuple[str, ...], op: str, expected: Any) -> bool:
-    value: Any = event
-    for part in path:
-        if not isinstance(value, Mapping):
-            value = None
-            break
-        value = value.get(part)
+def matches(event: Mapping[str, Any], path: tuple[str, ...], op: str, expected: Any) -> bool:
+    """One ``where`` condition of a ``performed`` rule on one event."""
+    value = value_at(event, path)
     if op == "eq" and isinstance(value, list):  # products: any line matches
         return expected in value
     return compare_values(value, op, expected)
+
+
+def value_at(event: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = event
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
 
 
 def _epoch_ms(text: str) -> int:
