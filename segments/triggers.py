@@ -113,9 +113,7 @@ def _moved_by(rule: str, event_name: str, trait_keys: set[str]) -> bool:
 def segment_triggers(state: dict[str, Any], transitions: tuple[Transition, ...]) -> list[Fired]:
     """segment_entered / segment_exited for the segments with ``notify: true``."""
     out = []
-    for t in transitions:
-        if not t.notify:
-            continue
+    for t in [t for t in transitions if t.notify]:
         kind = "segment_entered" if t.kind == "enter" else "segment_exited"
         occasion = f"{t.segment}@{t.version}@{t.at_ms}"
         reason = {"segment": t.segment, "transition": t.kind}
