@@ -4,6 +4,9 @@ A background thread reads every partition of the compacted topic from the beginn
 group: each API process keeps its own full copy) and keeps two maps: profile id → snapshot, and
 identifier → profile id. Lookups are dictionary reads, never a call into the workers.
 
+Segment members are kept sorted (``SortedSet``), so a page of a segment's members costs its
+size and a logarithm, not a sort of the whole segment per page.
+
 A merge arrives as the survivor's snapshot (listing the merged identifiers) and a tombstone of the
 merged-away id, in either order across partitions: an identifier points at whichever profile
 listed it last, and a tombstone only removes the entries that still point at the removed id.
@@ -11,13 +14,13 @@ listed it last, and a tombstone only removes the entries that still point at the
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from sortedcontainers import SortedSet
 
 from wayline.streams.clients import KafkaConfig
 
@@ -30,7 +33,7 @@ class ProfileView:
         self.topic = topic
         self._profiles: dict[str, dict[str, Any]] = {}
         self._index: dict[tuple[str, str], str] = {}
-        self._members: dict[str, set[str]] = {}  # segment → profile ids
+        self._members: dict[str, SortedSet] = {}  # segment → profile ids, sorted
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="profile-view", daemon=True)
@@ -62,9 +65,11 @@ class ProfileView:
     def members(self, segment: str, after: str | None, limit: int) -> list[str]:
         """Profile ids in ``segment``, sorted, after the ``after`` cursor."""
         with self._lock:
-            ids = sorted(self._members.get(segment, ()))
-        start = bisect.bisect_right(ids, after) if after else 0
-        return ids[start : start + limit]
+            ids = self._members.get(segment)
+            if ids is None:
+                return []
+            start = ids.bisect_right(after) if after else 0
+            return list(ids.islice(start, start + limit))
 
     def apply(self, key: bytes, value: bytes | None) -> None:
         """Fold one record of the topic into the view."""
@@ -75,7 +80,9 @@ class ProfileView:
                 if self._index.get(ident) == pid:
                     del self._index[ident]
             for segment in (old or {}).get("segments", ()):
-                self._members.get(segment, set()).discard(pid)
+                members = self._members.get(segment)
+                if members is not None:
+                    members.discard(pid)
             if value is None:
                 return
             doc = orjson.loads(value)
@@ -83,7 +90,7 @@ class ProfileView:
             for ident in _idents(doc):
                 self._index[ident] = pid
             for segment in doc.get("segments", ()):
-                self._members.setdefault(segment, set()).add(pid)
+                self._members.setdefault(segment, SortedSet()).add(pid)
         self.records += 1
 
     def _run(self) -> None:
