@@ -38,11 +38,7 @@ Check = Callable[[Subject], tuple[bool, int | None]]
 def generate(name: str, node: Node) -> Check:
     """The compiled ``check`` of one segment's parsed rule."""
     writer = _Writer()
-    if _timed(node):
-        truth, due = writer.statement(node)
-        body = [*writer.lines, f"return {truth}, {due or 'None'}"]
-    else:
-        body = [f"return {writer.expression(node)}, None"]
+    body = writer.guarded(node) if _timed(node) else [f"return {writer.expression(node)}, None"]
     source = "def check(s):\n    C = s.counters\n    now = s.now_ms\n" + "".join(
         f"    {line}\n" for line in body
     )
@@ -127,6 +123,25 @@ class _Writer:
         if op == "eq" and kind is not None:
             return f"(s.field({path}) == {self.constant(value)})"
         return f"compare(s.field({path}), {op!r}, {self.constant(value)})"
+
+    def guarded(self, node: Node) -> list[str]:
+        """The body of a timed rule. At the top of ``all`` (``any``) the members time cannot
+        change are tested first: one that is false (true) decides the answer for good — due
+        None, as ``_combined`` would say — before any window is counted. "Cart abandoners in
+        Germany" then costs a trait lookup for every shopper elsewhere."""
+        guards = []
+        if isinstance(node, AllOf | AnyOf):
+            timed = tuple(item for item in node.items if _timed(item))
+            for item in (item for item in node.items if not _timed(item)):
+                test = self.expression(item)
+                guards.append(
+                    f"if not {test}: return False, None"
+                    if isinstance(node, AllOf)
+                    else f"if {test}: return True, None"
+                )
+            node = timed[0] if len(timed) == 1 else type(node)(timed)
+        truth, due = self.statement(node)
+        return [*guards, *self.lines, f"return {truth}, {due or 'None'}"]
 
     def statement(self, node: Node) -> tuple[str, str | None]:
         """Lines computing ``node`` once; the names of its truth and due (None: never timed)."""

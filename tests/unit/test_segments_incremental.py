@@ -13,6 +13,19 @@ from hypothesis import strategies as st
 from wayline.profiles.state import empty_state
 from wayline.segments.compiler import SegmentDef, changed_segments, compile_segments
 from wayline.segments.engine import after_change, at_due, at_time, on_event
+from wayline.segments.rules import (
+    AllOf,
+    AnyOf,
+    Birthday,
+    Compare,
+    InSegment,
+    Node,
+    Not,
+    Performed,
+    Since,
+    parse_rule,
+)
+from wayline.segments.subject import Subject, compare_values, read_field
 from wayline.segments.triggers import TriggerConfig
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -188,3 +201,63 @@ def _edited(bodies: list[dict[str, Any]], edits: list[dict[str, Any] | None]) ->
 
 def _versions(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[int]:
     return [1 if i < len(before) and before[i] == rule else 2 for i, rule in enumerate(after)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(rules, min_size=1, max_size=6),
+    st.lists(happening, min_size=1, max_size=14),
+    st.sampled_from([timedelta(0), timedelta(days=2), timedelta(days=45)]),
+)
+def test_generated_checks_answer_as_the_rules_read(
+    bodies: list[dict[str, Any]], history: list[Any], later: timedelta
+) -> None:
+    """Each compiled check (one generated function per rule, untimed members tested first at
+    the top of a timed rule) answers what the rule says, read condition by condition from the
+    same profile — after every event and once more some time after the last."""
+    compiled = compile_segments(_defs(bodies, [False] * len(bodies)))
+    nodes = {
+        seg.name: parse_rule(seg.name, body)
+        for seg, body in zip(compiled.segments, bodies, strict=True)
+    }
+    state, at = empty_state(), T0
+    for i, what in enumerate(history):
+        at += what[1]
+        on_event(compiled, TRIGGERS, state, _event(i, at, what), [("user_id", "u1")], ms(at))
+        at_time(compiled, TRIGGERS, state, ms(at))
+        _assert_checks(compiled.segments, nodes, state, ms(at))
+    _assert_checks(compiled.segments, nodes, state, ms(at + later))
+
+
+def _assert_checks(segments: Any, nodes: dict[str, Node], state: Any, now: int) -> None:
+    for seg in segments:
+        subject = Subject(state, state["segments"], now)
+        expected = _reads(nodes[seg.name], subject)
+        assert seg.check(subject)[0] == expected, (seg.name, nodes[seg.name])
+
+
+def _reads(node: Node, s: Subject) -> bool:
+    """The rule read literally: each condition on its own, no short cuts."""
+    if isinstance(node, AllOf):
+        return all([_reads(item, s) for item in node.items])
+    if isinstance(node, AnyOf):
+        return any([_reads(item, s) for item in node.items])
+    if isinstance(node, Not):
+        return not _reads(node.item, s)
+    if isinstance(node, Performed):
+        cell = s.state["conds"].get(node.key) or {"n": 0, "t": []}
+        if node.within_ms is None:
+            count = cell["n"]
+        else:
+            count = sum(1 for ts, _ in cell["t"] if ts > s.now_ms - node.within_ms)
+        low, high = node.at_least or 0, node.at_most
+        return low <= count and (high is None or count <= high)
+    if isinstance(node, Compare):
+        value = read_field(s.state, tuple(node.field.split(".")), s.now_ms)
+        return compare_values(value, node.op, node.value)
+    if isinstance(node, Since):
+        return compare_values(s.since(node.what), node.op, node.value)
+    if isinstance(node, Birthday):
+        return s.birthday_today()
+    assert isinstance(node, InSegment)
+    return node.name in s.members
