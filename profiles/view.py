@@ -61,6 +61,15 @@ ORDER_FIELDS = (
 )  # fmt: skip
 
 
+def order_figure(state: State, name: str) -> Any:
+    """One figure of ``orders_summary`` (rules read them one at a time; the dates cost most)."""
+    if name == "order_count":
+        return len(state["orders"])
+    if name == "revenue":  # summed in the summary's order, so the rounding is the same
+        return round(float(sum(o[1] for o in sorted(state["orders"].values()))), 2)
+    return orders_summary(state)[name]
+
+
 def orders_summary(state: State) -> dict[str, Any]:
     """The order figures of the document (keys: ``ORDER_FIELDS``)."""
     orders = sorted(state["orders"].values())
@@ -106,15 +115,21 @@ def cart(state: State) -> dict[str, Any] | None:
 def lifecycle_stage(state: State) -> str:
     orders = len(state["orders"])
     counts = state["counts"]
-    if orders >= 5 or (orders and any(counts.get(n, {}).get("n", 0) > 0 for n in ADVOCACY)):
+    if orders >= 5 or (orders and _performed_any(counts, ADVOCACY)):
         return "advocacy"
     if orders >= 2:
         return "retention"
     if orders == 1:
         return "conversion"
-    if any(counts.get(n, {}).get("n", 0) > 0 for n in INTEREST):
-        return "consideration"
-    return "awareness"
+    return "consideration" if _performed_any(counts, INTEREST) else "awareness"
+
+
+def _performed_any(counts: dict[str, Any], names: tuple[str, ...]) -> bool:
+    for name in names:
+        entry = counts.get(name)
+        if entry is not None and entry["n"] > 0:
+            return True
+    return False
 
 
 def rfm(state: State, now_ms: int) -> dict[str, int]:

@@ -70,7 +70,7 @@ def read_field(state: State, path: Sequence[str], now_ms: int) -> Any:
     if root == "computed" and len(path) > 1:
         name = path[1]
         if name in view.ORDER_FIELDS:
-            value: Any = view.orders_summary(state)[name]
+            value: Any = view.order_figure(state, name)
         else:
             reader = COMPUTED.get(name)
             value = None if reader is None else reader(state, now_ms)

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wayline.profiles.state import empty_state
+from wayline.profiles.view import snapshot
 from wayline.segments.compiler import SegmentDef, changed_segments, compile_segments
 from wayline.segments.engine import after_change, at_due, at_time, on_event
 from wayline.segments.rules import (
@@ -25,7 +26,7 @@ from wayline.segments.rules import (
     Since,
     parse_rule,
 )
-from wayline.segments.subject import Subject, compare_values, read_field
+from wayline.segments.subject import Subject, compare_values
 from wayline.segments.triggers import TriggerConfig
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -252,8 +253,10 @@ def _reads(node: Node, s: Subject) -> bool:
             count = sum(1 for ts, _ in cell["t"] if ts > s.now_ms - node.within_ms)
         low, high = node.at_least or 0, node.at_most
         return low <= count and (high is None or count <= high)
-    if isinstance(node, Compare):
-        value = read_field(s.state, tuple(node.field.split(".")), s.now_ms)
+    if isinstance(node, Compare):  # as the profile document shows the field
+        value: Any = snapshot("p", s.state, s.now_ms)
+        for part in node.field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
         return compare_values(value, node.op, node.value)
     if isinstance(node, Since):
         return compare_values(s.since(node.what), node.op, node.value)
