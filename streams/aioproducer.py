@@ -134,6 +134,8 @@ class AsyncProducer:
             log.warning("%d records unacknowledged at shutdown", remaining)
         self._stop.set()
         self._poller.join(5)
+        with self._lock:
+            self._producer.close()
 
 
 def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Any:

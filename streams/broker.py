@@ -56,6 +56,14 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port the OS says is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -121,6 +129,12 @@ class EmbeddedBroker:
                 code = self.process.returncode
                 self.process = None
                 raise RetryableError(f"embedded broker exited at start-up with code {code}")
+            if not _accepts(self.host, self.port):  # no client before it listens: no FAIL logs
+                time.sleep(0.05)
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RetryableError(f"embedded broker did not listen within {timeout_s:.0f}s")
+                continue
             try:
                 wait_until_ready(KafkaConfig(self.bootstrap), timeout_s=1.0)
                 return

@@ -155,6 +155,7 @@ class Worker:
             self._close_tasks(list(self.tasks))
             consumer.close()
             self._producer.flush(10)
+            self._producer.close()  # leave the broker now, not whenever the object is collected
             log.info("worker %s stopped", self.name)
 
     def _run_batch(self, batch: list[Envelope], consumer: Consumer) -> None:

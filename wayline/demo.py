@@ -89,6 +89,7 @@ class Demo:
                 live.update(self._view(observer.snapshot(), time.monotonic() - started, sent))
                 self.stopping.wait(0.05)
             producer.flush(30)
+            producer.close()
             final = self._drain(observer, sent)
             live.update(self._view(final, time.monotonic() - started, sent))
         return DemoResult(time.monotonic() - started, sent, self.simulator.broken, final)
