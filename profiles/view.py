@@ -132,6 +132,10 @@ def _performed_any(counts: dict[str, Any], names: tuple[str, ...]) -> bool:
     return False
 
 
+RECENCY_DAYS = (30, 90, 180, 365)  # days since the last order where the recency score steps down
+RECENCY_STEPS = tuple(-float(days) for days in RECENCY_DAYS)  # as thresholds on minus the days
+
+
 def rfm(state: State, now_ms: int) -> dict[str, int]:
     orders = state["orders"]
     if not orders:
@@ -139,13 +143,13 @@ def rfm(state: State, now_ms: int) -> dict[str, int]:
     days = (now_ms - max(o[0] for o in orders.values())) / DAY_MS
     revenue = sum(o[1] for o in orders.values())
     return {
-        "recency": _score(-days, (-30, -90, -180, -365)),
+        "recency": _score(-days, RECENCY_STEPS),
         "frequency": _score(len(orders), (10, 5, 3, 2)),
         "monetary": _score(revenue, (1500, 500, 150, 50)),
     }
 
 
-def _score(value: float, thresholds: tuple[float, float, float, float]) -> int:
+def _score(value: float, thresholds: tuple[float, ...]) -> int:
     for i, threshold in enumerate(thresholds):
         if value >= threshold:
             return 5 - i

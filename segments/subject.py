@@ -39,7 +39,6 @@ COMPUTED: dict[str, Callable[[State, int], Any]] = {
 # computed traits that also change as time passes: rules on them are looked at on every event
 # and have a due time of their own (``Subject.drift_due``)
 DRIFTING = frozenset({"rfm", "event_counts"})
-RECENCY_DAYS = (30, 90, 180, 365)  # where ``rfm.recency`` steps down (``profiles.view.rfm``)
 ROOTS: dict[str, Callable[[State], Any]] = {
     "traits": lambda s: {
         **{k: v[0] for k, v in s["once"].items()},
@@ -150,7 +149,9 @@ class Subject:
         if last is None:
             return None
         later = [
-            last + days * DAY_MS + 1 for days in RECENCY_DAYS if last + days * DAY_MS >= self.now_ms
+            last + days * DAY_MS + 1
+            for days in view.RECENCY_DAYS
+            if last + days * DAY_MS >= self.now_ms
         ]
         return min(later) if later else None
 
