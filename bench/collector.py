@@ -101,6 +101,7 @@ def direct_produce(kafka: KafkaConfig, bodies: list[bytes], requests: int) -> di
                 except BufferError:
                     producer.poll(0.01)
     producer.flush(60)
+    producer.close()
     total = requests * per_request
     return {
         "events": total,

@@ -106,6 +106,7 @@ def produce_raw(kafka: KafkaConfig, topic: str, events: list[tuple[str, dict[str
             except BufferError:
                 producer.poll(0.05)
     producer.flush(60)
+    producer.close()
 
 
 def measure_pipeline(

@@ -66,6 +66,7 @@ def produce_events(kafka: KafkaConfig, topic: str, events: int, keys: int) -> No
             except BufferError:
                 producer.poll(0.05)
     producer.flush(60)
+    producer.close()
 
 
 def measure_raw(kafka: KafkaConfig, topic: str, partitions: int, events: int) -> dict[str, float]:
