@@ -98,13 +98,36 @@ def after_change(
     return _outcome(evaluate(compiled, state, now_ms, names), triggers, state, now_ms)
 
 
+def after_merge(
+    compiled: Compiled,
+    triggers: TriggerConfig,
+    state: dict[str, Any],
+    own: dict[str, list[int]],
+    now_ms: int,
+) -> Outcome:
+    """The survivor of a merge: ``state`` holds both profiles (``profiles.book.absorb``), ``own``
+    the survivor's memberships from before. Every segment is evaluated against ``own``, so the
+    survivor's transitions say what it now holds and no longer holds (the merged-away profile
+    exits all of its segments on its own). A segment the merged-away profile was in is entered
+    without a segment_entered trigger: the customer was in it already, under the other id."""
+    inherited = state.get("segments") or {}
+    state["segments"] = {name: list(held) for name, held in own.items()}
+    evaluation = evaluate(compiled, state, now_ms)
+    transitions = tuple(
+        t._replace(notify=False) if t.kind == "enter" and t.segment in inherited else t
+        for t in evaluation.transitions
+    )
+    return _outcome(Evaluation(transitions, evaluation.next_due), triggers, state, now_ms)
+
+
 def at_time(
     compiled: Compiled,
     triggers: TriggerConfig,
     state: dict[str, Any],
     now_ms: int,
 ) -> Outcome:
-    """Re-evaluate every segment and trigger (profiles merged, definitions changed)."""
+    """Re-evaluate every segment and trigger (definitions changed, a state from an older
+    version)."""
     return _outcome(evaluate(compiled, state, now_ms), triggers, state, now_ms)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from wayline.profiles.book import ProfileBook, absorb
 from wayline.profiles.state import empty_state, epoch_ms
 from wayline.segments.compiler import Compiled
-from wayline.segments.engine import Outcome, at_due, at_time, on_event
+from wayline.segments.engine import Outcome, after_merge, at_due, on_event
 from wayline.segments.triggers import TriggerConfig
 
 
@@ -59,9 +59,16 @@ class Timeline:
         resolution = book.resolve(event)
         for loser, survivor in resolution.merges:
             loser_state = book.states.pop(loser, None) or empty_state()
-            book.states[survivor] = absorb(book.states.get(survivor), loser_state, loser)
-            self._record(survivor, at_time(self.compiled, self.triggers,
-                                           book.states[survivor], at))  # fmt: skip
+            who = _who(loser_state)
+            for segment in sorted(loser_state.get("segments") or {}):  # as the worker does
+                self.happenings.append(
+                    Happening(at, loser, who, f"exit {segment}", f"merged into {survivor}")
+                )
+            before = book.states.get(survivor)
+            own = dict((before or {}).get("segments") or {})
+            book.states[survivor] = absorb(before, loser_state, loser)
+            merged = after_merge(self.compiled, self.triggers, book.states[survivor], own, at)
+            self._record(survivor, merged)
         pid = resolution.profile_id
         if pid is None:
             return

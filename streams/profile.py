@@ -34,7 +34,14 @@ from wayline.profiles.state import State, empty_state
 from wayline.profiles.view import iso, snapshot
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, changed_segments, compile_segments
-from wayline.segments.engine import Outcome, after_change, at_due, at_time, on_event
+from wayline.segments.engine import (
+    Outcome,
+    after_change,
+    after_merge,
+    at_due,
+    at_time,
+    on_event,
+)
 from wayline.segments.membership import Transition
 from wayline.segments.triggers import TriggerConfig, cloud_event
 from wayline.streams.definitions import Rules
@@ -279,8 +286,9 @@ class ProfileStep:
             self.duplicates += 1
             return []
         self.handoffs_in += 1
+        own = dict(state.get("segments") or {})
         entry.state = absorb(state, body["state"], loser)
         entry.version = max(entry.version, int(body.get("version", 0))) + 1
         entry.changed = True
-        outcome = at_time(self.segments, self.triggers, entry.state, ctx.now_ms)
+        outcome = after_merge(self.segments, self.triggers, entry.state, own, ctx.now_ms)
         return self._emit(pid, entry.state, outcome, f"merged {loser}", ctx)

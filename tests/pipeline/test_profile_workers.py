@@ -21,6 +21,7 @@ from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
 
 from wayline.schemas.codec import decode
 from wayline.schemas.topics import Topics
+from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.registry import WorkerContext, default_registry
 from wayline.streams.worker import Worker, WorkerOptions
@@ -37,12 +38,15 @@ def latest_profiles(kafka: KafkaConfig, topic: str) -> dict[str, dict[str, Any]]
 
 
 @contextmanager
-def pipeline(kafka: KafkaConfig, topics: Topics, state_dir: Path) -> Iterator[list[Worker]]:
+def pipeline(
+    kafka: KafkaConfig, topics: Topics, state_dir: Path, segments: Compiled | None = None
+) -> Iterator[list[Worker]]:
     registry = default_registry()
     context = WorkerContext(
         topics=topics,
         kafka=kafka,
         options=WorkerOptions(consumer_overrides=dict(TEST_CONSUMER), state_dir=state_dir),
+        segments=segments,
     )
     workers = [registry[name].create(context) for name in ("validate", "identity", "profile")]
     with ExitStack() as stack:
@@ -57,10 +61,11 @@ def run(
     tmp: Path,
     events: list[dict[str, Any]],
     unresolvable: int = 0,
+    segments: Compiled | None = None,
 ) -> list[Worker]:
     distinct = len({e["messageId"] for e in events}) - unresolvable
     produce(kafka, topics.raw, [(raw_key(e), orjson.dumps(e)) for e in events])
-    with pipeline(kafka, topics, tmp) as workers:
+    with pipeline(kafka, topics, tmp, segments) as workers:
         _validate, identity, profile = workers
 
         def settled() -> bool:
@@ -96,6 +101,43 @@ def test_journeys_end_in_one_profile_each_identical_to_the_reference(
     assert total == len(clean)  # every event counted exactly once
     identity = workers[1].stats().steps
     assert identity["merges"] >= customers  # at least the anonymous profile of each was merged
+
+
+SEGMENTS = [
+    SegmentDef("viewer", {"performed": {"event": "Product Viewed", "at_least": 1}}),
+    SegmentDef("app_user", {"performed": {"event": "Signed In", "at_least": 1}}),
+    SegmentDef("buyer", {"computed.order_count": {"gte": 1}}),
+    SegmentDef("never_bought", {"not": {"performed": {"event": "Order Completed"}}}),
+]
+
+
+def test_the_transitions_of_each_profile_id_add_up_to_its_memberships(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path
+) -> None:
+    """A service reading ``wayline.segments`` keeps memberships per profile id from enter and
+    exit alone: through every merge of anonymous, app, e-mail and store profiles, an id never
+    exits what it did not enter, never enters twice, and ends holding what its profile document
+    lists (nothing once merged away)."""
+    clean = journeys(60)
+    run(kafka, topics, tmp_path, shuffled_and_duplicated(clean, random.Random(8)),
+        segments=compile_segments(SEGMENTS))  # fmt: skip
+    held: dict[str, set[str]] = {}
+    for message in read_topic(kafka, topics.segments, expect=1):
+        body = orjson.loads(message.value or b"{}")
+        assert message.key == body["profile_id"].encode()
+        segments = held.setdefault(body["profile_id"], set())
+        if body["transition"] == "enter":
+            assert body["segment"] not in segments, body
+            segments.add(body["segment"])
+        else:
+            assert body["segment"] in segments, body
+            segments.discard(body["segment"])
+    profiles = latest_profiles(kafka, topics.profiles)
+    assert len(profiles) == 60
+    for pid, segments in held.items():
+        assert segments == set(profiles[pid]["segments"] if pid in profiles else ()), pid
+    buyers = [pid for pid, doc in profiles.items() if "buyer" in doc["segments"]]
+    assert len(buyers) == 60  # every journey ends with a store order
 
 
 def test_junk_ids_and_limit_breaches_never_merge(

@@ -9,9 +9,10 @@ import pytest
 import yaml
 from segment_examples import EXAMPLE_SEGMENTS
 
+from wayline.profiles.book import absorb
 from wayline.profiles.state import apply_event, empty_state
 from wayline.segments.compiler import SegmentDef, compile_segments
-from wayline.segments.engine import at_due, at_time, on_event
+from wayline.segments.engine import after_merge, at_due, at_time, on_event
 from wayline.segments.membership import Transition
 from wayline.segments.rules import RuleError
 from wayline.segments.triggers import TriggerConfig
@@ -130,6 +131,34 @@ def test_windowed_event_counts_exit_at_the_midnight_the_days_leave_the_window() 
     midnight = datetime(2026, 1, 2, tzinfo=UTC)
     assert woken == [ms(midnight + timedelta(days=d)) for d in range(6)]  # checked each midnight
     assert found == (ms(midnight + timedelta(days=6)), [("browsing", "exit")])  # day 1 + 7
+
+
+def test_a_merge_shows_the_survivor_entering_what_it_now_holds() -> None:
+    text = """
+segments:
+  - {name: buyer, notify: true, rule: {computed.order_count: {gte: 1}}}
+  - {name: big, notify: true, rule: {computed.revenue: {gte: 100}}}
+  - {name: repeat, notify: true, rule: {computed.order_count: {gte: 2}}}
+  - {name: single, notify: true, rule: {computed.order_count: {eq: 1}}}
+"""
+    merged_away, survivor = Shopper(text), Shopper(text)
+    merged_away.send(T0, "Order Completed", order_id="o1", revenue=150.0)  # buyer, big, single
+    survivor.send(T0 + timedelta(hours=1), "Order Completed", order_id="o2", revenue=20.0)
+    own = dict(survivor.state["segments"])  # buyer, single
+    state = absorb(survivor.state, merged_away.state, "p_other")
+    outcome = after_merge(survivor.compiled, OFF, state, own, ms(T0 + timedelta(hours=2)))
+    # the stream of the survivor's id stays whole: it enters what it now holds, leaves what it
+    # no longer holds; "big" is no news for the customer (they were in it under the other id)
+    assert [(t.segment, t.kind, t.notify) for t in outcome.transitions] == [
+        ("big", "enter", False),
+        ("repeat", "enter", True),
+        ("single", "exit", True),
+    ]
+    assert [(f.trigger, f.payload["segment"]) for f in outcome.fired] == [
+        ("segment_entered", "repeat"),
+        ("segment_exited", "single"),
+    ]
+    assert sorted(state["segments"]) == ["big", "buyer", "repeat"]
 
 
 def test_an_event_evaluates_only_the_segments_it_can_flip() -> None:
