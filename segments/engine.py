@@ -92,10 +92,12 @@ def after_change(
     changed: set[str],
 ) -> Outcome:
     """New definitions, of which the segments ``changed`` are new or changed: evaluate those
-    (and what reads them), forget deleted ones, look at every trigger rule."""
-    forget_deleted(compiled, state)
+    (and what reads them), exit deleted ones, look at every trigger rule."""
+    gone = forget_deleted(compiled, state, now_ms)
     names = changed | due_now(state, now_ms) | compiled.drifting
-    return _outcome(evaluate(compiled, state, now_ms, names), triggers, state, now_ms)
+    evaluation = evaluate(compiled, state, now_ms, names)
+    transitions = (*gone, *evaluation.transitions)
+    return _outcome(Evaluation(transitions, evaluation.next_due), triggers, state, now_ms)
 
 
 def after_merge(

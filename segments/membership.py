@@ -43,14 +43,14 @@ def evaluate(
 ) -> Evaluation:
     current: dict[str, list[int]] = state.setdefault("segments", {})
     dues: dict[str, int] = state.setdefault("segment_due", {})
+    transitions: list[Transition] = []
     if names is None:
-        forget_deleted(compiled, state)
+        transitions += forget_deleted(compiled, state, now_ms)
         names = set(compiled.by_name)
-    if not names:
+    if not names and not transitions:
         return Evaluation((), min(dues.values()) if dues else None)
     by_name = compiled.by_name
     subject = Subject(state, current, now_ms)
-    transitions: list[Transition] = []
     add, was_in = transitions.append, current.get
     # segments with the same rule share its compiled check: each distinct rule runs once
     answers: dict[Check, tuple[bool, int | None]] = {}
@@ -119,9 +119,16 @@ def due_now(state: dict[str, Any], now_ms: int) -> set[str]:
     return {name for name, due in dues.items() if due <= now_ms}
 
 
-def forget_deleted(compiled: Compiled, state: dict[str, Any]) -> None:
-    """Drop the memberships and due times of segments no longer defined."""
-    for key in ("segments", "segment_due"):
-        held = state.setdefault(key, {})
-        for gone in [n for n in held if n not in compiled.by_name]:
-            del held[gone]
+def forget_deleted(compiled: Compiled, state: dict[str, Any], now_ms: int) -> list[Transition]:
+    """Drop the memberships and due times of segments no longer defined; an exit for each
+    membership dropped, so a reader of the transitions does not keep the profile in a segment
+    that is gone."""
+    current = state.setdefault("segments", {})
+    exits = [
+        Transition(name, current.pop(name)[0], EXIT, now_ms, False)
+        for name in sorted(n for n in current if n not in compiled.by_name)
+    ]
+    dues = state.setdefault("segment_due", {})
+    for gone in [n for n in dues if n not in compiled.by_name]:
+        del dues[gone]
+    return exits

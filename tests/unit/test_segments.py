@@ -12,7 +12,7 @@ from segment_examples import EXAMPLE_SEGMENTS
 from wayline.profiles.book import absorb
 from wayline.profiles.state import apply_event, empty_state
 from wayline.segments.compiler import SegmentDef, compile_segments
-from wayline.segments.engine import after_merge, at_due, at_time, on_event
+from wayline.segments.engine import after_change, after_merge, at_due, at_time, on_event
 from wayline.segments.membership import Transition
 from wayline.segments.rules import RuleError
 from wayline.segments.triggers import TriggerConfig
@@ -159,6 +159,31 @@ segments:
         ("segment_exited", "single"),
     ]
     assert sorted(state["segments"]) == ["big", "buyer", "repeat"]
+
+
+def test_a_segment_taken_out_of_the_definitions_is_left_with_an_exit() -> None:
+    both = """
+segments:
+  - {name: buyer, rule: {computed.order_count: {gte: 1}}}
+  - {name: big, notify: true, rule: {computed.revenue: {gte: 100}}}
+"""
+    fewer = compile_segments(defs(both.split("  - {name: big")[0]))
+    later = ms(T0 + timedelta(hours=1))
+    for reevaluate in ("changed only", "everything"):  # the worker knows the old ones, or not
+        shopper = Shopper(both)
+        assert shopper.send(T0, "Order Completed", order_id="o1", revenue=150.0) == [
+            ("buyer", "enter"),
+            ("big", "enter"),
+        ]
+        if reevaluate == "everything":
+            outcome = at_time(fewer, OFF, shopper.state, later)
+        else:
+            outcome = after_change(fewer, OFF, shopper.state, later, set())
+        assert [(t.segment, t.kind, t.version, t.at_ms) for t in outcome.transitions] == [
+            ("big", "exit", 1, later)
+        ], reevaluate
+        assert outcome.fired == ()  # the segment is gone: no segment_exited trigger for it
+        assert list(shopper.state["segments"]) == ["buyer"]
 
 
 def test_an_event_evaluates_only_the_segments_it_can_flip() -> None:
