@@ -131,7 +131,11 @@ class SegmentTransition(BaseModel):
     profile_id: str
     transition: Literal["enter", "exit"]
     at: str
-    cause: str = Field(description="the event's message id, 'timer', or 'merged'")
+    cause: str = Field(
+        description="what made it: the event's message id, 'timer' (time alone), 'definitions' "
+        "(a changed or deleted segment), 'merged' (this profile was merged into another) or "
+        "'merged ID' (profile ID was merged into this one)"
+    )
 
 
 class TriggerData(BaseModel):
