@@ -198,6 +198,9 @@ class Definition(BaseModel):
     version: int = Field(ge=1)
     spec: dict[str, Any]
     updated_at: str
+    deleted: bool = Field(
+        default=False, description="the segment was deleted (`wayline segments delete`)"
+    )
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {

@@ -1,7 +1,9 @@
 """Segment and trigger definitions on ``wayline.definitions`` (compacted, one partition).
 
 Key ``segment:NAME`` or ``trigger:triggers``; value a ``Definition`` (kind, name, version, spec,
-updated_at). ``wayline segments apply`` publishes what changed with the next version number;
+updated_at, deleted). ``wayline segments apply`` publishes what changed with the next version
+number, ``wayline segments delete`` a deleted version (kept, not a tombstone, so compaction can
+never bring back a segment the config file also defines);
 running profile workers follow the topic with a ``DefinitionsView`` and switch to the new rules
 between batches, re-evaluating their profiles (see ``ProfileStep.refresh``). Definitions in the
 topic take precedence over the config file's, by name.
@@ -82,6 +84,44 @@ def plan(config: WaylineConfig, current: dict[str, Any], now_ms: int) -> list[di
     return out
 
 
+class CannotDelete(ValueError):
+    """A segment that cannot be deleted: not published, deleted already, or read by another."""
+
+
+def retire(current: dict[str, Any], names: list[str], now_ms: int) -> list[dict[str, Any]]:
+    """The deleted versions to publish for the published segments ``names``."""
+    out = []
+    for name in names:
+        known = current.get(f"segment:{name}")
+        if known is None or known.get("deleted"):
+            state = "deleted already" if known else "not published"
+            raise CannotDelete(
+                f"segment {name!r}: {state}; a segment defined only in the config file is "
+                "removed by taking it out of the file"
+            )
+        readers = sorted(
+            d["name"]
+            for d in current.values()
+            if d["kind"] == "segment" and not d.get("deleted") and d["name"] not in names
+            if name in _segments_read(d["spec"].get("rule"))
+        )
+        if readers:
+            raise CannotDelete(f"segment {name!r}: read by {', '.join(readers)} (in_segment)")
+        out.append({"kind": "segment", "name": name, "version": int(known["version"]) + 1,
+                    "spec": {}, "updated_at": iso(now_ms), "deleted": True})  # fmt: skip
+    return out
+
+
+def _segments_read(rule: Any) -> set[str]:
+    """The segments a rule reads with ``in_segment``, at any depth."""
+    if isinstance(rule, list):
+        return set().union(*(_segments_read(item) for item in rule))
+    if not isinstance(rule, dict):
+        return set()
+    found = {rule["in_segment"]} if isinstance(rule.get("in_segment"), str) else set()
+    return found.union(*(_segments_read(v) for k, v in rule.items() if k != "in_segment"))
+
+
 def publish(kafka: KafkaConfig, topic: str, definitions: list[dict[str, Any]]) -> None:
     producer = kafka.producer()
     for definition in definitions:
@@ -99,7 +139,9 @@ def compile_rules(config: WaylineConfig, latest: dict[str, Any], generation: int
     for definition in latest.values():
         changed = max(changed, _ms(definition.get("updated_at")))
         spec = definition["spec"]
-        if definition["kind"] == "segment":
+        if definition.get("deleted"):
+            segments.pop(definition["name"], None)
+        elif definition["kind"] == "segment":
             segments[definition["name"]] = SegmentDef(
                 definition["name"], spec["rule"], int(definition["version"]), bool(spec["notify"])
             )

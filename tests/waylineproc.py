@@ -100,9 +100,10 @@ class Running:
         self.stop()
         self.start()
 
-    def cli(self, *args: str, timeout_s: float = 120) -> str:
-        """``wayline ARGS`` against this process's cluster; fails the test on a non-zero exit,
-        else returns what it printed (a wide terminal, so tables do not wrap)."""
+    def cli(self, *args: str, timeout_s: float = 120, refused: bool = False) -> str:
+        """``wayline ARGS`` against this process's cluster; fails the test on a non-zero exit
+        (on a zero one when ``refused``), else returns what it printed (a wide terminal, so
+        tables do not wrap; with ``refused``, what it printed to stderr)."""
         result = subprocess.run(
             [WAYLINE, *args],
             cwd=self.cwd,
@@ -112,5 +113,8 @@ class Running:
             timeout=timeout_s,
             check=False,
         )
+        if refused:
+            assert result.returncode == 1, result.stderr + result.stdout
+            return " ".join(result.stderr.split())
         assert result.returncode == 0, result.stderr + result.stdout
         return result.stdout

@@ -282,7 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: usage and config errors print one line and exit 2."""
     app = build_cli()
     try:
-        app(args=argv, prog_name="wayline", standalone_mode=False)
+        code = app(args=argv, prog_name="wayline", standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(code) comes back as the return value
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

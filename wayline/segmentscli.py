@@ -57,6 +57,14 @@ def add_segments(app: typer.Typer, settings: Callable[[], Settings]) -> None:
             table.add_row(kind, name, str(version), status)
         Console(width=120).print(table)
 
+    @segments.command("delete")
+    def delete(
+        names: Annotated[list[str], typer.Argument(help="Published segments to delete")],
+    ) -> None:
+        """Delete published segments; running workers drop them without restart, and each
+        member gets an exit on wayline.segments (no segment_exited trigger)."""
+        _delete(settings(), names)
+
     @segments.command("list")
     def list_() -> None:
         """The published definitions (running workers add the config file's own segments)."""
@@ -65,12 +73,13 @@ def add_segments(app: typer.Typer, settings: Callable[[], Settings]) -> None:
         kafka, topics = _cluster(settings())
         current = read_definitions(kafka, topics.definitions)
         table = Table(title=topics.definitions)
-        for column in ("kind", "name", "version", "notify", "updated_at"):
+        for column in ("kind", "name", "version", "notify", "updated_at", "status"):
             table.add_column(column)
         for key in sorted(current):
             d = current[key]
             notify = str(d["spec"].get("notify", "")) if d["kind"] == "segment" else ""
-            table.add_row(d["kind"], d["name"], str(d["version"]), notify, d["updated_at"])
+            status = "deleted" if d.get("deleted") else "live"
+            table.add_row(d["kind"], d["name"], str(d["version"]), notify, d["updated_at"], status)
         Console(width=120).print(table if current else "no definitions published yet")
 
     @segments.command("test")
@@ -154,3 +163,24 @@ def _show(timeline: Timeline, events: int, rejected: list[str]) -> None:
         console.print("nothing enters, exits or fires on this timeline")
     for problem in rejected:
         console.print(f"[yellow]skipped[/yellow] {problem}")
+
+
+def _delete(settings: Settings, names: list[str]) -> None:
+    from wayline.streams.definitions import CannotDelete, publish, read_definitions, retire
+
+    kafka, topics = _cluster(settings)
+    current = read_definitions(kafka, topics.definitions)
+    try:
+        deleted = retire(current, names, int(datetime.now(UTC).timestamp() * 1000))
+    except CannotDelete as exc:
+        Console(stderr=True, soft_wrap=True).print(
+            f"wayline: nothing deleted: {exc}", highlight=False
+        )
+        raise typer.Exit(1) from None
+    publish(kafka, topics.definitions, deleted)
+    table = Table(title=f"{len(deleted)} definitions published to {topics.definitions}")
+    for column in ("kind", "name", "version", "status"):
+        table.add_column(column)
+    for d in deleted:
+        table.add_row(d["kind"], d["name"], str(d["version"]), "deleted")
+    Console(width=120).print(table)

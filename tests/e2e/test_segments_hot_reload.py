@@ -3,6 +3,7 @@ without a restart, and the profile API shows the memberships."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,3 +93,19 @@ def test_publishing_and_changing_a_segment_needs_no_restart(
         assert (page["members"], page["next_cursor"]) == ([pids["cy"]], None)
         assert api.get("/v1/segments/nope/size").status_code == 404
         assert httpx.get(f"{wayline_up.url}/v1/segments").status_code == 401
+
+        # deleted while running: its member leaves it, the API forgets it, a second try is refused
+        printed = wayline_up.cli("segments", "delete", "big_spenders").replace("│", " ")
+        assert "segment big_spenders 3 deleted" in " ".join(printed.split())
+        assert transitions(wayline_up, expect=6) == sorted([*after, (pids["cy"], "exit", 2)])
+        deadline = time.monotonic() + 30
+        while api.get("/v1/segments").json()["segments"] and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert api.get("/v1/segments").json()["segments"] == []
+        assert profile(wayline_up, "cy")["segments"] == []
+        assert wayline_up.cli("segments", "delete", "big_spenders", refused=True) == (
+            "wayline: nothing deleted: segment 'big_spenders': deleted already; a segment "
+            "defined only in the config file is removed by taking it out of the file"
+        )
+        listed = " ".join(wayline_up.cli("segments", "list").replace("│", " ").split())
+        assert re.search(r"segment big_spenders 3 \S+Z deleted", listed), listed
