@@ -56,15 +56,16 @@ def on_event(
     if first:
         names |= compiled.at_rest
     if counted:
+        ts = epoch_ms(str(event["timestamp"]))
         counters = compiled.by_event.get(name)
         found = counters.matching(event) if counters is not None else []
-        for window, reached in track(state, event, found, now_ms):
+        for window, reached in track(state, event, ts, found, now_ms):
             names |= compiled.crossed(window, reached)
         for path, old in zip(fields, before, strict=True):
             new = read_field(state, path, now_ms)
             if new != old:
                 names |= compiled.flipped(path, old, new)
-        track_browse(state, name, props, epoch_ms(str(event["timestamp"])))
+        track_browse(state, name, props, ts)
     evaluation = evaluate(compiled, state, now_ms, names)
     return counted, _outcome(evaluation, triggers, state, now_ms, (name, trait_keys))
 

@@ -103,6 +103,17 @@ class Not:
 Node = Compare | Performed | Since | Birthday | InSegment | AllOf | AnyOf | Not
 
 
+def segments_read(node: Node) -> set[str]:
+    """The segments a parsed rule reads with ``in_segment``, at any depth."""
+    if isinstance(node, InSegment):
+        return {node.name}
+    if isinstance(node, AllOf | AnyOf):
+        return set().union(*(segments_read(item) for item in node.items))
+    if isinstance(node, Not):
+        return segments_read(node.item)
+    return set()
+
+
 def duration_ms(text: Any) -> int | None:
     """``"90d"`` → milliseconds; None when it is not a duration."""
     if isinstance(text, int) and not isinstance(text, bool) and text > 0:

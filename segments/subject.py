@@ -138,9 +138,9 @@ class Subject:
         event counts at the next UTC midnight while some counted day is inside a window,
         the RFM recency score when the days since the last order pass its next step."""
         if path[1] == "event_counts":
-            today = self.now_ms // DAY_MS
+            today, longest = self.now_ms // DAY_MS, max(view.WINDOWS)
             recent = any(
-                today - int(day) < max(view.WINDOWS)
+                today - int(day) < longest
                 for entry in self.state["counts"].values()
                 for day in entry["d"]
             )
@@ -217,15 +217,18 @@ def _ordered(low: Any, high: Any) -> bool:
 
 
 def track(
-    state: dict[str, Any], event: Mapping[str, Any], counters: list[Counter], now_ms: int
+    state: dict[str, Any],
+    event: Mapping[str, Any],
+    ts: int,
+    counters: list[Counter],
+    now_ms: int,
 ) -> list[tuple[tuple[str, int | None], int]]:
-    """Count ``event`` (already known to be new for this profile) in the rule counters it
-    matches (``EventCounters.matching``): the windows of each counter whose count it moved,
-    each with the count it reached (one more than before) as rules see it at ``now_ms``."""
+    """Count ``event`` (already known to be new for this profile; ``ts`` its time) in the rule
+    counters it matches (``EventCounters.matching``): the windows of each counter whose count it
+    moved, each with the count it reached (one more than before) as rules see it at ``now_ms``."""
     if not counters:
         return []
     conds = state.setdefault("conds", {})
-    ts = _epoch_ms(str(event["timestamp"]))
     stamp = [ts, str(event["messageId"])]
     moved: list[tuple[tuple[str, int | None], int]] = []
     for counter in counters:
@@ -297,10 +300,6 @@ def value_at(event: Mapping[str, Any], path: tuple[str, ...]) -> Any:
             return None
         value = value.get(part)
     return value
-
-
-def _epoch_ms(text: str) -> int:
-    return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
 def _month_day(value: Any) -> tuple[int, int] | None:

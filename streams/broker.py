@@ -129,19 +129,16 @@ class EmbeddedBroker:
                 code = self.process.returncode
                 self.process = None
                 raise RetryableError(f"embedded broker exited at start-up with code {code}")
-            if not _accepts(self.host, self.port):  # no client before it listens: no FAIL logs
-                time.sleep(0.05)
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RetryableError(f"embedded broker did not listen within {timeout_s:.0f}s")
-                continue
             try:
+                if not _accepts(self.host, self.port):  # no client before it listens: no FAILs
+                    raise RetryableError(f"embedded broker not listening on {self.bootstrap}")
                 wait_until_ready(KafkaConfig(self.bootstrap), timeout_s=1.0)
                 return
             except RetryableError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise
+                time.sleep(0.05)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``; idempotent."""

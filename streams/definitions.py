@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from wayline.config import WaylineConfig
 from wayline.profiles.view import iso
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
+from wayline.segments.rules import parse_rule, segments_read
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.restore import read_partition
@@ -103,23 +104,13 @@ def retire(current: dict[str, Any], names: list[str], now_ms: int) -> list[dict[
             d["name"]
             for d in current.values()
             if d["kind"] == "segment" and not d.get("deleted") and d["name"] not in names
-            if name in _segments_read(d["spec"].get("rule"))
+            if name in segments_read(parse_rule(d["name"], d["spec"]["rule"]))
         )
         if readers:
             raise CannotDelete(f"segment {name!r}: read by {', '.join(readers)} (in_segment)")
         out.append({"kind": "segment", "name": name, "version": int(known["version"]) + 1,
                     "spec": {}, "updated_at": iso(now_ms), "deleted": True})  # fmt: skip
     return out
-
-
-def _segments_read(rule: Any) -> set[str]:
-    """The segments a rule reads with ``in_segment``, at any depth."""
-    if isinstance(rule, list):
-        return set().union(*(_segments_read(item) for item in rule))
-    if not isinstance(rule, dict):
-        return set()
-    found = {rule["in_segment"]} if isinstance(rule.get("in_segment"), str) else set()
-    return found.union(*(_segments_read(v) for k, v in rule.items() if k != "in_segment"))
 
 
 def publish(kafka: KafkaConfig, topic: str, definitions: list[dict[str, Any]]) -> None:
