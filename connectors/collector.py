@@ -34,7 +34,7 @@ import orjson
 from wayline.config import Source, WaylineConfig
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import MAX_EVENT_BYTES
-from wayline.schemas.normalize import Origin, normalize_event
+from wayline.schemas.normalize import Origin, message_id_of, normalize_event
 from wayline.schemas.timestamps import format_timestamp
 from wayline.schemas.topics import Topics
 from wayline.streams.aioproducer import Unavailable
@@ -281,8 +281,10 @@ def _stamp(
         return encoded, InvalidEvent(ReasonCode.NOT_AN_OBJECT, [FieldError("", "not an object")])
     event.pop("writeKey", None)
     event["receivedAt"] = stamp
-    if not isinstance(event.get("messageId"), str) or not event["messageId"]:
+    if event.get("messageId") is None:
         event["messageId"] = str(uuid.uuid4())
+    elif isinstance(given := message_id_of(event["messageId"]), str) and given:
+        event["messageId"] = given  # an integer id as its text; anything else is refused
     if "sentAt" not in event and isinstance(payload.get("sentAt"), str):
         event["sentAt"] = payload["sentAt"]
     shared = payload.get("context")

@@ -98,9 +98,28 @@ def _check_strings(raw: dict[str, Any], out: dict[str, Any], problems: _Problems
         value = raw.get(name)
         if value is not None and not isinstance(value, str):
             problems.add(ReasonCode.INVALID_FIELD, name, "must be a string")
-    message_id = raw.get("messageId")
-    if message_id is not None and not (isinstance(message_id, str) and 0 < len(message_id) <= 256):
-        problems.add(ReasonCode.INVALID_FIELD, "messageId", "must be a string of 1-256 characters")
+    message_id = message_id_of(raw.get("messageId"))
+    if message_id is not None and not 0 < len(message_id) <= 256:
+        problems.add(
+            ReasonCode.INVALID_FIELD,
+            "messageId",
+            "must be a string of 1-256 characters or an integer",
+        )
+    elif message_id is not None:
+        out["messageId"] = message_id
+
+
+def message_id_of(value: Any) -> str | None:
+    """A client's ``messageId`` as Wayline keeps it: a string as sent, an integer as its decimal
+    text (``42`` → ``"42"``, so a retry of the same id is deduplicated); None when absent. Any
+    other value (a list, an object, a boolean, a fraction) comes back as ``""``: refused."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 def _check_objects(raw: dict[str, Any], out: dict[str, Any], problems: _Problems) -> None:

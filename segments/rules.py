@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists", "between")
@@ -161,6 +162,9 @@ def _compare(segment: str, key: str, body: Any, where: str) -> Compare:
         known = ", ".join(CONDITIONS)
         raise RuleError(segment, where, f"unknown condition {key!r}; use one of: {known}")
     op, value = _comparison(segment, body, where)
+    problem = field_problem(field, op, value)
+    if problem is not None:
+        raise RuleError(segment, f"{where}.{op}", problem)
     return Compare(field, op, value)
 
 
@@ -239,3 +243,113 @@ def _where(segment: str, body: Any, path: str) -> tuple[tuple[str, str, Any], ..
             op, value = "eq", test
         out.append((str(field), op, value))
     return tuple(out)
+
+
+# What each field of the profile document holds, so a rule that can never be true (a typo in a
+# field name, a value of the wrong type, a lifecycle stage that does not exist) is refused when
+# it is tested, published or loaded, not discovered when nobody ever enters the segment.
+STAGES = ("awareness", "consideration", "conversion", "retention", "advocacy")
+WINDOW_KEYS = ("all_time", "7d", "30d", "90d")
+_NUMBER, _DATE, _TEXT, _LIST, _OBJECT, _STAGE, _SCORE, _FLAG = (
+    "number", "date", "text", "list", "object", "stage", "score", "flag"
+)  # fmt: skip
+COMPUTED_FIELDS: dict[str, str] = {
+    "order_count": _NUMBER, "revenue": _NUMBER, "aov": _NUMBER,
+    "mean_days_between_orders": _NUMBER, "first_order_at": _DATE, "last_order_at": _DATE,
+    "favorite_category": _TEXT, "recently_viewed": _LIST, "cart": _OBJECT,
+    "lifecycle_stage": _STAGE, "rfm": _OBJECT, "event_counts": _OBJECT, "location": _OBJECT,
+    "timezone": _TEXT,
+}  # fmt: skip
+CART_FIELDS = {"cart_id": _TEXT, "value": _NUMBER, "last_activity_at": _DATE, "items": _LIST}
+RFM_KEYS = ("recency", "frequency", "monetary")
+_OPS_OF = {
+    _NUMBER: ("eq", "ne", "lt", "lte", "gt", "gte", "in", "between", "exists"),
+    _SCORE: ("eq", "ne", "lt", "lte", "gt", "gte", "in", "between", "exists"),
+    _DATE: ("eq", "ne", "lt", "lte", "gt", "gte", "in", "exists"),
+    _TEXT: ("eq", "ne", "in", "contains", "exists"),
+    _STAGE: ("eq", "ne", "in", "exists"),
+    _FLAG: ("eq", "ne", "exists"),
+    _LIST: ("contains", "exists"),
+    _OBJECT: ("exists",),
+}
+
+
+def field_kind(field: str) -> tuple[str | None, str | None]:
+    """What ``field`` holds (None: anything, as for traits), or the problem with its name."""
+    parts = field.split(".")
+    root = parts[0]
+    if root == "traits":
+        return None, None
+    if root == "consent":
+        return (_FLAG, None) if len(parts) == 2 else (None, "consent.CHANNEL has no sub-fields")
+    if root == "identifiers":
+        return (_LIST, None) if len(parts) == 2 else (None, "identifiers.TYPE has no sub-fields")
+    name, rest = parts[1], parts[2:]
+    kind = COMPUTED_FIELDS.get(name)
+    if kind is None:
+        return None, f"unknown computed field {name!r}; use one of: {', '.join(COMPUTED_FIELDS)}"
+    if not rest:
+        return kind, None
+    if name == "cart":
+        inner = CART_FIELDS.get(rest[0]) if len(rest) == 1 else None
+        known = ", ".join(f"computed.cart.{k}" for k in CART_FIELDS)
+        return (inner, None) if inner else (None, f"unknown cart field; use one of: {known}")
+    if name == "rfm":
+        if len(rest) == 1 and rest[0] in RFM_KEYS:
+            return _SCORE, None
+        return None, f"unknown RFM score; use one of: {', '.join(RFM_KEYS)}"
+    if name == "event_counts":
+        if len(rest) == 2 and rest[1] in WINDOW_KEYS:
+            return _NUMBER, None
+        return None, f"use computed.event_counts.EVENT.WINDOW, WINDOW one of: {WINDOW_KEYS}"
+    if name == "location":
+        return (_TEXT, None) if len(rest) == 1 else (None, "use computed.location.KEY")
+    return None, f"computed.{name} has no sub-fields"
+
+
+def field_problem(field: str, op: str, value: Any) -> str | None:
+    """Why ``field OP value`` can never be true (None: it can)."""
+    kind, problem = field_kind(field)
+    if problem is not None or kind is None:
+        return problem
+    if op not in _OPS_OF[kind]:
+        return f"{field} holds {_DESCRIBED[kind]}: use {', '.join(_OPS_OF[kind])}"
+    if op == "exists":
+        return None
+    values = value if op in ("in", "between") else [value]
+    for each in values:
+        wrong = _value_problem(kind, op, each)
+        if wrong is not None:
+            return f"{field} holds {_DESCRIBED[kind]}: {wrong} (got {each!r})"
+    return None
+
+
+_DESCRIBED = {
+    _NUMBER: "a number", _SCORE: "an RFM score 0-5", _DATE: "an ISO time", _TEXT: "text",
+    _STAGE: f"a lifecycle stage ({', '.join(STAGES)})", _FLAG: "true or false",
+    _LIST: "a list", _OBJECT: "an object",
+}  # fmt: skip
+
+
+def _value_problem(kind: str, op: str, value: Any) -> str | None:
+    if kind in (_NUMBER, _SCORE):
+        if not _is_number(value):
+            return "compare it with a number"
+        return "scores are 0 to 5" if kind == _SCORE and not 0 <= value <= 5 else None
+    if kind == _DATE:
+        return None if isinstance(value, str) and _is_time(value) else "compare it with an ISO time"
+    if kind == _STAGE:
+        return None if value in STAGES else f"use one of: {', '.join(STAGES)}"
+    if kind == _FLAG:
+        return None if isinstance(value, bool) else "compare it with true or false"
+    if kind in (_TEXT, _LIST):
+        return None if isinstance(value, str) else "compare it with text"
+    return None
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

@@ -57,3 +57,26 @@ def test_an_invalid_rule_is_refused_with_its_path(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "segments[1] (lapsed_shoe_buyers): rule.all[1].not.performed.within: expects a " \
            "duration" in one_line(result)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("typo", "message"),
+    [
+        ("computed.revnue: {gte: 500}", "unknown computed field 'revnue'"),
+        ("computed.revenue: {gte: lots}", "computed.revenue holds a number"),
+        ("lifecycle_stage: {eq: champion}", "(got 'champion')"),
+    ],
+)
+def test_a_rule_nobody_can_enter_is_refused_before_it_goes_live(
+    tmp_path: Path, typo: str, message: str
+) -> None:
+    (tmp_path / "segments.yaml").write_text(f"segments:\n  - name: big\n    rule: {{{typo}}}\n")
+    (tmp_path / "events.jsonl").write_text(order("ada", 1, 1) + "\n")
+    for command in (
+        ["test", "segments.yaml", "--events", "events.jsonl"],
+        ["apply", "segments.yaml"],
+    ):
+        result = wayline(tmp_path, "segments", *command)
+        assert result.returncode == 2, result.stdout
+        assert "segments[0] (big): rule." in one_line(result)
+        assert message in one_line(result)

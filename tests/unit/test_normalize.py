@@ -228,3 +228,15 @@ def test_email_and_phone_helpers() -> None:
     assert normalize_email(None) is None
     assert normalize_phone("+44 20 7946 0018") == "+442079460018"
     assert normalize_phone(True) is None
+
+
+@pytest.mark.parametrize(("given", "kept"), [("m-1", "m-1"), (42, "42"), (0, "0"), (-7, "-7")])
+def test_a_message_id_is_kept_as_sent_or_as_the_text_of_an_integer(given: Any, kept: str) -> None:
+    assert norm(track(messageId=given))["messageId"] == kept
+
+
+@pytest.mark.parametrize("given", [[1, 2], {"id": 1}, True, 1.5, "", "x" * 257])
+def test_a_message_id_that_is_not_a_string_or_integer_is_refused(given: Any) -> None:
+    problem = reject(track(messageId=given))
+    assert problem.reason is ReasonCode.INVALID_FIELD
+    assert [e.path for e in problem.errors] == ["messageId"]
