@@ -80,6 +80,11 @@ def epoch_ms(timestamp: str) -> int:
     return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
 
 
+def is_counted(state: State, event: Mapping[str, Any]) -> bool:
+    """True when ``state`` already counted this event (its message id)."""
+    return str(event["messageId"]) in state["seen"]
+
+
 def apply_event(state: State, event: Mapping[str, Any], linked: list[tuple[str, str]]) -> bool:
     """Fold one canonical event into ``state`` in place; False when it was already counted."""
     msgid = str(event["messageId"])

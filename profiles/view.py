@@ -169,7 +169,10 @@ def recently_viewed(state: State) -> list[str]:
 
 
 def computed(state: State, now_ms: int) -> dict[str, Any]:
+    """Computed traits as of ``now_ms`` (``as_of``: windows, RFM recency and the like are
+    exact for that moment)."""
     return {
+        "as_of": iso(now_ms),
         **orders_summary(state),
         "favorite_category": favorite_category(state),
         "recently_viewed": recently_viewed(state),

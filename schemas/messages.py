@@ -68,10 +68,14 @@ class Cart(BaseModel):
 
 
 class Computed(BaseModel):
-    """Computed traits, as of the profile's newest event (``event_counts`` windows too)."""
+    """Computed traits, as of ``as_of`` (``event_counts`` windows and RFM recency too)."""
 
     model_config = ConfigDict(extra="allow")
 
+    as_of: str = Field(
+        description="the moment the windows and time-based traits are computed for: the "
+        "profile's latest change (an event, a merge, a due time that changed a segment)"
+    )
     order_count: int = Field(ge=0)
     revenue: float
     aov: float
@@ -113,9 +117,13 @@ class ProfileSnapshot(BaseModel):
 class ResolvedEvent(CanonicalEvent):
     """``wayline.events.resolved`` (header ``wayline.kind: event``; key = profile id): a
     canonical event with the profile it counts for. The same topic carries the profile worker's
-    internal ``merge`` and ``handoff`` records, marked by the header."""
+    internal ``merge``, ``handoff`` and ``tick`` records, marked by the header."""
 
     profile_id: str
+    merged: list[str] = Field(
+        default_factory=list,
+        description="profiles this event merged into this one: it is applied after their states",
+    )
     linked: list[tuple[str, str]] = Field(
         description="the event's identifiers that belong to the profile: [type, value]"
     )

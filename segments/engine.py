@@ -25,7 +25,14 @@ from wayline.segments.membership import (
     forget_deleted,
 )
 from wayline.segments.subject import read_field, track
-from wayline.segments.triggers import Fired, TriggerConfig, check, segment_triggers, track_browse
+from wayline.segments.triggers import (
+    Fired,
+    TriggerConfig,
+    check,
+    cloud_event,
+    segment_triggers,
+    track_browse,
+)
 
 
 class Outcome(NamedTuple):
@@ -148,6 +155,22 @@ def _outcome(
     # and again at the same moment
     next_due = max(min(dues), now_ms + 1) if dues else None
     return Outcome(evaluation.transitions, (*fired, *found.fired), next_due)
+
+
+def trigger_document(
+    compiled: Compiled,
+    triggers: TriggerConfig,
+    fired: Fired,
+    profile_id: str,
+    identifiers: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The CloudEvent of a fired trigger, with the version of the rule that fired it (the
+    segment's for segment_entered/exited, the trigger definitions' for the others)."""
+    segment = fired.payload.get("segment")
+    version = triggers.version
+    if fired.trigger.startswith("segment_") and segment in compiled.by_name:
+        version = compiled.by_name[segment].version
+    return cloud_event(fired, version, profile_id, identifiers)
 
 
 def _trait_keys(event: Mapping[str, Any], props: Mapping[str, Any]) -> set[str]:

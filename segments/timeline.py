@@ -1,21 +1,27 @@
 """A dry run over a timeline of events: who enters and exits which segment when, which triggers
 fire, and why — the same results the profile worker produces in replay mode.
 
-Events are canonical (normalized) and applied in event-time order; before each event, every
-profile whose due time has come is looked at again, exactly as the worker's timers would.
+Events are canonical (normalized); a message id seen before is dropped (the first copy in the
+log counts, as the identity worker keeps the first to arrive), and the rest are applied in
+``(event time, messageId)`` order — the order the identity worker releases a replayed log in.
+Before each event, every profile whose due time has come is looked at again, exactly as the
+worker's timers would. ``documents()`` gives each profile's document as of its latest change,
+as the worker publishes it.
 """
 
 from __future__ import annotations
 
+import copy
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from wayline.profiles.book import ProfileBook, absorb
-from wayline.profiles.state import empty_state, epoch_ms
+from wayline.profiles.state import empty_state, epoch_ms, is_counted
+from wayline.profiles.view import snapshot
 from wayline.segments.compiler import Compiled
-from wayline.segments.engine import Outcome, after_merge, at_due, on_event
+from wayline.segments.engine import Outcome, after_merge, at_due, on_event, trigger_document
 from wayline.segments.triggers import TriggerConfig
 
 
@@ -35,9 +41,21 @@ class Timeline:
         self.book = ProfileBook()
         self.due: list[tuple[int, str]] = []
         self.happenings: list[Happening] = []
+        self.as_of: dict[str, int] = {}
+        self.cloud_events: list[dict[str, Any]] = []  # as the worker puts them on the topic
+        self.seen: set[str] = set()
+        self.duplicates = 0
 
     def run(self, events: Iterable[Mapping[str, Any]], until_ms: int | None = None) -> None:
-        ordered = sorted(events, key=lambda e: (epoch_ms(str(e["timestamp"])), str(e["messageId"])))
+        first: list[Mapping[str, Any]] = []
+        for event in events:
+            msgid = str(event["messageId"])
+            if msgid in self.seen:
+                self.duplicates += 1
+                continue
+            self.seen.add(msgid)
+            first.append(event)
+        ordered = sorted(first, key=lambda e: (epoch_ms(str(e["timestamp"])), str(e["messageId"])))
         for event in ordered:
             at = epoch_ms(str(event["timestamp"]))
             self.advance(at)
@@ -52,7 +70,20 @@ class Timeline:
             state = self.book.states.get(pid)
             if state is None or state.get("_due") != due:
                 continue  # merged away, or rescheduled since
-            self._record(pid, at_due(self.compiled, self.triggers, state, due))
+            outcome = at_due(self.compiled, self.triggers, state, due)
+            if outcome.transitions or outcome.fired:
+                self._touch(pid, due)
+            self._record(pid, outcome)
+
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """Every profile's document, as of its latest change."""
+        return {
+            pid: snapshot(pid, state, self.as_of.get(pid, 0))
+            for pid, state in sorted(self.book.states.items())
+        }
+
+    def _touch(self, pid: str, at_ms: int) -> None:
+        self.as_of[pid] = max(self.as_of.get(pid, 0), at_ms)
 
     def _ingest(self, event: Mapping[str, Any], at: int) -> None:
         book = self.book
@@ -67,15 +98,19 @@ class Timeline:
             before = book.states.get(survivor)
             own = dict((before or {}).get("segments") or {})
             book.states[survivor] = absorb(before, loser_state, loser)
+            self._touch(survivor, max(at, self.as_of.pop(loser, 0)))
             merged = after_merge(self.compiled, self.triggers, book.states[survivor], own, at)
             self._record(survivor, merged)
         pid = resolution.profile_id
         if pid is None:
             return
         state = book.states.setdefault(pid, empty_state())
+        if is_counted(state, event):
+            return
         _counted, outcome = on_event(
             self.compiled, self.triggers, state, event, list(resolution.linked), at
         )
+        self._touch(pid, at)
         self._record(pid, outcome)
 
     def _record(self, pid: str, outcome: Outcome) -> None:
@@ -86,6 +121,8 @@ class Timeline:
                 Happening(t.at_ms, pid, who, f"{t.kind} {t.segment}", f"rule version {t.version}")
             )
         for fired in outcome.fired:
+            doc = trigger_document(self.compiled, self.triggers, fired, pid, state["ids"])
+            self.cloud_events.append(copy.deepcopy(doc))
             reason = ", ".join(f"{k}={v}" for k, v in fired.reason.items())
             self.happenings.append(
                 Happening(fired.at_ms, pid, who, f"trigger {fired.trigger}", reason)

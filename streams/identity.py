@@ -22,16 +22,21 @@ import orjson
 
 from wayline.profiles.identity import Ident, IdentityRules, LogEntry, Node, Resolution, resolve
 from wayline.profiles.identity import event_identifiers as identifiers_of
+from wayline.profiles.state import epoch_ms
 from wayline.schemas.codec import decode, encode
 from wayline.schemas.errors import ReasonCode
 from wayline.schemas.topics import Topics
+from wayline.streams.dedupe import Dedupe
 from wayline.streams.envelope import Envelope, Output, dead_letter
+from wayline.streams.order import TICK, OrderBuffer
 from wayline.streams.task import StoreView, TaskContext
+from wayline.streams.timers import Timer
 
 log = logging.getLogger(__name__)
 
 KIND_HEADER = "wayline.kind"
 EVENT, MERGE, HANDOFF = b"event", b"merge", b"handoff"
+TICK_KEY = b"~tick"
 
 
 class StoreGraph:
@@ -64,22 +69,98 @@ class StoreGraph:
 
 
 class IdentityStep:
-    def __init__(self, topics: Topics, rules: IdentityRules, worker: str = "identity") -> None:
+    """dedupe → (replay: hold in event-time order) → resolve → emit.
+
+    With ``order`` (replay mode), events are held until every raw partition is past them
+    (``streams.order``) and resolved in ``(event time, messageId)`` order at the end of the
+    batch, as the dry run applies a log. After each batch, every partition of
+    ``wayline.events.resolved`` gets a tick carrying the event time released so far, so each
+    profile partition's stream time — and its timers — follow the whole log, not only the
+    profiles that happen to live there.
+    """
+
+    def __init__(
+        self,
+        topics: Topics,
+        rules: IdentityRules,
+        worker: str = "identity",
+        dedupe: Dedupe | None = None,
+        order: OrderBuffer | None = None,
+    ) -> None:
         self.topics = topics
         self.rules = rules
         self.worker = worker
+        self.dedupe = dedupe
+        self.order = order
         self.merges = 0
         self.refusals = 0
         self.profiles_created = 0
         self.blocked_events = 0
+        self._released_to = -1
+        self._ticked_to = -1
 
     def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
         assert message.value is not None
+        if message.header(KIND_HEADER) == TICK:
+            if self.order is not None:
+                mark = orjson.loads(message.value)
+                self.order.mark(ctx, int(mark["partition"]), int(mark["at_ms"]))
+            return []
         event = decode(message.value)
+        msgid = str(event["messageId"])
+        # the 24 hours of the dedupe are of arrival: a client's retry is a repeat however far
+        # apart the copies are in event time
+        if self.dedupe is not None and not self.dedupe.first_time(msgid, ctx, _received_ms(event)):
+            return []
+        if self.order is None:
+            return self._resolve(event, message, ctx)
+        self.order.hold(ctx, message.timestamp_ms, msgid, message.offset, message.value)
+        return []
+
+    def on_timer(self, timer: Timer, ctx: TaskContext) -> list[Output]:
+        if self.dedupe is not None:
+            self.dedupe.on_timer(timer, ctx)
+        return []
+
+    def refresh(self, ctx: TaskContext) -> list[Output]:
+        """Replay mode, input idle: the end of a log; release everything held."""
+        if self.order is None or not self.order.idle(ctx):
+            return []
+        return self._release(ctx, everything=True)
+
+    def end_batch(self, ctx: TaskContext) -> list[Output]:
+        outputs = self._release(ctx) if self.order is not None else []
+        if self._released_to > self._ticked_to:
+            self._ticked_to = self._released_to
+            outputs += [
+                Output(
+                    self.topics.resolved,
+                    TICK_KEY,
+                    b"",
+                    ((KIND_HEADER, TICK),),
+                    partition=p,
+                    timestamp_ms=self._released_to,
+                )
+                for p in range(self.topics.partitions)
+            ]
+        return outputs
+
+    def _release(self, ctx: TaskContext, everything: bool = False) -> list[Output]:
+        assert self.order is not None
+        outputs: list[Output] = []
+        for held in self.order.release(ctx, everything):
+            message = Envelope(
+                self.topics.events, ctx.partition, held.offset, None, held.value, held.at_ms
+            )
+            outputs += self._resolve(decode(held.value), message, ctx)
+        return outputs
+
+    def _resolve(self, event: dict[str, Any], message: Envelope, ctx: TaskContext) -> list[Output]:
         previous = event.get("previousId") if event.get("type") == "alias" else None
         graph = StoreGraph(ctx.store("graph"))
         resolution = resolve(graph, self.rules, identifiers_of(event), previous)
         self._count(resolution)
+        self._released_to = max(self._released_to, message.timestamp_ms)
         at = str(event["timestamp"])
         msgid = str(event["messageId"])
         outputs = [
@@ -92,6 +173,8 @@ class IdentityStep:
             return [*outputs, self._dead_letter(message, resolution)]
         event["profile_id"] = resolution.profile_id
         event["linked"] = [list(i) for i in resolution.linked]
+        if resolution.merges:  # the profile worker waits for their hand-offs before this event
+            event["merged"] = [loser for loser, _survivor in resolution.merges]
         outputs.append(
             Output(
                 self.topics.resolved,
@@ -104,7 +187,13 @@ class IdentityStep:
         return outputs
 
     def counters(self) -> dict[str, int]:
+        held = self.order
         return {
+            "duplicates_dropped": self.dedupe.duplicates if self.dedupe else 0,
+            "dedupe_ids_expired": self.dedupe.expired if self.dedupe else 0,
+            "held_for_order": held.held if held else 0,
+            "released_in_order": held.released if held else 0,
+            "late_for_order": held.late if held else 0,
             "profiles_created": self.profiles_created,
             "merges": self.merges,
             "refused_links": self.refusals,
@@ -145,3 +234,7 @@ class IdentityStep:
         detail = "identifiers: " + "; ".join(e.reason for e in resolution.log)
         reason = ReasonCode.BLOCKED_IDENTIFIER.value
         return dead_letter(message, self.topics.dlq, self.worker, reason, detail)
+
+
+def _received_ms(event: dict[str, Any]) -> int:
+    return epoch_ms(str(event["receivedAt"]))

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from wayline.profiles.book import absorb
-from wayline.profiles.state import State, empty_state
+from wayline.profiles.state import State, empty_state, is_counted
 from wayline.profiles.view import iso, snapshot
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, changed_segments, compile_segments
@@ -41,12 +41,15 @@ from wayline.segments.engine import (
     at_due,
     at_time,
     on_event,
+    trigger_document,
 )
 from wayline.segments.membership import Transition
-from wayline.segments.triggers import TriggerConfig, cloud_event
+from wayline.segments.triggers import TriggerConfig
 from wayline.streams.definitions import Rules
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.identity import EVENT, HANDOFF, KIND_HEADER, MERGE
+from wayline.streams.order import TICK
+from wayline.streams.parking import Item, Parked, Parking
 from wayline.streams.task import TaskContext
 from wayline.streams.timers import Timer
 
@@ -60,6 +63,11 @@ class _Entry:
     version: int
     state: State | None  # None: merged away in this batch
     changed: bool = False
+    as_of: int = 0  # the moment of the latest change: the document's windows are as of it
+
+    def touch(self, now_ms: int) -> None:
+        self.changed = True
+        self.as_of = max(self.as_of, now_ms)
 
 
 class ProfileStep:
@@ -85,12 +93,16 @@ class ProfileStep:
         self.merges_out = 0
         self.handoffs_in = 0
         self.forwarded = 0
+        self.parked = 0
+        self.parking = Parking()
 
     def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
         assert message.key is not None
         assert message.value is not None
-        pid = message.key.decode()
         kind = message.header(KIND_HEADER) or EVENT
+        if kind == TICK:  # stream time moved on (the worker fired what fell due)
+            return []
+        pid = message.key.decode()
         target = self._forward_of(pid, ctx)
         if target is not None and kind != MERGE:
             self.forwarded += 1
@@ -103,11 +115,97 @@ class ProfileStep:
             )
             return [forward]
         body = orjson.loads(message.value)
+        parked = self.parking.get(pid, ctx)
+        if kind == HANDOFF and parked is not None:
+            parked.receive(str(body["merged_id"]), body)
+            return self._drain(pid, parked, ctx)
+        if kind == EVENT:
+            waiting = self._waiting_for(pid, body, ctx)
+            if waiting or parked is not None:
+                self._park(pid, parked, Item("event", body, ctx.now_ms, waiting), ctx)
+                return []
+            return self._apply(pid, body, ctx, ctx.now_ms)
+        if parked is not None:  # a merge of a profile still waiting: after what it waits for
+            self._park(pid, parked, Item(kind.decode(), body, message.timestamp_ms, []), ctx)
+            return []
         if kind == MERGE:
             return self._merge_away(pid, str(body["profile_id"]), ctx, message.timestamp_ms)
-        if kind == HANDOFF:
-            return self._take_in(pid, body, ctx)
-        return self._apply(pid, body, ctx)
+        return self._take_in(pid, body, ctx, ctx.now_ms)
+
+    def _waiting_for(self, pid: str, event: dict[str, Any], ctx: TaskContext) -> list[str]:
+        """The profiles this event merged into ``pid`` whose states have not arrived yet."""
+        merged = event.get("merged")
+        if not merged:
+            return []
+        state = self._entry(pid, ctx).state or empty_state()
+        return [str(m) for m in merged if m not in state["merged_from"]]
+
+    def _park(self, pid: str, parked: Parked | None, item: Item, ctx: TaskContext) -> None:
+        """Hold ``item`` (and everything after it) until the hand-offs it needs have arrived:
+        the profile is never evaluated on part of its history. Its timer waits too."""
+        if parked is None:
+            parked = Parked(ctx.timers.due_at(pid.encode(), WAKE))
+            ctx.timers.cancel(pid.encode(), WAKE)
+            self.parked += 1
+        parked.add(item)
+        self.parking.put(pid, parked, ctx)
+
+    def _drain(self, pid: str, parked: Parked, ctx: TaskContext) -> list[Output]:
+        """Apply the held records whose hand-offs are all in, in their order; at each one's
+        moment, the due times that passed before it fire first, as they would have."""
+        outputs: list[Output] = []
+        due = parked.due
+        while parked.queue and parked.ready():
+            item = parked.queue.pop(0)
+            entry = self._entry(pid, ctx)
+            if entry.state is None:  # merged away while held: the rest goes to the survivor
+                outputs.append(self._forward_item(pid, item, ctx))
+                continue
+            outputs += self._catch_up(pid, entry, due, item.now_ms, ctx)
+            if item.kind == "merge":
+                outputs += self._merge_away(pid, str(item.body["profile_id"]), ctx, item.now_ms)
+                continue
+            for loser in item.needs:
+                outputs += self._take_in(pid, parked.got.pop(loser), ctx, item.now_ms)
+            if item.kind == "event":
+                outputs += self._apply(pid, item.body, ctx, item.now_ms)
+            elif item.kind == "handoff":
+                outputs += self._take_in(pid, item.body, ctx, item.now_ms)
+            due = ctx.timers.due_at(pid.encode(), WAKE)
+        if parked.queue:
+            parked.due = due
+            ctx.timers.cancel(pid.encode(), WAKE)
+            self.parking.put(pid, parked, ctx)
+        else:
+            self.parking.drop(pid, ctx)
+            if due is not None and self._entry(pid, ctx).state is not None:
+                ctx.timers.schedule(pid.encode(), due, WAKE)  # fires now if already due
+        return outputs
+
+    def _catch_up(
+        self, pid: str, entry: _Entry, due: int | None, until_ms: int, ctx: TaskContext
+    ) -> list[Output]:
+        """The profile's due times up to ``until_ms``, evaluated in order."""
+        outputs: list[Output] = []
+        while due is not None and due <= until_ms and entry.state is not None:
+            outcome = at_due(self.segments, self.triggers, entry.state, due)
+            if outcome.transitions or outcome.fired:
+                entry.touch(due)
+            outputs += self._emit(pid, entry.state, outcome, "timer", ctx)
+            due = outcome.next_due
+        return outputs
+
+    def _forward_item(self, pid: str, item: Item, ctx: TaskContext) -> Output:
+        target = self._forward_of(pid, ctx)
+        assert target is not None
+        self.forwarded += 1
+        return Output(
+            self.topics.resolved,
+            target.encode(),
+            orjson.dumps(item.body),
+            ((KIND_HEADER, item.kind.encode()),),
+            timestamp_ms=item.now_ms,
+        )
 
     def refresh(self, ctx: TaskContext) -> list[Output]:
         """New definitions: switch to them, then re-evaluate every profile of this task once
@@ -142,7 +240,7 @@ class ProfileStep:
             else:
                 outcome = after_change(self.segments, self.triggers, entry.state, now, changed)
             if outcome.transitions or outcome.fired:
-                entry.changed = True
+                entry.touch(now)
             outputs += self._emit(pid, entry.state, outcome, "definitions", ctx)
             self.reevaluated += 1
         return outputs
@@ -153,15 +251,17 @@ class ProfileStep:
         entry = self._entry(pid, ctx)
         if entry.state is None or self._forward_of(pid, ctx) is not None:
             return []
+        if self.parking.get(pid, ctx) is not None:
+            return []  # a stale timer: a waiting profile's due time is kept with what it holds
         outcome = at_due(self.segments, self.triggers, entry.state, timer.due_ms)
-        entry.changed = entry.changed or bool(outcome.transitions or outcome.fired)
+        if outcome.transitions or outcome.fired:
+            entry.touch(timer.due_ms)
         return self._emit(pid, entry.state, outcome, "timer", ctx)
 
     def end_batch(self, ctx: TaskContext) -> list[Output]:
         entries = self._batch.pop(ctx.partition, {})
         store = ctx.store(PROFILES)
         outputs: list[Output] = []
-        now = ctx.stream_time_ms
         for pid, entry in entries.items():
             if not entry.changed:
                 continue
@@ -169,8 +269,9 @@ class ProfileStep:
                 store.delete(pid.encode())
                 outputs.append(Output(self.topics.profiles, pid.encode(), None))
                 continue
-            store.put(pid.encode(), orjson.dumps({"v": entry.version, "s": entry.state}))
-            doc = snapshot(pid, entry.state, now, entry.version)
+            record = {"v": entry.version, "s": entry.state, "t": entry.as_of}
+            store.put(pid.encode(), orjson.dumps(record))
+            doc = snapshot(pid, entry.state, entry.as_of, entry.version)
             outputs.append(Output(self.topics.profiles, pid.encode(), orjson.dumps(doc)))
         return outputs
 
@@ -181,6 +282,7 @@ class ProfileStep:
             "profiles_merged_away": self.merges_out,
             "handoffs_absorbed": self.handoffs_in,
             "forwarded": self.forwarded,
+            "profiles_waited_for_handoffs": self.parked,
             "segment_transitions": self.transitions,
             "triggers_fired": self.triggers_fired,
             "profiles_reevaluated": self.reevaluated,
@@ -195,7 +297,7 @@ class ProfileStep:
                 entry = _Entry(0, empty_state())
             else:
                 stored = orjson.loads(raw)
-                entry = _Entry(int(stored["v"]), stored["s"])
+                entry = _Entry(int(stored["v"]), stored["s"], as_of=int(stored.get("t", 0)))
             entries[pid] = entry
         return entry
 
@@ -203,16 +305,19 @@ class ProfileStep:
         value = ctx.store(FORWARDS).get(pid.encode())
         return None if value is None else value.decode()
 
-    def _apply(self, pid: str, event: dict[str, Any], ctx: TaskContext) -> list[Output]:
+    def _apply(
+        self, pid: str, event: dict[str, Any], ctx: TaskContext, now_ms: int
+    ) -> list[Output]:
         entry = self._entry(pid, ctx)
         state = entry.state if entry.state is not None else empty_state()
-        linked = [(str(k), str(v)) for k, v in event.get("linked") or ()]
-        counted, outcome = on_event(self.segments, self.triggers, state, event, linked, ctx.now_ms)
-        if counted:
-            self.events_applied += 1
-        else:
+        if is_counted(state, event):  # a repeat after a crash upstream: nothing changes
             self.duplicates += 1
-        entry.state, entry.version, entry.changed = state, entry.version + 1, True
+            return []
+        linked = [(str(k), str(v)) for k, v in event.get("linked") or ()]
+        _counted, outcome = on_event(self.segments, self.triggers, state, event, linked, now_ms)
+        self.events_applied += 1
+        entry.state, entry.version = state, entry.version + 1
+        entry.touch(now_ms)
         return self._emit(pid, state, outcome, str(event["messageId"]), ctx)
 
     def _emit(
@@ -224,10 +329,8 @@ class ProfileStep:
         elif ctx.timers.due_at(pid.encode(), WAKE) != outcome.next_due:
             ctx.timers.schedule(pid.encode(), outcome.next_due, WAKE)
         outputs = [self._transition(pid, t, cause) for t in outcome.transitions]
-        identifiers = state["ids"]
         for fired in outcome.fired:
-            version = self._version_of(fired.payload.get("segment"), fired.trigger)
-            doc = cloud_event(fired, version, pid, identifiers)
+            doc = trigger_document(self.segments, self.triggers, fired, pid, state["ids"])
             outputs.append(
                 Output(
                     self.topics.triggers, pid.encode(), orjson.dumps(doc), timestamp_ms=fired.at_ms
@@ -236,11 +339,6 @@ class ProfileStep:
         self.transitions += len(outcome.transitions)
         self.triggers_fired += len(outcome.fired)
         return outputs
-
-    def _version_of(self, segment: Any, trigger: str) -> int:
-        if trigger.startswith("segment_") and segment in self.segments.by_name:
-            return self.segments.by_name[segment].version
-        return self.triggers.version
 
     def _transition(self, pid: str, t: Transition, cause: str) -> Output:
         body = {
@@ -266,7 +364,13 @@ class ProfileStep:
             self._transition(pid, Transition(name, version, "exit", ts_ms, False), "merged")
             for name, (version, _since) in sorted((state.get("segments") or {}).items())
         ]
-        body = {"merged_id": pid, "profile_id": survivor, "version": entry.version, "state": state}
+        body = {
+            "merged_id": pid,
+            "profile_id": survivor,
+            "version": entry.version,
+            "as_of": entry.as_of,
+            "state": state,
+        }
         return [
             *exits,
             Output(
@@ -278,7 +382,9 @@ class ProfileStep:
             ),
         ]
 
-    def _take_in(self, pid: str, body: dict[str, Any], ctx: TaskContext) -> list[Output]:
+    def _take_in(
+        self, pid: str, body: dict[str, Any], ctx: TaskContext, now_ms: int
+    ) -> list[Output]:
         loser = str(body["merged_id"])
         entry = self._entry(pid, ctx)
         state = entry.state if entry.state is not None else empty_state()
@@ -289,6 +395,7 @@ class ProfileStep:
         own = dict(state.get("segments") or {})
         entry.state = absorb(state, body["state"], loser)
         entry.version = max(entry.version, int(body.get("version", 0))) + 1
-        entry.changed = True
-        outcome = after_merge(self.segments, self.triggers, entry.state, own, ctx.now_ms)
+        entry.as_of = max(entry.as_of, int(body.get("as_of", 0)))
+        entry.touch(now_ms)
+        outcome = after_merge(self.segments, self.triggers, entry.state, own, now_ms)
         return self._emit(pid, entry.state, outcome, f"merged {loser}", ctx)

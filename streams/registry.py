@@ -18,6 +18,7 @@ from wayline.streams.dedupe import Dedupe
 from wayline.streams.definitions import Rules
 from wayline.streams.envelope import Processor
 from wayline.streams.identity import IdentityStep
+from wayline.streams.order import OrderBuffer
 from wayline.streams.profile import ProfileStep
 from wayline.streams.validate import ValidateStep
 from wayline.streams.worker import Worker, WorkerOptions
@@ -35,6 +36,15 @@ class WorkerContext:
     segments: Compiled | None = None
     triggers: TriggerConfig | None = None
     definitions: Callable[[], Rules] | None = None  # the latest from wayline.definitions
+    reorder_window_ms: int = 600_000  # replay mode: disorder within a raw partition put right
+    reorder_idle_ms: int = 5_000  # replay mode: a raw partition quiet this long holds no one
+
+
+def _identity(c: WorkerContext) -> IdentityStep:
+    order = None
+    if c.options.clock == "replay":
+        order = OrderBuffer(c.reorder_window_ms, c.reorder_idle_ms, c.topics.partitions)
+    return IdentityStep(c.topics, c.identity_rules, dedupe=Dedupe(), order=order)
 
 
 @dataclass(frozen=True)
@@ -66,26 +76,26 @@ def default_registry() -> dict[str, WorkerSpec]:
     specs = [
         WorkerSpec(
             name="validate",
-            description="events.raw → events (validated, normalized, deduped); invalid → dlq",
+            description="events.raw → events (validated, normalized); invalid → dlq",
             inputs=lambda t: [t.raw],
-            build=lambda c: ValidateStep(c.topics, "validate", c.phone_region, Dedupe()),
+            build=lambda c: ValidateStep(c.topics, "validate", c.phone_region),
             dead_letter=lambda t: t.dlq,
-            stores=("dedupe", "timers"),
         ),
         WorkerSpec(
             name="identity",
-            description="events → events.resolved (keyed by profile id); merge log → identity",
+            description="events → deduped, in event-time order (replay) → events.resolved "
+            "(keyed by profile id); merge log → identity",
             inputs=lambda t: [t.events],
-            build=lambda c: IdentityStep(c.topics, c.identity_rules),
+            build=_identity,
             dead_letter=lambda t: t.dlq,
-            stores=("graph",),
+            stores=("graph", "dedupe", "order", "timers"),
         ),
         WorkerSpec(
             name="profile",
             description="events.resolved → profiles; segments and triggers (timers for absence)",
             inputs=lambda t: [t.resolved],
             build=lambda c: ProfileStep(c.topics, c.segments, c.triggers, c.definitions),
-            stores=("profiles", "forwards", "timers"),
+            stores=("profiles", "forwards", "parked", "timers"),
         ),
     ]
     return {spec.name: spec for spec in specs}

@@ -7,42 +7,41 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from wayline.schemas.codec import decode_raw, encode
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import CHANNELS, Channel
 from wayline.schemas.normalize import Origin, normalize_event
 from wayline.schemas.topics import Topics
-from wayline.streams.dedupe import Dedupe
 from wayline.streams.envelope import Envelope, Output, dead_letter
+from wayline.streams.identity import KIND_HEADER
+from wayline.streams.order import TICK
 from wayline.streams.task import TaskContext
-from wayline.streams.timers import Timer
 
 log = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("6f0f5c2e-58a4-4e8a-9c55-3b1f3d7c1f00")
 
 SOURCE_HEADER = "wayline.source"
 CHANNEL_HEADER = "wayline.channel"
+MARK_KEY = b"~mark"
 
 
 class ValidateStep:
-    """decode → validate + normalize → dedupe → emit; invalid events are dead-lettered.
+    """decode → validate + normalize → emit; invalid events are dead-lettered.
 
     Events without a ``messageId`` get one derived from their topic, partition and offset,
-    so reprocessing the same raw message gives the same id. With a ``dedupe`` store, an id
-    seen in the last 24 hours is dropped and counted.
+    so reprocessing the same raw message gives the same id. Duplicates are dropped by the
+    identity worker, which sees every event of every raw partition. After each batch, each raw
+    partition's *mark* (the newest event time it has given) goes to ``wayline.events``, so the
+    identity worker can put a replayed log in event-time order (``streams.order``).
     """
 
-    def __init__(
-        self,
-        topics: Topics,
-        worker: str,
-        phone_region: str | None = None,
-        dedupe: Dedupe | None = None,
-    ) -> None:
+    def __init__(self, topics: Topics, worker: str, phone_region: str | None = None) -> None:
         self.topics = topics
         self.worker = worker
         self.phone_region = phone_region
-        self.dedupe = dedupe
+        self._reached: dict[int, int] = {}  # raw partition → newest event time given
 
     def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
         try:
@@ -54,31 +53,18 @@ class ValidateStep:
             log.exception("validate: unexpected error at %s[%d]@%d", *_where(message))
             problem = InvalidEvent(ReasonCode.INVALID_FIELD, [FieldError("", f"internal: {exc!r}")])
             return [self._dead_letter(message, problem)]
-        if self.dedupe and not self.dedupe.first_time(
-            event["messageId"], ctx, message.timestamp_ms
-        ):
+        at = _epoch_ms(event["timestamp"])
+        if at > self._reached.get(message.partition, -1):
+            self._reached[message.partition] = at
+        return [Output(self.topics.events, _partition_key(event), encode(event), timestamp_ms=at)]
+
+    def end_batch(self, ctx: TaskContext) -> list[Output]:
+        """The mark of this raw partition, after its events of the batch."""
+        at = self._reached.get(ctx.partition)
+        if at is None:
             return []
-        return [
-            Output(
-                self.topics.events,
-                _partition_key(event),
-                encode(event),
-                timestamp_ms=_epoch_ms(event["timestamp"]),
-            )
-        ]
-
-    def on_timer(self, timer: Timer, ctx: TaskContext) -> list[Output]:
-        if self.dedupe:
-            self.dedupe.on_timer(timer, ctx)
-        return []
-
-    def counters(self) -> dict[str, int]:
-        if not self.dedupe:
-            return {}
-        return {
-            "duplicates_dropped": self.dedupe.duplicates,
-            "dedupe_ids_expired": self.dedupe.expired,
-        }
+        body = orjson.dumps({"partition": ctx.partition, "at_ms": at})
+        return [Output(self.topics.events, MARK_KEY, body, ((KIND_HEADER, TICK),), timestamp_ms=at)]
 
     def _origin(self, message: Envelope, raw: Any) -> Origin:
         source = message.header(SOURCE_HEADER)

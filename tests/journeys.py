@@ -78,11 +78,12 @@ def canonical(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def visible(doc: dict[str, Any]) -> dict[str, Any]:
-    """What must not depend on arrival order (not the version, the history of ids, or the
-    windowed counts and RFM, which depend on the moment of the snapshot)."""
+    """What must not depend on arrival order in live mode (not the version, the history of ids,
+    or the moment the document is as of — wall time when live — and the windowed counts and RFM
+    computed for it)."""
     computed = dict(doc["computed"])
     computed["event_counts"] = {n: c["all_time"] for n, c in computed["event_counts"].items()}
-    del computed["rfm"]
+    del computed["rfm"], computed["as_of"]
     out = {k: v for k, v in doc.items() if k not in ("version", "merged_from")}
     out["computed"] = computed
     return out

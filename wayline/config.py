@@ -46,7 +46,7 @@ from wayline.profiles.identity import DEFAULT_LIMITS, IdentityRules
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.event import Channel
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
-from wayline.segments.rules import RuleError
+from wayline.segments.rules import RuleError, duration_ms
 from wayline.segments.triggers import TriggerConfig
 
 Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=256)]
@@ -166,6 +166,31 @@ class Triggers(BaseModel):
         return TriggerConfig.from_mapping(spec, self.version)
 
 
+class Reorder(BaseModel):
+    """Replay mode: how events from several raw partitions are put in event-time order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window: Duration = Field(
+        default="10m", description="disorder within one raw partition that is put right"
+    )
+    idle: Duration = Field(
+        default="5s", description="wall time after which a quiet raw partition holds no one back"
+    )
+
+    def window_ms(self) -> int:
+        return _ms(self.window)
+
+    def idle_ms(self) -> int:
+        return _ms(self.idle)
+
+
+def _ms(duration: str) -> int:
+    value = duration_ms(duration)
+    assert value is not None  # the Duration pattern admits only durations
+    return value
+
+
 class WaylineConfig(BaseModel):
     """The whole config file. Later capabilities add keys here."""
 
@@ -180,6 +205,7 @@ class WaylineConfig(BaseModel):
         default="live",
         description="live: timers also fire on the wall clock; replay: on event time only",
     )
+    reorder: Reorder = Field(default_factory=Reorder)
 
     @model_validator(mode="after")
     def _rules_compile(self) -> Self:

@@ -119,6 +119,8 @@ class Platform:
             segments=self.config.compiled_segments(),
             triggers=self.config.triggers.config(),
             definitions=self._rules if self.definitions is not None else None,
+            reorder_window_ms=self.config.reorder.window_ms(),
+            reorder_idle_ms=self.config.reorder.idle_ms(),
             options=WorkerOptions(
                 stats_interval_s=self.settings.stats_interval_s,
                 stall_after_s=self.settings.stall_after_s,

@@ -1,0 +1,253 @@
+"""The live pipeline in replay mode gives exactly what ``wayline segments test`` gives.
+
+300 omnichannel customers over months (anonymous browsing on one or two devices, carts, e-mails
+known only by address, sign-ins that merge them, web and guest store orders, unsubscribes), with
+5 % of events re-sent and 10 % shuffled within minutes, go through validate → identity → profile
+on the real broker: all at once and slowly, on 1 and 3 partitions. Every segment transition,
+every trigger (the whole CloudEvent: id, type, time, occasion, payload) and every profile
+document must equal the dry run's over the same log; and the final profiles of the re-sent and
+shuffled log must equal those of the clean one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from journeys import canonical, raw_key
+from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
+from shoppers import shoppers
+
+from wayline.config import WaylineConfig, parse_config
+from wayline.schemas.topics import Topics
+from wayline.segments.timeline import Timeline
+from wayline.streams.admin import delete_topics, ensure_topics
+from wayline.streams.clients import KafkaConfig
+from wayline.streams.registry import WorkerContext, default_registry, store_topics
+from wayline.streams.worker import Worker, WorkerOptions
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(900)]
+
+CONFIG = parse_config(
+    """
+clock: replay
+reorder: {window: 30m, idle: 2s}
+segments:
+  - {name: browsers, notify: true,
+     rule: {performed: {event: Product Viewed, at_least: 3, within: 14d}}}
+  - {name: buyers, notify: true, rule: {computed.order_count: {gte: 1}}}
+  - {name: repeat, notify: true, rule: {computed.order_count: {gte: 2}}}
+  - {name: big_spenders, rule: {computed.revenue: {gte: 150}}}
+  - {name: lapsed, notify: true,
+     rule: {all: [{computed.order_count: {gte: 1}}, {days_since_last_order: {gt: 45}}]}}
+  - {name: engaged, rule: {performed: {event: Email Opened, at_least: 2, within: 30d}}}
+  - {name: big_cart, notify: true, rule: {computed.cart.value: {gte: 100}}}
+  - {name: loyal, rule: {lifecycle_stage: {in: [retention, advocacy]}}}
+  - {name: opted_out, rule: {consent.email: {eq: false}}}
+  - {name: shoe_fans, rule: {computed.favorite_category: {eq: shoes}}}
+  - {name: browsing_buyers, notify: true,
+     rule: {all: [{in_segment: browsers}, {in_segment: buyers}]}}
+  - {name: recent_viewers, rule: {computed.event_counts.Product Viewed.7d: {gte: 2}}}
+triggers:
+  cart_abandoned: {after: 60m}
+  browse_abandoned: {views: 2, after: 4h}
+  milestones: {orders: [1, 3]}
+  churn_risk: {factor: 2.0, min_orders: 2, floor: 14d}
+"""
+)
+CUSTOMERS = 300
+
+
+@pytest.fixture(scope="module")
+def clean() -> list[dict[str, Any]]:
+    return shoppers(CUSTOMERS)
+
+
+@pytest.fixture(scope="module")
+def perturbed(clean: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return resent_and_shuffled(clean, random.Random(19))
+
+
+def resent_and_shuffled(events: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
+    """10 % of events moved to a place within 10 minutes of their event time; 5 % sent again
+    a little later (a client retrying: up to 200 events after the first copy)."""
+    keyed = []
+    for i, event in enumerate(events):
+        when = datetime.fromisoformat(event["timestamp"])
+        if rng.random() < 0.10:
+            when += timedelta(seconds=rng.randrange(-600, 600))
+        keyed.append((when, i, event))
+    out = [e for _, _, e in sorted(keyed, key=lambda k: (k[0], k[1]))]
+    for position in sorted(rng.sample(range(len(out)), len(out) // 20), reverse=True):
+        out.insert(min(len(out), position + rng.randrange(1, 200)), out[position])
+    return out
+
+
+def dry_run(config: WaylineConfig, log: list[dict[str, Any]]) -> dict[str, Any]:
+    timeline = Timeline(config.compiled_segments(), config.triggers.config())
+    timeline.run([canonical(e) for e in log])
+    transitions = Counter(
+        (h.profile_id, *h.what.split(" ", 1), _iso(h.at_ms))
+        for h in timeline.happenings
+        if h.what.startswith(("enter ", "exit "))
+    )
+    return {
+        "transitions": transitions,
+        "triggers": Counter(
+            orjson.dumps(t, option=orjson.OPT_SORT_KEYS) for t in timeline.cloud_events
+        ),
+        "profiles": {pid: _comparable(d) for pid, d in timeline.documents().items()},
+    }
+
+
+def _iso(ms: int) -> str:
+    from wayline.profiles.view import iso
+
+    return iso(ms) or ""
+
+
+def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document without ``version``, which counts the records a worker applied."""
+    return {k: v for k, v in doc.items() if k != "version"}
+
+
+@contextmanager
+def replay(
+    kafka: KafkaConfig, partitions: int, state_dir: Path
+) -> Iterator[tuple[Topics, list[Worker]]]:
+    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=partitions)
+    registry = default_registry()
+    specs = topics.specs(store_topics(registry))
+    ensure_topics(kafka, specs)
+    options = WorkerOptions(
+        consumer_overrides=dict(TEST_CONSUMER), state_dir=state_dir, clock="replay"
+    )
+    context = WorkerContext(
+        topics=topics,
+        kafka=kafka,
+        options=options,
+        segments=CONFIG.compiled_segments(),
+        triggers=CONFIG.triggers.config(),
+        reorder_window_ms=CONFIG.reorder.window_ms(),
+        reorder_idle_ms=CONFIG.reorder.idle_ms(),
+    )
+    workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
+    try:
+        with ExitStack() as stack:
+            for worker in workers:
+                stack.enter_context(running(worker))
+            yield topics, workers
+    finally:
+        delete_topics(kafka, [s.name for s in specs])
+
+
+def live(
+    kafka: KafkaConfig, log: list[dict[str, Any]], partitions: int, slowly: bool, tmp: Path
+) -> dict[str, Any]:
+    records = [(raw_key(e), orjson.dumps(e)) for e in log]
+    distinct = len({e["messageId"] for e in log})
+    with replay(kafka, partitions, tmp) as (topics, workers):
+        if slowly:  # requests of 40 events, as a client trickling a log in would send them
+            for start in range(0, len(records), 40):
+                produce(kafka, topics.raw, records[start : start + 40])
+                time.sleep(0.02)
+        else:
+            produce(kafka, topics.raw, records)
+        _validate, identity, profile = workers
+
+        def settled() -> bool:
+            ident, prof = identity.stats().steps, profile.stats().steps
+            return (
+                ident.get("released_in_order", 0) >= distinct
+                and prof.get("events_applied", 0) >= distinct
+                and prof.get("handoffs_absorbed", 0) >= ident.get("merges", 1)
+            )
+
+        wait_for(settled, 300, "every event and hand-off applied")
+        time.sleep(2)  # the last batch's snapshots and transitions
+        out = {
+            "transitions": Counter(
+                (t["profile_id"], t["transition"], t["segment"], t["at"])
+                for t in _values(kafka, topics.segments)
+            ),
+            "triggers": Counter(
+                orjson.dumps(t, option=orjson.OPT_SORT_KEYS)
+                for t in _values(kafka, topics.triggers)
+            ),
+            "profiles": _latest(kafka, topics.profiles),
+            "late": identity.stats().steps["late_for_order"],
+            "identity": identity.stats().steps,
+        }
+    return out
+
+
+def _values(kafka: KafkaConfig, topic: str) -> list[dict[str, Any]]:
+    return [orjson.loads(m.value or b"") for m in read_topic(kafka, topic, expect=1)]
+
+
+def _latest(kafka: KafkaConfig, topic: str) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any] | None] = {}
+    for message in read_topic(kafka, topic, expect=1):
+        assert message.key is not None
+        latest[message.key.decode()] = orjson.loads(message.value) if message.value else None
+    return {pid: _comparable(doc) for pid, doc in latest.items() if doc is not None}
+
+
+def differences(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    out = []
+    for what in ("transitions", "triggers"):
+        missing = expected[what] - got[what]
+        extra = got[what] - expected[what]
+        out += [f"{what}: dry run only: {m!r}" for m in list(missing)[:5]]
+        out += [f"{what}: live only: {m!r}" for m in list(extra)[:5]]
+        if missing or extra:
+            out.append(f"{what}: {sum(missing.values())} missing, {sum(extra.values())} extra")
+    want, have = expected["profiles"], got["profiles"]
+    if sorted(want) != sorted(have):
+        out.append(f"profiles: ids differ: {sorted(set(want) ^ set(have))[:5]}")
+    wrong = [pid for pid in want if pid in have and want[pid] != have[pid]]
+    out += [f"profile {pid}: dry run {want[pid]!r} live {have[pid]!r}" for pid in wrong[:2]]
+    if wrong:
+        out.append(f"profiles: {len(wrong)} of {len(want)} differ")
+    return out
+
+
+def test_the_generated_log_exercises_merges_triggers_and_time(clean: list[dict[str, Any]]) -> None:
+    expected = dry_run(CONFIG, clean)
+    kinds = Counter(orjson.loads(t)["type"].rsplit(".", 1)[1] for t in expected["triggers"])
+    merged = sum(len(d["merged_from"]) for d in expected["profiles"].values())
+    assert merged >= CUSTOMERS  # anonymous and e-mail profiles joined at sign-in
+    # nearly every customer ends as one profile (a second device seen only before sign-in not)
+    assert CUSTOMERS <= len(expected["profiles"]) <= CUSTOMERS + 15
+    assert {"cart_abandoned", "browse_abandoned", "milestone", "segment_entered"} <= set(kinds)
+    assert sum(expected["transitions"].values()) > 2000
+    exits = [t for t in expected["transitions"] if t[1] == "exit" and t[2] == "browsers"]
+    assert len(exits) > 100  # windows close on timers, not only on events
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+@pytest.mark.parametrize("slowly", [False, True], ids=["at_once", "slowly"])
+def test_live_pipeline_equals_the_dry_run(
+    kafka: KafkaConfig,
+    tmp_path: Path,
+    clean: list[dict[str, Any]],
+    perturbed: list[dict[str, Any]],
+    partitions: int,
+    slowly: bool,
+) -> None:
+    expected = dry_run(CONFIG, perturbed)
+    got = live(kafka, perturbed, partitions, slowly, tmp_path)
+    found = differences(expected, got)
+    assert found == [], "\n".join(found)
+    assert got["late"] == 0
+    # the re-sent and shuffled log tells the same story as the clean one
+    assert got["profiles"] == dry_run(CONFIG, clean)["profiles"]
