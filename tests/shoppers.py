@@ -52,7 +52,7 @@ class _Customer:
 
     def cart(self, cart_id: str) -> None:
         for _ in range(self.rng.randrange(1, 3)):
-            pid, category, price = self.rng.choice(PRODUCTS)
+            pid, _category, price = self.rng.choice(PRODUCTS)
             props = {"cart_id": cart_id, "product_id": pid, "price": price, "quantity": 1}
             self.add({"type": "track", "event": "Product Added", "properties": props,
                       **self.who()}, "web")  # fmt: skip
