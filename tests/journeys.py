@@ -48,7 +48,7 @@ def journey(c: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def raw_key(event: dict[str, Any]) -> bytes:
-    context = event["context"]
+    context = event.get("context", {})
     traits = context.get("traits", {})
     key = event.get("userId") or event.get("anonymousId") or traits.get("email") or traits["phone"]
     return str(key).encode()

@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,7 @@ def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def replay(
-    kafka: KafkaConfig, partitions: int, state_dir: Path
+    kafka: KafkaConfig, partitions: int, state_dir: Path, config: WaylineConfig = CONFIG
 ) -> Iterator[tuple[Topics, list[Worker]]]:
     topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=partitions)
     registry = default_registry()
@@ -135,10 +135,10 @@ def replay(
         topics=topics,
         kafka=kafka,
         options=options,
-        segments=CONFIG.compiled_segments(),
-        triggers=CONFIG.triggers.config(),
-        reorder_window_ms=CONFIG.reorder.window_ms(),
-        reorder_idle_ms=CONFIG.reorder.idle_ms(),
+        segments=config.compiled_segments(),
+        triggers=config.triggers.config(),
+        reorder_window_ms=config.reorder.window_ms(),
+        reorder_idle_ms=config.reorder.idle_ms(),
     )
     workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
     try:
@@ -151,11 +151,16 @@ def replay(
 
 
 def live(
-    kafka: KafkaConfig, log: list[dict[str, Any]], partitions: int, slowly: bool, tmp: Path
+    kafka: KafkaConfig,
+    log: list[dict[str, Any]],
+    partitions: int,
+    slowly: bool,
+    tmp: Path,
+    config: WaylineConfig = CONFIG,
 ) -> dict[str, Any]:
     records = [(raw_key(e), orjson.dumps(e)) for e in log]
     distinct = len({e["messageId"] for e in log})
-    with replay(kafka, partitions, tmp) as (topics, workers):
+    with replay(kafka, partitions, tmp, config) as (topics, workers):
         if slowly:  # requests of 40 events, as a client trickling a log in would send them
             for start in range(0, len(records), 40):
                 produce(kafka, topics.raw, records[start : start + 40])
@@ -251,3 +256,88 @@ def test_live_pipeline_equals_the_dry_run(
     assert got["late"] == 0
     # the re-sent and shuffled log tells the same story as the clean one
     assert got["profiles"] == dry_run(CONFIG, clean)["profiles"]
+
+
+def sign_in_journey() -> list[dict[str, Any]]:
+    """Browse anonymously, fill a cart, sign in 30 minutes later, add to the same cart; a guest
+    who orders in the store, signs in the next day and orders again 5 minutes later."""
+    t0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
+
+    def at(minutes: float) -> str:
+        return (t0 + timedelta(minutes=minutes)).isoformat()
+
+    def view(mid: str, minutes: float, product: str, **who: str) -> dict[str, Any]:
+        props = {"product_id": product, "category": "shoes", "price": 10.0}
+        return {"type": "track", "event": "Product Viewed", "messageId": mid,
+                "timestamp": at(minutes), "properties": props, **who}  # fmt: skip
+
+    def add(mid: str, minutes: float, product: str, price: float, **who: str) -> dict[str, Any]:
+        props = {"cart_id": "cart-A", "product_id": product, "price": price, "quantity": 1}
+        return {"type": "track", "event": "Product Added", "messageId": mid,
+                "timestamp": at(minutes), "properties": props, **who}  # fmt: skip
+
+    def order(mid: str, minutes: float, **who: Any) -> dict[str, Any]:
+        return {"type": "track", "event": "Order Completed", "messageId": mid,
+                "timestamp": at(minutes), "properties": {"order_id": mid, "revenue": 30.0},
+                **who}  # fmt: skip
+
+    anon = {"anonymousId": "anon-A"}
+    return [
+        view("a1", 0, "p1", **anon),
+        view("a2", 1, "p2", **anon),
+        add("a3", 2, "p1", 40.0, **anon),
+        add("a4", 3, "p2", 60.0, **anon),
+        {
+            "type": "identify",
+            "messageId": "a5",
+            "timestamp": at(33),
+            "userId": "user-A",
+            "anonymousId": "anon-A",
+            "traits": {"email": "a@shop.example"},
+        },
+        view("a6", 34, "p3", userId="user-A", **anon),
+        add("a7", 35, "p3", 25.0, userId="user-A", **anon),
+        order("g1", 0, context={"traits": {"email": "guest@shop.example"}}),
+        {
+            "type": "identify",
+            "messageId": "g2",
+            "timestamp": at(24 * 60),
+            "userId": "user-G",
+            "traits": {"email": "guest@shop.example"},
+        },
+        order("g3", 24 * 60 + 5, userId="user-G"),
+        {"type": "page", "messageId": "z", "timestamp": at(3 * 24 * 60), "userId": "clock"},
+    ]
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_a_sign_in_keeps_the_whole_cart_and_counts_a_guest_order_once(
+    kafka: KafkaConfig, tmp_path: Path, partitions: int
+) -> None:
+    config = parse_config(
+        """
+clock: replay
+reorder: {idle: 1s}
+segments:
+  - {name: viewers, notify: true,
+     rule: {performed: {event: Product Viewed, at_least: 3, within: 14d}}}
+triggers:
+  cart_abandoned: {after: 60m}
+  milestones: {orders: [1, 2]}
+"""
+    )
+    log = sign_in_journey()
+    expected = dry_run(config, log)
+    got = live(kafka, log, partitions, False, tmp_path, config)
+    found = differences(expected, got)
+    assert found == [], "\n".join(found)
+    triggers = [orjson.loads(t) for t in got["triggers"].elements()]
+    (cart,) = [t["data"]["payload"] for t in triggers if t["data"]["trigger"] == "cart_abandoned"]
+    assert sorted(i["product_id"] for i in cart["items"]) == ["p1", "p2", "p3"]
+    assert cart["value"] == 125.0
+    milestones = sorted(
+        t["data"]["occasion"] for t in triggers if t["data"]["trigger"] == "milestone"
+    )
+    assert milestones == ["orders:1", "orders:2"]  # the guest's first order counts once
+    entered = [t for t in got["transitions"] if t[1:3] == ("enter", "viewers")]
+    assert len(entered) == 1
