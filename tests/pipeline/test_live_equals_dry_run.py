@@ -77,6 +77,17 @@ def perturbed(clean: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return resent_and_shuffled(clean, random.Random(19))
 
 
+@pytest.fixture(scope="module")
+def expected(perturbed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The dry run over the re-sent and shuffled log."""
+    return dry_run(CONFIG, perturbed)
+
+
+@pytest.fixture(scope="module")
+def clean_run(clean: list[dict[str, Any]]) -> dict[str, Any]:
+    return dry_run(CONFIG, clean)
+
+
 def resent_and_shuffled(events: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
     """10 % of events moved to a place within 10 minutes of their event time; 5 % sent again
     a little later (a client retrying: up to 200 events after the first copy)."""
@@ -161,10 +172,8 @@ def live(
     records = [(raw_key(e), orjson.dumps(e)) for e in log]
     distinct = len({e["messageId"] for e in log})
     with replay(kafka, partitions, tmp, config) as (topics, workers):
-        if slowly:  # requests of 40 events, as a client trickling a log in would send them
-            for start in range(0, len(records), 40):
-                produce(kafka, topics.raw, records[start : start + 40])
-                time.sleep(0.02)
+        if slowly:  # requests of 50 events, as a client trickling a log in would send them
+            trickle(kafka, topics.raw, records, 50)
         else:
             produce(kafka, topics.raw, records)
         _validate, identity, profile = workers
@@ -193,6 +202,16 @@ def live(
             "identity": identity.stats().steps,
         }
     return out
+
+
+def trickle(kafka: KafkaConfig, topic: str, records: list[tuple[bytes, bytes]], size: int) -> None:
+    """Send ``records`` in acknowledged requests of ``size``, a little apart."""
+    producer = kafka.producer()
+    for start in range(0, len(records), size):
+        for key, value in records[start : start + size]:
+            producer.produce(topic, value, key)
+        assert producer.flush(30) == 0
+        time.sleep(0.01)
 
 
 def _values(kafka: KafkaConfig, topic: str) -> list[dict[str, Any]]:
@@ -226,8 +245,8 @@ def differences(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
     return out
 
 
-def test_the_generated_log_exercises_merges_triggers_and_time(clean: list[dict[str, Any]]) -> None:
-    expected = dry_run(CONFIG, clean)
+def test_the_generated_log_exercises_merges_triggers_and_time(clean_run: dict[str, Any]) -> None:
+    expected = clean_run
     kinds = Counter(orjson.loads(t)["type"].rsplit(".", 1)[1] for t in expected["triggers"])
     merged = sum(len(d["merged_from"]) for d in expected["profiles"].values())
     assert merged >= CUSTOMERS  # anonymous and e-mail profiles joined at sign-in
@@ -244,18 +263,18 @@ def test_the_generated_log_exercises_merges_triggers_and_time(clean: list[dict[s
 def test_live_pipeline_equals_the_dry_run(
     kafka: KafkaConfig,
     tmp_path: Path,
-    clean: list[dict[str, Any]],
     perturbed: list[dict[str, Any]],
+    expected: dict[str, Any],
+    clean_run: dict[str, Any],
     partitions: int,
     slowly: bool,
 ) -> None:
-    expected = dry_run(CONFIG, perturbed)
     got = live(kafka, perturbed, partitions, slowly, tmp_path)
     found = differences(expected, got)
     assert found == [], "\n".join(found)
     assert got["late"] == 0
     # the re-sent and shuffled log tells the same story as the clean one
-    assert got["profiles"] == dry_run(CONFIG, clean)["profiles"]
+    assert got["profiles"] == clean_run["profiles"]
 
 
 def sign_in_journey() -> list[dict[str, Any]]:
