@@ -134,6 +134,10 @@ class SegmentTransition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    id: str = Field(
+        description="the same for every copy: a crash can repeat a transition, byte for byte; "
+        "readers drop a second copy by this id"
+    )
     segment: str
     rule_version: int = Field(ge=1)
     profile_id: str

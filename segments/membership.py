@@ -13,6 +13,8 @@ order. None evaluates all of them (a merge, a changed definition).
 
 from __future__ import annotations
 
+import hashlib
+
 import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
@@ -28,6 +30,12 @@ class Transition(NamedTuple):  # a tuple: thousands are made per second
     kind: str  # "enter" | "exit"
     at_ms: int
     notify: bool
+
+
+def transition_id(profile_id: str, t: Transition) -> str:
+    """The id of a transition on ``wayline.segments``: the same for every copy of it."""
+    text = f"{t.segment}\x1f{t.version}\x1f{profile_id}\x1f{t.kind}\x1f{t.at_ms}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 class Evaluation(NamedTuple):

@@ -43,7 +43,7 @@ from wayline.segments.engine import (
     on_event,
     trigger_document,
 )
-from wayline.segments.membership import Transition
+from wayline.segments.membership import Transition, transition_id
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.definitions import Rules
 from wayline.streams.envelope import Envelope, Output
@@ -342,6 +342,7 @@ class ProfileStep:
 
     def _transition(self, pid: str, t: Transition, cause: str) -> Output:
         body = {
+            "id": transition_id(pid, t),
             "segment": t.segment,
             "rule_version": t.version,
             "profile_id": pid,

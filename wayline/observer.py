@@ -36,6 +36,7 @@ class Snapshot:
     by_event: dict[str, int] = field(default_factory=dict)
     dlq_reasons: dict[str, int] = field(default_factory=dict)
     segment_sizes: dict[str, int] = field(default_factory=dict)
+    triggers_fired: int = 0
     latest_triggers: list[str] = field(default_factory=list)
 
 
@@ -57,6 +58,7 @@ class Observer:
         self._reasons: Counter[str] = Counter()
         self._recent: deque[tuple[float, float]] = deque(maxlen=20000)
         self._triggers: deque[str] = deque(maxlen=8)
+        self._seen: set[str] = set()  # ids of transitions and triggers: a repeat counts once
 
     def start(self) -> None:
         self._thread.start()
@@ -102,7 +104,8 @@ class Observer:
         topic, key, value = message.topic(), message.key(), message.value()
         with self._lock:
             if topic == self.topics.events:
-                self._fold_event(key, value)
+                if dict(message.headers() or ()).get("wayline.kind") != b"tick":  # not a mark
+                    self._fold_event(key, value)
             elif topic == self.topics.dlq:
                 self._state.dead_lettered += 1
                 reason = dict(message.headers() or ()).get("wayline.dlq.reason", b"?")
@@ -112,12 +115,26 @@ class Observer:
                 (self._profiles.add if value else self._profiles.discard)(key)
                 self._state.profiles = len(self._profiles)
             elif topic == self.topics.segments and value:
-                self._fold_segment(orjson.loads(value))
+                transition = orjson.loads(value)
+                if self._first(transition):
+                    self._fold_segment(transition)
             elif topic == self.topics.triggers and value:
                 trigger = orjson.loads(value)
+                if not self._first(trigger):
+                    return
+                self._state.triggers_fired += 1
                 line = f"{trigger.get('type', '?')}  {trigger.get('subject', '')}"
                 self._triggers.appendleft(f"{trigger.get('time', '')[11:19]}  {line}")
                 self._state.latest_triggers = list(self._triggers)
+
+    def _first(self, record: dict[str, Any]) -> bool:
+        """True for the first copy of a transition or trigger (a crash can repeat one, with the
+        same id)."""
+        ident = str(record.get("id", ""))
+        if ident in self._seen:
+            return False
+        self._seen.add(ident)
+        return True
 
     def _fold_event(self, key: bytes | None, value: bytes) -> None:
         event = orjson.loads(value)

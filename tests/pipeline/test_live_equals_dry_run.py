@@ -168,12 +168,14 @@ def live(
     slowly: bool,
     tmp: Path,
     config: WaylineConfig = CONFIG,
+    chunk: int = 50,
+    pause_s: float = 0.01,
 ) -> dict[str, Any]:
     records = [(raw_key(e), orjson.dumps(e)) for e in log]
     distinct = len({e["messageId"] for e in log})
     with replay(kafka, partitions, tmp, config) as (topics, workers):
         if slowly:  # requests of 50 events, as a client trickling a log in would send them
-            trickle(kafka, topics.raw, records, 50)
+            trickle(kafka, topics.raw, records, chunk, pause_s)
         else:
             produce(kafka, topics.raw, records)
         _validate, identity, profile = workers
@@ -204,18 +206,20 @@ def live(
     return out
 
 
-def trickle(kafka: KafkaConfig, topic: str, records: list[tuple[bytes, bytes]], size: int) -> None:
-    """Send ``records`` in acknowledged requests of ``size``, a little apart."""
+def trickle(
+    kafka: KafkaConfig, topic: str, records: list[tuple[bytes, bytes]], size: int, pause_s: float
+) -> None:
+    """Send ``records`` in acknowledged requests of ``size``, ``pause_s`` apart."""
     producer = kafka.producer()
     for start in range(0, len(records), size):
         for key, value in records[start : start + size]:
             producer.produce(topic, value, key)
         assert producer.flush(30) == 0
-        time.sleep(0.01)
+        time.sleep(pause_s)
 
 
 def _values(kafka: KafkaConfig, topic: str) -> list[dict[str, Any]]:
-    return [orjson.loads(m.value or b"") for m in read_topic(kafka, topic, expect=1)]
+    return [orjson.loads(m.value or b"") for m in read_topic(kafka, topic, expect=0)]
 
 
 def _latest(kafka: KafkaConfig, topic: str) -> dict[str, dict[str, Any]]:
@@ -360,3 +364,23 @@ triggers:
     assert milestones == ["orders:1", "orders:2"]  # the guest's first order counts once
     entered = [t for t in got["transitions"] if t[1:3] == ("enter", "viewers")]
     assert len(entered) == 1
+
+
+@pytest.mark.parametrize("slowly", [False, True], ids=["at_once", "slowly"])
+def test_a_document_s_windows_are_as_of_its_latest_change_however_it_was_sent(
+    kafka: KafkaConfig, tmp_path: Path, slowly: bool
+) -> None:
+    log = [
+        {"type": "track", "event": "Product Viewed", "userId": "u-1", "messageId": "v1",
+         "timestamp": "2026-01-01T10:00:00+00:00", "properties": {"product_id": "p1"}},
+        {"type": "page", "name": "Home", "userId": "u-1", "messageId": "v2",
+         "timestamp": "2026-01-05T10:00:00+00:00"},
+    ]  # fmt: skip
+    config = parse_config("clock: replay\nreorder: {idle: 1s}\n")
+    got = live(kafka, log, 1, slowly, tmp_path, config, chunk=1, pause_s=2.5)
+    (doc,) = got["profiles"].values()
+    assert doc["computed"]["as_of"] == "2026-01-05T10:00:00.000Z"
+    counts = doc["computed"]["event_counts"]
+    assert counts["Product Viewed"] == {"all_time": 1, "7d": 1, "30d": 1, "90d": 1}
+    assert counts["Page Viewed"] == {"all_time": 1, "7d": 1, "30d": 1, "90d": 1}
+    assert got["profiles"] == dry_run(config, log)["profiles"]
