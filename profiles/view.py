@@ -43,6 +43,55 @@ def _second(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
+    """Per event name, its count per UTC day over the longest window before ``now_ms``: what
+    the windowed counts are made of, so a reader can take them as of a later moment."""
+    today = now_ms // DAY_MS
+    out: dict[str, dict[str, int]] = {}
+    for name, entry in sorted(state["counts"].items()):
+        days = {int(d): n for d, n in entry["d"].items() if 0 <= today - int(d) < WINDOWS[-1]}
+        if days and entry["n"] > 0:
+            out[name] = {_day(d): n for d, n in sorted(days.items())}
+    return out
+
+
+def _day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+
+
+def at_moment(doc: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """The profile document ``doc`` with its time-based traits taken as of ``now_ms`` (never
+    before its own ``as_of``): windowed event counts from its ``activity``, RFM recency from the
+    last order. Segment memberships stay as the pipeline last decided them."""
+    as_of = _epoch(doc["computed"]["as_of"])
+    if as_of is None or now_ms <= as_of:
+        return doc
+    today = now_ms // DAY_MS
+    computed = dict(doc["computed"])
+    counts = {}
+    for name, row in computed["event_counts"].items():
+        days = [(_day_number(d), n) for d, n in doc.get("activity", {}).get(name, {}).items()]
+        windows = {f"{w}d": sum(n for d, n in days if today - d < w) for w in WINDOWS}
+        counts[name] = {"all_time": row["all_time"], **windows}
+    computed["event_counts"] = counts
+    last = _epoch(computed.get("last_order_at"))
+    if last is not None:
+        days_since = (now_ms - last) / DAY_MS
+        computed["rfm"] = {**computed["rfm"], "recency": _score(-days_since, RECENCY_STEPS)}
+    computed["as_of"] = iso(now_ms)
+    return {**doc, "computed": computed}
+
+
+def _epoch(text: Any) -> int | None:
+    if not isinstance(text, str):
+        return None
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _day_number(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) // 86_400
+
+
 def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
     today = now_ms // DAY_MS
     out: dict[str, dict[str, int]] = {}
@@ -207,6 +256,7 @@ def snapshot(
         "consent": {k: v[0] for k, v in sorted(state["consent"].items())},
         "segments": sorted(segments if segments is not None else state.get("segments") or {}),
         "merged_from": list(state["merged_from"]),
+        "activity": activity(state, now_ms),
         "first_seen": iso(min(firsts)) if firsts else None,
         "last_seen": iso(max(lasts)) if lasts else None,
     }

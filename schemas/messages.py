@@ -110,6 +110,11 @@ class ProfileSnapshot(BaseModel):
     consent: dict[str, bool] = Field(default_factory=dict, description="channel → granted")
     segments: list[str] = Field(default_factory=list)
     merged_from: list[str] = Field(default_factory=list, description="profile ids merged in")
+    activity: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="event name → UTC day (YYYY-MM-DD) → count, over the 90 days before "
+        "computed.as_of: what the windowed counts are made of",
+    )
     first_seen: str | None
     last_seen: str | None
 

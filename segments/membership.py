@@ -14,7 +14,6 @@ order. None evaluates all of them (a merge, a changed definition).
 from __future__ import annotations
 
 import hashlib
-
 import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple

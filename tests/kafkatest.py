@@ -7,9 +7,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, TopicPartition
 
+from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.envelope import Envelope, Headers
 from wayline.streams.worker import Worker
@@ -70,6 +73,24 @@ def read_topic(
         consumer.close()
     assert len(out) >= expect, f"{topic}: {len(out)} messages after {timeout_s}s, {expect} expected"
     return out
+
+
+def read_events(
+    kafka: KafkaConfig, topics: Topics, expect: int, timeout_s: float = 30.0, settle_s: float = 0.0
+) -> list[dict[str, Any]]:
+    """The events the pipeline counts, once each: those the identity worker passed on to
+    ``wayline.events.resolved`` (duplicates dropped), in the order of each partition."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = read_topic(kafka, topics.resolved, 0, timeout_s, settle_s)
+        events = [
+            orjson.loads(m.value or b"") for m in found if m.header("wayline.kind") == b"event"
+        ]
+        if len(events) >= expect or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(events) >= expect, f"{len(events)} events after {timeout_s}s, {expect} expected"
+    return events
 
 
 def committed(kafka: KafkaConfig, group: str, topic: str) -> dict[int, int]:

@@ -2,12 +2,15 @@
 
 Served from the API process's own materialized view of ``wayline.profiles``
 (``streams.profileview``); callers authenticate with ``Authorization: Bearer <api key>`` (the
-``api_keys`` of the config file, compared in constant time).
+``api_keys`` of the config file, compared in constant time). A document is as of its latest
+change (``computed.as_of``); ``?at=now`` (or an ISO time) takes its windowed counts and RFM
+recency as of that moment instead — what personalisation at request time needs.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -16,18 +19,28 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from wayline.config import WaylineConfig
+from wayline.profiles.view import at_moment
 from wayline.routes import ErrorReply
 from wayline.schemas.messages import ProfileSnapshot
 from wayline.schemas.normalize import normalize_email, normalize_phone
+from wayline.schemas.timestamps import parse_timestamp
 from wayline.streams.definitions import Rules
 from wayline.streams.profileview import ProfileView
 
 _BEARER = HTTPBearer(auto_error=False, description="an api key from the config file")
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": ProfileSnapshot, "description": "the profile"},
+    400: {"model": ErrorReply, "description": "`at` is not `now` or an ISO time"},
     401: {"model": ErrorReply, "description": "missing or unknown API key"},
     404: {"model": ErrorReply, "description": "no profile for this id or identifier"},
 }
+At = Annotated[
+    str | None,
+    Query(
+        description="`now` or an ISO time: windowed counts and RFM recency as of then "
+        "(default: as of the document's latest change, `computed.as_of`)"
+    ),
+]
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
@@ -46,7 +59,11 @@ class Answer:
         return any([hmac.compare_digest(k, given) for k in self.keys])  # every key compared
 
     def __call__(
-        self, credentials: HTTPAuthorizationCredentials | None, doc: Any, what: str
+        self,
+        credentials: HTTPAuthorizationCredentials | None,
+        doc: Any,
+        what: str,
+        at: str | None = None,
     ) -> Any:
         if not self.authorized(credentials):
             return JSONResponse(
@@ -54,9 +71,15 @@ class Answer:
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        moment = None
+        if at is not None:
+            moment = _moment(at)
+            if moment is None:
+                message = f"at: {at!r} is not 'now' or an ISO time"
+                return JSONResponse({"code": "invalid_at", "message": message}, status_code=400)
         if doc is None:
             return JSONResponse({"code": "not_found", "message": f"no {what}"}, status_code=404)
-        return JSONResponse(doc)
+        return JSONResponse(doc if moment is None else at_moment(doc, moment))
 
 
 def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> None:
@@ -68,11 +91,9 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
         responses=RESPONSES,
         tags=["profiles"],
     )
-    def profile_by_id(
-        profile_id: str,
-        credentials: Credentials,
-    ) -> Any:
-        return answer(credentials, view.by_id(profile_id), f"profile with id {profile_id!r}")
+    def profile_by_id(profile_id: str, credentials: Credentials, at: At = None) -> Any:
+        what = f"profile with id {profile_id!r}"
+        return answer(credentials, view.by_id(profile_id), what, at)
 
     @app.get(
         "/v1/profiles/{identifier_type}/{value:path}",
@@ -86,10 +107,19 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
         identifier_type: str,
         value: str,
         credentials: Credentials,
+        at: At = None,
     ) -> Any:
         lookup = _normalized(identifier_type, value)
         doc = view.by_identifier(identifier_type, lookup)
-        return answer(credentials, doc, f"profile for {identifier_type} {value!r}")
+        return answer(credentials, doc, f"profile for {identifier_type} {value!r}", at)
+
+
+def _moment(at: str) -> int | None:
+    """``now`` or an ISO time as epoch milliseconds; None when it is neither."""
+    if at == "now":
+        return int(time.time() * 1000)
+    parsed = parse_timestamp(at)
+    return None if parsed is None else int(parsed.timestamp() * 1000)
 
 
 def _normalized(kind: str, value: str) -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 import pytest
-from kafkatest import read_topic
+from kafkatest import read_events
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 from waylineproc import Running
@@ -48,8 +47,7 @@ def test_segment_and_rudder_clients_deliver_every_event_once(wayline_up: Running
     rudder.join()
     assert errors == []
 
-    events = read_topic(wayline_up.kafka, wayline_up.topics.events, len(sent), 120, settle_s=1)
-    received = [orjson.loads(m.value or b"") for m in events]
+    received = read_events(wayline_up.kafka, wayline_up.topics, len(sent), 120, settle_s=1)
     assert len(received) == len(sent) == 2 * PER_CLIENT
     assert {e["messageId"]: e["context"]["channel"] for e in received} == sent
     assert {e.get("source") for e in received} == {"web", "app"}

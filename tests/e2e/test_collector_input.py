@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from kafkatest import read_topic
+from kafkatest import read_events, read_topic
 from waylineproc import Running
 
 pytestmark = pytest.mark.e2e
@@ -106,8 +106,8 @@ def test_duplicates_and_malformed_input_exact_counts(wayline_up: Running) -> Non
         for start in range(1_200, 1_400, 100):
             batch(client, unique[start : start + 100])
 
-    events = read_topic(wayline_up.kafka, wayline_up.topics.events, len(unique), 60, settle_s=2)
-    ids = Counter(orjson.loads(m.value or b"")["messageId"] for m in events)
+    events = read_events(wayline_up.kafka, wayline_up.topics, len(unique), 60, settle_s=2)
+    ids = Counter(e["messageId"] for e in events)
     assert len(events) == len(unique), f"{len(events) - len(unique)} duplicates got through"
     assert set(ids) == {e["messageId"] for e in unique}
     dead = read_topic(wayline_up.kafka, wayline_up.topics.dlq, len(bad), 60, settle_s=1)

@@ -10,9 +10,8 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-import orjson
 import pytest
-from kafkatest import read_topic
+from kafkatest import read_events
 from waylineproc import WAYLINE, Running
 
 pytestmark = pytest.mark.e2e
@@ -82,9 +81,7 @@ def test_import_counts_rejects_and_reimport_adds_nothing(
     second = run_import(wayline_up, path)
     assert re.search(rf"accepted\s*│\s*{accepted:,}", second)
 
-    topic = wayline_up.topics.events
-    events = read_topic(wayline_up.kafka, topic, accepted, timeout_s=120, settle_s=2)
-    orders = [orjson.loads(m.value or b"") for m in events]
+    orders = read_events(wayline_up.kafka, wayline_up.topics, accepted, timeout_s=120, settle_s=2)
     assert len(orders) == accepted, "a re-import added events"
     assert {o["event"] for o in orders} == {"Order Completed"}
     assert {o["context"]["channel"] for o in orders} == {"store"}

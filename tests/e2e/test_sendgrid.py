@@ -6,10 +6,9 @@ import json
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from kafkatest import read_topic
+from kafkatest import read_events
 from waylineproc import Running, signed
 
 pytestmark = pytest.mark.e2e
@@ -69,8 +68,8 @@ def test_signed_webhook_maps_events_and_forgeries_are_refused(wayline_up: Runnin
     assert accepted.json()["accepted"] == len(EXPECTED)
     assert redelivered.status_code == 200
 
-    messages = read_topic(wayline_up.kafka, wayline_up.topics.events, len(EXPECTED), settle_s=1)
-    events = sorted((orjson.loads(m.value or b"") for m in messages), key=lambda e: e["timestamp"])
+    found = read_events(wayline_up.kafka, wayline_up.topics, len(EXPECTED), settle_s=1)
+    events = sorted(found, key=lambda e: e["timestamp"])
     assert [(e["event"], e["identifiers"]["email"]) for e in events] == EXPECTED
     assert {e["context"]["channel"] for e in events} == {"email"}
     assert {e["source"] for e in events} == {"mail"}

@@ -1,12 +1,17 @@
 """The API's view of ``wayline.profiles``: a segment's members page by page, while profiles
-enter, leave and are merged away, exactly as the topic says."""
+enter, leave and are merged away, exactly as the topic says; a document taken as of the time of
+a request."""
 
 from __future__ import annotations
 
 import random
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from wayline.profiles.state import apply_event, empty_state
+from wayline.profiles.view import at_moment, iso, snapshot
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.profileview import ProfileView
 
@@ -41,3 +46,40 @@ def test_paging_a_segment_gives_every_member_once_in_order() -> None:
         assert all(len(page) == 100 for page in pages[:-1])
         assert view.size(name) == len(members)
     assert view.members("nobody", None, 100) == []
+
+
+DAY_MS = 86_400_000
+T0 = 1_767_261_600_000  # 2026-01-01T10:00Z
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Product Viewed", "Order Completed", "Email Opened"]),
+            st.integers(0, 200 * DAY_MS),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.integers(0, 200 * DAY_MS),
+)
+def test_a_document_taken_as_of_a_later_moment_equals_one_computed_then(
+    happened: list[tuple[str, int]], later: int
+) -> None:
+    """``at_moment`` (what ``GET /v1/profiles/...?at=now`` returns) against the document the
+    profile would have if it were computed at that moment."""
+    state = empty_state()
+    for i, (name, offset) in enumerate(happened):
+        event = {"type": "track", "event": name, "messageId": f"m{i}", "userId": "u",
+                 "timestamp": iso(T0 + offset), "context": {"channel": "web"},
+                 "properties": {"order_id": f"o{i}", "revenue": 10.0}}  # fmt: skip
+        apply_event(state, event, [("user_id", "u")])
+    as_of = T0 + max(offset for _, offset in happened)
+    moment = as_of + later
+    taken = at_moment(snapshot("p", state, as_of), moment)
+    direct = snapshot("p", state, moment)
+    assert taken["computed"]["event_counts"] == direct["computed"]["event_counts"]
+    assert taken["computed"]["rfm"] == direct["computed"]["rfm"]
+    assert taken["computed"]["as_of"] == iso(moment)
+    assert at_moment(snapshot("p", state, as_of), as_of - 1) == snapshot("p", state, as_of)
