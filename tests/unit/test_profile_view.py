@@ -57,12 +57,12 @@ T0 = 1_767_261_600_000  # 2026-01-01T10:00Z
     st.lists(
         st.tuples(
             st.sampled_from(["Product Viewed", "Order Completed", "Email Opened"]),
-            st.integers(0, 200 * DAY_MS),
+            st.integers(0, 200 * 24).map(lambda hours: hours * 3_600_000),
         ),
         min_size=1,
         max_size=25,
     ),
-    st.integers(0, 200 * DAY_MS),
+    st.one_of(st.integers(0, 200 * DAY_MS), st.integers(0, 200).map(lambda d: d * DAY_MS)),
 )
 def test_a_document_taken_as_of_a_later_moment_equals_one_computed_then(
     happened: list[tuple[str, int]], later: int
