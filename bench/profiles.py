@@ -157,11 +157,10 @@ def _done(workers: list[Worker], sent: int) -> bool:
     if validate.events_in < sent:
         return False
     steps, ids = profile.steps, identity.steps
-    resolved = identity.events_in - ids.get("blocked_events", 0)
     applied = steps.get("events_applied", 0) + steps.get("duplicates_ignored", 0)
     return (
         identity.events_in >= validate.events_out
-        and applied >= resolved
+        and applied >= ids.get("events_resolved", 0) > 0
         and steps.get("handoffs_absorbed", 0) >= ids.get("merges", 0)
     )
 

@@ -10,7 +10,11 @@ For each event, in this order (all in one batch, so a crash replays them togethe
 1. one ``merge`` record per profile merged away, keyed by the *merged-away* id, so it lands on
    the partition that holds that profile's state, after every event routed to it;
 2. the merge log entries (merges and refusals) on ``wayline.identity``;
-3. the event, with ``profile_id`` and the identifiers it linked, keyed by profile id.
+3. the event, with ``profile_id``, the identifiers it linked and ``merged`` (the profiles it
+   merged into this one, whose hand-offs the profile worker waits for), keyed by profile id.
+
+Before that, a ``messageId`` that arrived in the last 24 hours is dropped, and in replay mode
+events are put in event-time order (``streams.order``).
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ class IdentityStep:
         self.refusals = 0
         self.profiles_created = 0
         self.blocked_events = 0
+        self.resolved = 0
         self._released_to = -1
         self._ticked_to = -1
 
@@ -171,6 +176,7 @@ class IdentityStep:
         if resolution.profile_id is None:
             self.blocked_events += 1
             return [*outputs, self._dead_letter(message, resolution)]
+        self.resolved += 1
         event["profile_id"] = resolution.profile_id
         event["linked"] = [list(i) for i in resolution.linked]
         if resolution.merges:  # the profile worker waits for their hand-offs before this event
@@ -194,6 +200,7 @@ class IdentityStep:
             "held_for_order": held.held if held else 0,
             "released_in_order": held.released if held else 0,
             "late_for_order": held.late if held else 0,
+            "events_resolved": self.resolved,
             "profiles_created": self.profiles_created,
             "merges": self.merges,
             "refused_links": self.refusals,

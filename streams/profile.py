@@ -1,24 +1,24 @@
 """The profile step: ``wayline.events.resolved`` → profile state, ``wayline.profiles`` snapshots.
 
-Input records, by the ``wayline.kind`` header (all keyed by profile id, so one profile's records
+Input records, by the ``wayline.kind`` header (keyed by profile id, so one profile's records
 are on one partition, in order):
 
-- ``event``: fold the event into the profile (``profiles.state.apply_event``; a message id the
-  profile already counted is ignored);
-- ``merge`` (from the identity step, keyed by the merged-away id, after every event routed to
-  it): remove the profile, remember ``forward[id] = survivor``, tombstone its snapshot and send
-  its whole state as a ``handoff`` keyed by the survivor — to this same topic, so it reaches
-  the survivor's partition;
-- ``handoff``: fold the merged-away state into the survivor (``profiles.book.absorb``), unless
-  the survivor already lists that id in ``merged_from``.
+- ``event``: fold and evaluate it (a message id the profile already counted changes nothing);
+  an event that merged other profiles into this one (``merged``) waits, with everything after
+  it, until their states have arrived (``streams.parking``): no profile is evaluated on part of
+  its history;
+- ``merge`` (keyed by the merged-away id, after every event routed to it): remove the profile,
+  remember ``forward[id] = survivor``, tombstone its snapshot and send its whole state as a
+  ``handoff`` keyed by the survivor, to this same topic;
+- ``handoff``: fold the merged-away state into the survivor (``profiles.book.absorb``) at the
+  moment of the event that merged it, unless ``merged_from`` already lists that id;
+- ``tick``: stream time moved on (the identity worker's released event time).
 
 The move happens exactly once across crashes: removing the state, the forward entry and the
-handoff are one batch (committed together or replayed together), and a replayed handoff finds
-the id already in ``merged_from``. Anything that still arrives for a merged-away id (a handoff
-to a profile that was itself merged on) is forwarded along ``forward``.
-
-Within a batch, states are decoded once and written back once; one snapshot per changed
-profile is produced at the end of the batch (the topic is compacted: the newest one counts).
+handoff are one batch, held records are state, and a replayed handoff finds the id already in
+``merged_from``. Anything that still arrives for a merged-away id is forwarded. States are
+decoded and written back once per batch, with one snapshot per changed profile, as of its
+latest change.
 """
 
 from __future__ import annotations

@@ -108,3 +108,18 @@ def wayline_up_with_triggers(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Run
         ],
     }  # fmt: skip
     yield from _wayline(kafka, tmp_path, extra=extra)
+
+
+@pytest.fixture
+def wayline_up_replay(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
+    """``wayline up`` replaying history: event-time timers, a short idle release."""
+    extra: dict[str, object] = {
+        "clock": "replay",
+        "reorder": {"idle": "1s"},
+        "triggers": {"cart_abandoned": {"after": "60m"}, "milestones": {"orders": [1, 2]}},
+        "segments": [
+            {"name": "viewers", "notify": True,
+             "rule": {"performed": {"event": "Product Viewed", "at_least": 3, "within": "14d"}}},
+        ],
+    }  # fmt: skip
+    yield from _wayline(kafka, tmp_path, extra=extra)

@@ -112,3 +112,55 @@ def shoppers(count: int, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     events = [e for c in range(count) for e in customer(c, rng)]
     return sorted(events, key=lambda e: e["timestamp"])
+
+
+def sign_in_journey() -> list[dict[str, Any]]:
+    """Browse anonymously, fill a cart, sign in 30 minutes later, add to the same cart; a guest
+    who orders in the store, signs in the next day and orders again 5 minutes later."""
+    t0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
+
+    def at(minutes: float) -> str:
+        return (t0 + timedelta(minutes=minutes)).isoformat()
+
+    def view(mid: str, minutes: float, product: str, **who: str) -> dict[str, Any]:
+        props = {"product_id": product, "category": "shoes", "price": 10.0}
+        return {"type": "track", "event": "Product Viewed", "messageId": mid,
+                "timestamp": at(minutes), "properties": props, **who}  # fmt: skip
+
+    def add(mid: str, minutes: float, product: str, price: float, **who: str) -> dict[str, Any]:
+        props = {"cart_id": "cart-A", "product_id": product, "price": price, "quantity": 1}
+        return {"type": "track", "event": "Product Added", "messageId": mid,
+                "timestamp": at(minutes), "properties": props, **who}  # fmt: skip
+
+    def order(mid: str, minutes: float, **who: Any) -> dict[str, Any]:
+        return {"type": "track", "event": "Order Completed", "messageId": mid,
+                "timestamp": at(minutes), "properties": {"order_id": mid, "revenue": 30.0},
+                **who}  # fmt: skip
+
+    anon = {"anonymousId": "anon-A"}
+    return [
+        view("a1", 0, "p1", **anon),
+        view("a2", 1, "p2", **anon),
+        add("a3", 2, "p1", 40.0, **anon),
+        add("a4", 3, "p2", 60.0, **anon),
+        {
+            "type": "identify",
+            "messageId": "a5",
+            "timestamp": at(33),
+            "userId": "user-A",
+            "anonymousId": "anon-A",
+            "traits": {"email": "a@shop.example"},
+        },
+        view("a6", 34, "p3", userId="user-A", **anon),
+        add("a7", 35, "p3", 25.0, userId="user-A", **anon),
+        order("g1", 0, context={"traits": {"email": "guest@shop.example"}}),
+        {
+            "type": "identify",
+            "messageId": "g2",
+            "timestamp": at(24 * 60),
+            "userId": "user-G",
+            "traits": {"email": "guest@shop.example"},
+        },
+        order("g3", 24 * 60 + 5, userId="user-G"),
+        {"type": "page", "messageId": "z", "timestamp": at(3 * 24 * 60), "userId": "clock"},
+    ]

@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import orjson
 import pytest
 from journeys import canonical, raw_key
 from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
-from shoppers import shoppers
+from shoppers import shoppers, sign_in_journey
 
 from wayline.config import WaylineConfig, parse_config
 from wayline.schemas.topics import Topics
@@ -279,58 +279,6 @@ def test_live_pipeline_equals_the_dry_run(
     assert got["late"] == 0
     # the re-sent and shuffled log tells the same story as the clean one
     assert got["profiles"] == clean_run["profiles"]
-
-
-def sign_in_journey() -> list[dict[str, Any]]:
-    """Browse anonymously, fill a cart, sign in 30 minutes later, add to the same cart; a guest
-    who orders in the store, signs in the next day and orders again 5 minutes later."""
-    t0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
-
-    def at(minutes: float) -> str:
-        return (t0 + timedelta(minutes=minutes)).isoformat()
-
-    def view(mid: str, minutes: float, product: str, **who: str) -> dict[str, Any]:
-        props = {"product_id": product, "category": "shoes", "price": 10.0}
-        return {"type": "track", "event": "Product Viewed", "messageId": mid,
-                "timestamp": at(minutes), "properties": props, **who}  # fmt: skip
-
-    def add(mid: str, minutes: float, product: str, price: float, **who: str) -> dict[str, Any]:
-        props = {"cart_id": "cart-A", "product_id": product, "price": price, "quantity": 1}
-        return {"type": "track", "event": "Product Added", "messageId": mid,
-                "timestamp": at(minutes), "properties": props, **who}  # fmt: skip
-
-    def order(mid: str, minutes: float, **who: Any) -> dict[str, Any]:
-        return {"type": "track", "event": "Order Completed", "messageId": mid,
-                "timestamp": at(minutes), "properties": {"order_id": mid, "revenue": 30.0},
-                **who}  # fmt: skip
-
-    anon = {"anonymousId": "anon-A"}
-    return [
-        view("a1", 0, "p1", **anon),
-        view("a2", 1, "p2", **anon),
-        add("a3", 2, "p1", 40.0, **anon),
-        add("a4", 3, "p2", 60.0, **anon),
-        {
-            "type": "identify",
-            "messageId": "a5",
-            "timestamp": at(33),
-            "userId": "user-A",
-            "anonymousId": "anon-A",
-            "traits": {"email": "a@shop.example"},
-        },
-        view("a6", 34, "p3", userId="user-A", **anon),
-        add("a7", 35, "p3", 25.0, userId="user-A", **anon),
-        order("g1", 0, context={"traits": {"email": "guest@shop.example"}}),
-        {
-            "type": "identify",
-            "messageId": "g2",
-            "timestamp": at(24 * 60),
-            "userId": "user-G",
-            "traits": {"email": "guest@shop.example"},
-        },
-        order("g3", 24 * 60 + 5, userId="user-G"),
-        {"type": "page", "messageId": "z", "timestamp": at(3 * 24 * 60), "userId": "clock"},
-    ]
 
 
 @pytest.mark.parametrize("partitions", [1, 3])
