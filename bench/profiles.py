@@ -39,6 +39,7 @@ from wayline.streams.admin import ensure_topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.memory import tune_garbage_collector
 from wayline.streams.registry import WorkerContext, default_registry, store_topics
+from wayline.streams.task import ClockMode
 from wayline.streams.validate import CHANNEL_HEADER, SOURCE_HEADER
 from wayline.streams.worker import Worker, WorkerOptions
 
@@ -114,9 +115,11 @@ def measure_pipeline(
     events: list[tuple[str, dict[str, Any]]],
     segments: Compiled | None = None,
     triggers: TriggerConfig | None = None,
+    clock: ClockMode = "live",
 ) -> dict[str, Any]:
     """validate → identity → profile over ``events`` (with ``segments`` and ``triggers`` when
-    given); all worker CPU of this process, beside a raw consume of the same topic."""
+    given; in replay mode with event-time order, released 1 s after the input stops); all
+    worker CPU of this process, beside a raw consume of the same topic."""
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=4)
     registry = default_registry()
     ensure_topics(kafka, topics.specs(store_topics(registry)))
@@ -127,9 +130,15 @@ def measure_pipeline(
             batch_size=2_000,
             state_dir=Path(state),
             consumer_overrides={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
+            clock=clock,
         )
         context = WorkerContext(
-            topics=topics, kafka=kafka, options=options, segments=segments, triggers=triggers
+            topics=topics,
+            kafka=kafka,
+            options=options,
+            segments=segments,
+            triggers=triggers,
+            reorder_idle_ms=1_000,
         )
         workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
         cpu, wall = time.process_time(), time.monotonic()
@@ -160,6 +169,7 @@ def _done(workers: list[Worker], sent: int) -> bool:
     applied = steps.get("events_applied", 0) + steps.get("duplicates_ignored", 0)
     return (
         identity.events_in >= validate.events_out
+        and ids.get("held_for_order", 0) == ids.get("released_in_order", 0)
         and applied >= ids.get("events_resolved", 0) > 0
         and steps.get("handoffs_absorbed", 0) >= ids.get("merges", 0)
     )

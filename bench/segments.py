@@ -176,18 +176,23 @@ def _counted(check: Check, seen: list[int]) -> Check:
 
 def measure_pipelines(count: int) -> dict[str, Any]:
     """The profile pipeline on the embedded broker with 100 segments and the triggers, and
-    without segments or triggers (the baseline), each on its own topics; all worker CPU."""
+    without segments or triggers (the baseline), and the same in replay mode (events put in
+    event-time order before identity), each on its own topics; all worker CPU."""
     traffic = simulate(count, seed=11)
     with cluster() as kafka:
         plain = measure_pipeline(kafka, traffic)
         full = measure_pipeline(kafka, traffic, segments(100), TRIGGERS)
+        replayed = measure_pipeline(kafka, traffic, segments(100), TRIGGERS, clock="replay")
     rate = round(count / full["pipeline"]["cpu_s"])
+    replay_rate = round(count / replayed["pipeline"]["cpu_s"])
     plain_rate = round(count / plain["pipeline"]["cpu_s"])
     raw_rate = round(full["raw"]["events"] / full["raw"]["cpu_s"])
     steps = full["pipeline"]["profile_steps"]
     return {
         "pipeline_events_per_cpu_s": rate,
         "pipeline_without_segments_events_per_cpu_s": plain_rate,
+        "pipeline_replay_events_per_cpu_s": replay_rate,
+        "pipeline_replay_vs_live": round(replay_rate / rate, 3),
         "raw_consume_events_per_cpu_s": raw_rate,
         "pipeline_vs_without_segments": round(rate / plain_rate, 3),
         "pipeline_vs_raw": round(rate / raw_rate, 3),
