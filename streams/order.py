@@ -9,11 +9,11 @@ no earlier event can still come.
 When is that? Every raw partition reports how far its event time has got (a *mark*: the
 validate worker sends one per partition per batch, on ``wayline.events`` with header
 ``wayline.kind: tick``). An event can be released once every raw partition is past it by the
-reorder window (disorder within one partition, e.g. events shuffled by a few minutes). A raw
-partition that has not moved for ``idle_ms`` of wall time (a source that stopped, a partition
-no key hashes to) holds nobody back; when none moves, the input is idle and every held event is
-released — the end of a replayed log. An event older than what was already released (later than
-the window allows) is released at once and counted as late.
+reorder window (disorder within one partition, e.g. events shuffled by a few minutes). When no
+input has come for ``idle_ms`` of wall time (and a whole poll gave nothing), every held event is
+released — the end of a replayed log; so a raw partition that gets no events, or stopped
+getting them, holds events until the input goes quiet. An event older than what was already
+released (later than the window allows) is released at once and counted as late.
 
 Held events and marks are store entries, so they go to the changelog with their batch and
 survive crashes like any state.
@@ -52,9 +52,9 @@ class OrderBuffer:
         self.late = 0
         self._heap: list[tuple[int, str]] = []
         self._task: object | None = None
-        self._started_ms: int | None = None
-        self._moved_ms: dict[int, int] = {}  # raw partition → wall time its mark last moved
         self._input_ms = 0  # wall time of the last event or mark
+        self._inputs = 0  # events and marks taken in
+        self._looked_at = -1  # ``_inputs`` when ``idle`` last looked
         self._released_to = -1
 
     def hold(
@@ -77,12 +77,14 @@ class OrderBuffer:
         before = view.get(key)
         if before is None or _MS.unpack(before)[0] < at_ms:
             view.put(key, _MS.pack(max(0, at_ms)))
-            self._moved_ms[partition] = ctx.wall_ms
 
     def idle(self, ctx: TaskContext) -> bool:
-        """Events are held and nothing has come in for ``idle_ms``."""
+        """Events are held, nothing has come in since the last look (a whole poll of the
+        consumer gave nothing: a slow batch is not idleness) and nothing for ``idle_ms``."""
         self._sync(ctx)
-        return bool(self._heap) and ctx.wall_ms - self._input_ms >= self.idle_ms
+        quiet = self._inputs == self._looked_at
+        self._looked_at = self._inputs
+        return quiet and bool(self._heap) and ctx.wall_ms - self._input_ms >= self.idle_ms
 
     def release(self, ctx: TaskContext, everything: bool = False) -> list[Held]:
         """The held events no raw partition can still precede, in order (all of them when
@@ -103,36 +105,30 @@ class OrderBuffer:
         self.released += len(out)
         return out
 
-    def _until(self, ctx: TaskContext) -> int | None:
-        """Release what is at or before this (None: everything; every raw partition is quiet)."""
+    def _until(self, ctx: TaskContext) -> int:
+        """Release what is at or before this: every raw partition is past it by the window.
+        A partition that has not reported holds everything (it may have a backlog): what it
+        holds is released when the input goes quiet."""
         view = ctx.store(self.store)
         lowest: int | None = None
         for partition in range(self.partitions):
-            moved = self._moved_ms.get(partition, self._started_ms or ctx.wall_ms)
-            if ctx.wall_ms - moved >= self.idle_ms:
-                continue
             raw = view.get(_MARK + _MS.pack(partition))
             if raw is None:
-                return -1  # a partition that may still send its first events
+                return -1
             mark = int(_MS.unpack(raw)[0])
             lowest = mark if lowest is None else min(lowest, mark)
-        return None if lowest is None else lowest - self.window_ms
+        return -1 if lowest is None else lowest - self.window_ms
 
     def _heard(self, ctx: TaskContext) -> None:
-        """Input arrived. The first after a (re)start starts the clock of raw partitions that
-        have not spoken yet: they get ``idle_ms`` from now to send their first events."""
-        if self._started_ms is None:
-            self._started_ms = ctx.wall_ms
         self._input_ms = ctx.wall_ms
+        self._inputs += 1
 
     def _sync(self, ctx: TaskContext) -> None:
         """Rebuild the in-memory order from the store when the task is new (restore, rebalance)."""
         if self._task is ctx.task:
             return
         self._task = ctx.task
-        self._started_ms = None
         self._input_ms = ctx.wall_ms
-        self._moved_ms = {}
         self._heap = []
         for key, _value in ctx.store(self.store).items(_HELD):
             (at,) = _MS.unpack_from(key, 1)

@@ -53,6 +53,11 @@ class ProfileView:
         with self._lock:
             return self._profiles.get(profile_id)
 
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """Every profile document in the view, by profile id (a copy of the index)."""
+        with self._lock:
+            return dict(self._profiles)
+
     def by_identifier(self, kind: str, value: str) -> dict[str, Any] | None:
         with self._lock:
             pid = self._index.get((kind, value))

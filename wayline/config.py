@@ -175,7 +175,7 @@ class Reorder(BaseModel):
         default="10m", description="disorder within one raw partition that is put right"
     )
     idle: Duration = Field(
-        default="5s", description="wall time after which a quiet raw partition holds no one back"
+        default="5s", description="no input for this long: everything held is released"
     )
 
     def window_ms(self) -> int:

@@ -17,19 +17,18 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from journeys import canonical, raw_key
+from equality import CONFIG, comparable, differences, dry_run, resent_and_shuffled
+from journeys import raw_key
 from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
 from shoppers import shoppers, sign_in_journey
 
 from wayline.config import WaylineConfig, parse_config
 from wayline.schemas.topics import Topics
-from wayline.segments.timeline import Timeline
 from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.registry import WorkerContext, default_registry, store_topics
@@ -37,33 +36,6 @@ from wayline.streams.worker import Worker, WorkerOptions
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(900)]
 
-CONFIG = parse_config(
-    """
-clock: replay
-reorder: {window: 30m, idle: 2s}
-segments:
-  - {name: browsers, notify: true,
-     rule: {performed: {event: Product Viewed, at_least: 3, within: 14d}}}
-  - {name: buyers, notify: true, rule: {computed.order_count: {gte: 1}}}
-  - {name: repeat, notify: true, rule: {computed.order_count: {gte: 2}}}
-  - {name: big_spenders, rule: {computed.revenue: {gte: 150}}}
-  - {name: lapsed, notify: true,
-     rule: {all: [{computed.order_count: {gte: 1}}, {days_since_last_order: {gt: 45}}]}}
-  - {name: engaged, rule: {performed: {event: Email Opened, at_least: 2, within: 30d}}}
-  - {name: big_cart, notify: true, rule: {computed.cart.value: {gte: 100}}}
-  - {name: loyal, rule: {lifecycle_stage: {in: [retention, advocacy]}}}
-  - {name: opted_out, rule: {consent.email: {eq: false}}}
-  - {name: shoe_fans, rule: {computed.favorite_category: {eq: shoes}}}
-  - {name: browsing_buyers, notify: true,
-     rule: {all: [{in_segment: browsers}, {in_segment: buyers}]}}
-  - {name: recent_viewers, rule: {computed.event_counts.Product Viewed.7d: {gte: 2}}}
-triggers:
-  cart_abandoned: {after: 60m}
-  browse_abandoned: {views: 2, after: 4h}
-  milestones: {orders: [1, 3]}
-  churn_risk: {factor: 2.0, min_orders: 2, floor: 14d}
-"""
-)
 CUSTOMERS = 300
 
 
@@ -86,49 +58,6 @@ def expected(perturbed: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def clean_run(clean: list[dict[str, Any]]) -> dict[str, Any]:
     return dry_run(CONFIG, clean)
-
-
-def resent_and_shuffled(events: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
-    """10 % of events moved to a place within 10 minutes of their event time; 5 % sent again
-    a little later (a client retrying: up to 200 events after the first copy)."""
-    keyed = []
-    for i, event in enumerate(events):
-        when = datetime.fromisoformat(event["timestamp"])
-        if rng.random() < 0.10:
-            when += timedelta(seconds=rng.randrange(-600, 600))
-        keyed.append((when, i, event))
-    out = [e for _, _, e in sorted(keyed, key=lambda k: (k[0], k[1]))]
-    for position in sorted(rng.sample(range(len(out)), len(out) // 20), reverse=True):
-        out.insert(min(len(out), position + rng.randrange(1, 200)), out[position])
-    return out
-
-
-def dry_run(config: WaylineConfig, log: list[dict[str, Any]]) -> dict[str, Any]:
-    timeline = Timeline(config.compiled_segments(), config.triggers.config())
-    timeline.run([canonical(e) for e in log])
-    transitions = Counter(
-        (h.profile_id, *h.what.split(" ", 1), _iso(h.at_ms))
-        for h in timeline.happenings
-        if h.what.startswith(("enter ", "exit "))
-    )
-    return {
-        "transitions": transitions,
-        "triggers": Counter(
-            orjson.dumps(t, option=orjson.OPT_SORT_KEYS) for t in timeline.cloud_events
-        ),
-        "profiles": {pid: _comparable(d) for pid, d in timeline.documents().items()},
-    }
-
-
-def _iso(ms: int) -> str:
-    from wayline.profiles.view import iso
-
-    return iso(ms) or ""
-
-
-def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document without ``version``, which counts the records a worker applied."""
-    return {k: v for k, v in doc.items() if k != "version"}
 
 
 @contextmanager
@@ -227,26 +156,7 @@ def _latest(kafka: KafkaConfig, topic: str) -> dict[str, dict[str, Any]]:
     for message in read_topic(kafka, topic, expect=1):
         assert message.key is not None
         latest[message.key.decode()] = orjson.loads(message.value) if message.value else None
-    return {pid: _comparable(doc) for pid, doc in latest.items() if doc is not None}
-
-
-def differences(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
-    out = []
-    for what in ("transitions", "triggers"):
-        missing = expected[what] - got[what]
-        extra = got[what] - expected[what]
-        out += [f"{what}: dry run only: {m!r}" for m in list(missing)[:5]]
-        out += [f"{what}: live only: {m!r}" for m in list(extra)[:5]]
-        if missing or extra:
-            out.append(f"{what}: {sum(missing.values())} missing, {sum(extra.values())} extra")
-    want, have = expected["profiles"], got["profiles"]
-    if sorted(want) != sorted(have):
-        out.append(f"profiles: ids differ: {sorted(set(want) ^ set(have))[:5]}")
-    wrong = [pid for pid in want if pid in have and want[pid] != have[pid]]
-    out += [f"profile {pid}: dry run {want[pid]!r} live {have[pid]!r}" for pid in wrong[:2]]
-    if wrong:
-        out.append(f"profiles: {len(wrong)} of {len(want)} differ")
-    return out
+    return {pid: comparable(doc) for pid, doc in latest.items() if doc is not None}
 
 
 def test_the_generated_log_exercises_merges_triggers_and_time(clean_run: dict[str, Any]) -> None:
@@ -318,7 +228,7 @@ triggers:
 def test_a_document_s_windows_are_as_of_its_latest_change_however_it_was_sent(
     kafka: KafkaConfig, tmp_path: Path, slowly: bool
 ) -> None:
-    log = [
+    log: list[dict[str, Any]] = [
         {"type": "track", "event": "Product Viewed", "userId": "u-1", "messageId": "v1",
          "timestamp": "2026-01-01T10:00:00+00:00", "properties": {"product_id": "p1"}},
         {"type": "page", "name": "Home", "userId": "u-1", "messageId": "v2",
