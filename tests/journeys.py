@@ -84,7 +84,7 @@ def visible(doc: dict[str, Any]) -> dict[str, Any]:
     computed = dict(doc["computed"])
     computed["event_counts"] = {n: c["all_time"] for n, c in computed["event_counts"].items()}
     del computed["rfm"], computed["as_of"]
-    out = {k: v for k, v in doc.items() if k not in ("version", "merged_from")}
+    out = {k: v for k, v in doc.items() if k not in ("version", "merged_from", "activity")}
     out["computed"] = computed
     return out
 
