@@ -6,16 +6,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, TopicPartition
 
+from wayline.config import WaylineConfig
 from wayline.schemas.topics import Topics
+from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.envelope import Envelope, Headers
-from wayline.streams.worker import Worker
+from wayline.streams.registry import WorkerContext, default_registry, store_topics
+from wayline.streams.worker import Worker, WorkerOptions
 
 # Consumer-group joins take about half of session.timeout.ms on the embedded broker.
 TEST_CONSUMER: dict[str, object] = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
@@ -134,3 +138,35 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0, what: str =
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@contextmanager
+def replay_pipeline(
+    kafka: KafkaConfig, config: WaylineConfig, partitions: int, state_dir: Path
+) -> Iterator[tuple[Topics, list[Worker]]]:
+    """validate → identity → profile in replay mode with ``config``'s definitions, on topics of
+    their own (deleted afterwards)."""
+    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=partitions)
+    registry = default_registry()
+    specs = topics.specs(store_topics(registry))
+    ensure_topics(kafka, specs)
+    options = WorkerOptions(
+        consumer_overrides=dict(TEST_CONSUMER), state_dir=state_dir, clock="replay"
+    )
+    context = WorkerContext(
+        topics=topics,
+        kafka=kafka,
+        options=options,
+        segments=config.compiled_segments(),
+        triggers=config.triggers.config(),
+        reorder_window_ms=config.reorder.window_ms(),
+        reorder_idle_ms=config.reorder.idle_ms(),
+    )
+    workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
+    try:
+        with ExitStack() as stack:
+            for worker in workers:
+                stack.enter_context(running(worker))
+            yield topics, workers
+    finally:
+        delete_topics(kafka, [s.name for s in specs])

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +21,11 @@ import orjson
 import pytest
 from equality import CONFIG, comparable, differences, dry_run, resent_and_shuffled
 from journeys import raw_key
-from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
+from kafkatest import produce, read_topic, replay_pipeline, wait_for
 from shoppers import shoppers, sign_in_journey
 
 from wayline.config import WaylineConfig, parse_config
-from wayline.schemas.topics import Topics
-from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.clients import KafkaConfig
-from wayline.streams.registry import WorkerContext, default_registry, store_topics
-from wayline.streams.worker import Worker, WorkerOptions
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(900)]
 
@@ -60,36 +53,6 @@ def clean_run(clean: list[dict[str, Any]]) -> dict[str, Any]:
     return dry_run(CONFIG, clean)
 
 
-@contextmanager
-def replay(
-    kafka: KafkaConfig, partitions: int, state_dir: Path, config: WaylineConfig = CONFIG
-) -> Iterator[tuple[Topics, list[Worker]]]:
-    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=partitions)
-    registry = default_registry()
-    specs = topics.specs(store_topics(registry))
-    ensure_topics(kafka, specs)
-    options = WorkerOptions(
-        consumer_overrides=dict(TEST_CONSUMER), state_dir=state_dir, clock="replay"
-    )
-    context = WorkerContext(
-        topics=topics,
-        kafka=kafka,
-        options=options,
-        segments=config.compiled_segments(),
-        triggers=config.triggers.config(),
-        reorder_window_ms=config.reorder.window_ms(),
-        reorder_idle_ms=config.reorder.idle_ms(),
-    )
-    workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
-    try:
-        with ExitStack() as stack:
-            for worker in workers:
-                stack.enter_context(running(worker))
-            yield topics, workers
-    finally:
-        delete_topics(kafka, [s.name for s in specs])
-
-
 def live(
     kafka: KafkaConfig,
     log: list[dict[str, Any]],
@@ -102,7 +65,7 @@ def live(
 ) -> dict[str, Any]:
     records = [(raw_key(e), orjson.dumps(e)) for e in log]
     distinct = len({e["messageId"] for e in log})
-    with replay(kafka, partitions, tmp, config) as (topics, workers):
+    with replay_pipeline(kafka, config, partitions, tmp) as (topics, workers):
         if slowly:  # requests of 50 events, as a client trickling a log in would send them
             trickle(kafka, topics.raw, records, chunk, pause_s)
         else:

@@ -3,23 +3,16 @@ same log again gives the same trigger ids."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
+from kafkatest import produce, read_topic, replay_pipeline, wait_for
 
 from wayline.config import parse_config
-from wayline.schemas.topics import Topics
-from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.clients import KafkaConfig
-from wayline.streams.registry import WorkerContext, default_registry, store_topics
-from wayline.streams.worker import Worker, WorkerOptions
 
 pytestmark = pytest.mark.broker
 
@@ -58,31 +51,9 @@ def log() -> list[tuple[bytes, bytes]]:
     return out
 
 
-@contextmanager
-def replay(kafka: KafkaConfig, state_dir: Path) -> Iterator[tuple[Topics, list[Worker]]]:
-    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=3)
-    registry = default_registry()
-    specs = topics.specs(store_topics(registry))
-    ensure_topics(kafka, specs)
-    options = WorkerOptions(
-        consumer_overrides=dict(TEST_CONSUMER), state_dir=state_dir, clock="replay"
-    )
-    context = WorkerContext(topics=topics, kafka=kafka, options=options,
-                            segments=CONFIG.compiled_segments(),
-                            triggers=CONFIG.triggers.config())  # fmt: skip
-    workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
-    try:
-        with ExitStack() as stack:
-            for worker in workers:
-                stack.enter_context(running(worker))
-            yield topics, workers
-    finally:
-        delete_topics(kafka, [s.name for s in specs])
-
-
 def run_once(kafka: KafkaConfig, state_dir: Path) -> list[dict[str, Any]]:
     events = log()
-    with replay(kafka, state_dir) as (topics, workers):
+    with replay_pipeline(kafka, CONFIG, 3, state_dir) as (topics, workers):
         produce(kafka, topics.raw, events)
         profile = workers[2]
         wait_for(lambda: profile.stats().steps.get("events_applied", 0) >= len(events), 90,
