@@ -109,7 +109,8 @@ class IdentityStep:
         if message.header(KIND_HEADER) == TICK:
             if self.order is not None:
                 mark = orjson.loads(message.value)
-                self.order.mark(ctx, int(mark["partition"]), int(mark["at_ms"]))
+                partition, at_ms = int(mark["partition"]), int(mark["at_ms"])
+                self.order.mark(ctx, partition, at_ms, quiet=mark.get("quiet") is True)
             return []
         event = decode(message.value)
         msgid = str(event["messageId"])
@@ -126,12 +127,6 @@ class IdentityStep:
         if self.dedupe is not None:
             self.dedupe.on_timer(timer, ctx)
         return []
-
-    def refresh(self, ctx: TaskContext) -> list[Output]:
-        """Replay mode, input idle: the end of a log; release everything held."""
-        if self.order is None or not self.order.idle(ctx):
-            return []
-        return self._release(ctx, everything=True)
 
     def end_batch(self, ctx: TaskContext) -> list[Output]:
         outputs = self._release(ctx) if self.order is not None else []
@@ -150,10 +145,10 @@ class IdentityStep:
             ]
         return outputs
 
-    def _release(self, ctx: TaskContext, everything: bool = False) -> list[Output]:
+    def _release(self, ctx: TaskContext) -> list[Output]:
         assert self.order is not None
         outputs: list[Output] = []
-        for held in self.order.release(ctx, everything):
+        for held in self.order.release(ctx):
             message = Envelope(
                 self.topics.events, ctx.partition, held.offset, None, held.value, held.at_ms
             )

@@ -37,13 +37,18 @@ class WorkerContext:
     triggers: TriggerConfig | None = None
     definitions: Callable[[], Rules] | None = None  # the latest from wayline.definitions
     reorder_window_ms: int = 600_000  # replay mode: disorder within a raw partition put right
-    reorder_idle_ms: int = 5_000  # replay mode: a raw partition quiet this long holds no one
+    reorder_idle_ms: int = 5_000  # replay mode: raw input quiet this long holds nothing back
+
+
+def _validate(c: WorkerContext) -> ValidateStep:
+    quiet_after = c.reorder_idle_ms if c.options.clock == "replay" else None
+    return ValidateStep(c.topics, "validate", c.phone_region, quiet_after)
 
 
 def _identity(c: WorkerContext) -> IdentityStep:
     order = None
     if c.options.clock == "replay":
-        order = OrderBuffer(c.reorder_window_ms, c.reorder_idle_ms, c.topics.partitions)
+        order = OrderBuffer(c.reorder_window_ms, c.topics.partitions)
     return IdentityStep(c.topics, c.identity_rules, dedupe=Dedupe(), order=order)
 
 
@@ -78,7 +83,7 @@ def default_registry() -> dict[str, WorkerSpec]:
             name="validate",
             description="events.raw → events (validated, normalized); invalid → dlq",
             inputs=lambda t: [t.raw],
-            build=lambda c: ValidateStep(c.topics, "validate", c.phone_region),
+            build=_validate,
             dead_letter=lambda t: t.dlq,
         ),
         WorkerSpec(

@@ -16,7 +16,7 @@ from wayline.schemas.normalize import Origin, normalize_event
 from wayline.schemas.topics import Topics
 from wayline.streams.envelope import Envelope, Output, dead_letter
 from wayline.streams.identity import KIND_HEADER
-from wayline.streams.order import TICK
+from wayline.streams.order import TICK, RawMarks
 from wayline.streams.task import TaskContext
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,22 @@ class ValidateStep:
     so reprocessing the same raw message gives the same id. Duplicates are dropped by the
     identity worker, which sees every event of every raw partition. After each batch, each raw
     partition's *mark* (the newest event time it has given) goes to ``wayline.events``, so the
-    identity worker can put a replayed log in event-time order (``streams.order``).
+    identity worker can put a replayed log in event-time order (``streams.order``); with
+    ``quiet_after_ms`` (replay mode), a partition the input left quiet that long is marked
+    quiet, so the identity worker releases what it held for it.
     """
 
-    def __init__(self, topics: Topics, worker: str, phone_region: str | None = None) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        worker: str,
+        phone_region: str | None = None,
+        quiet_after_ms: int | None = None,
+    ) -> None:
         self.topics = topics
         self.worker = worker
         self.phone_region = phone_region
-        self._reached: dict[int, int] = {}  # raw partition → newest event time given
+        self.marks = RawMarks(quiet_after_ms)
 
     def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
         try:
@@ -54,16 +62,22 @@ class ValidateStep:
             problem = InvalidEvent(ReasonCode.INVALID_FIELD, [FieldError("", f"internal: {exc!r}")])
             return [self._dead_letter(message, problem)]
         at = _epoch_ms(event["timestamp"])
-        if at > self._reached.get(message.partition, -1):
-            self._reached[message.partition] = at
+        self.marks.event(ctx, at)
         return [Output(self.topics.events, _partition_key(event), encode(event), timestamp_ms=at)]
+
+    def refresh(self, ctx: TaskContext) -> list[Output]:
+        """Before each batch: a quiet mark for this raw partition once the input left it quiet."""
+        return self._mark(ctx, quiet=True) if self.marks.quiet(ctx) else []
 
     def end_batch(self, ctx: TaskContext) -> list[Output]:
         """The mark of this raw partition, after its events of the batch."""
-        at = self._reached.get(ctx.partition)
+        return self._mark(ctx, quiet=False) if self.marks.moved(ctx) else []
+
+    def _mark(self, ctx: TaskContext, quiet: bool) -> list[Output]:
+        at = self.marks.reached.get(ctx.partition, 0 if quiet else None)
         if at is None:
             return []
-        body = orjson.dumps({"partition": ctx.partition, "at_ms": at})
+        body = orjson.dumps({"partition": ctx.partition, "at_ms": at, "quiet": quiet})
         return [Output(self.topics.events, MARK_KEY, body, ((KIND_HEADER, TICK),), timestamp_ms=at)]
 
     def _origin(self, message: Envelope, raw: Any) -> Origin:

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
+from equality import CONFIG_YAML
 from waylineproc import API_KEY, SOURCES, Running
 
 from wayline.schemas.topics import Topics
@@ -108,6 +109,13 @@ def wayline_up_with_triggers(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Run
         ],
     }  # fmt: skip
     yield from _wayline(kafka, tmp_path, extra=extra)
+
+
+@pytest.fixture
+def replay_up_without_profile(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
+    """``wayline up --skip profile`` replaying history with the dry-run oracle's definitions."""
+    extra = yaml.safe_load(CONFIG_YAML)
+    yield from _wayline(kafka, tmp_path, "--skip", "profile", extra=extra)
 
 
 @pytest.fixture
