@@ -62,10 +62,13 @@ def live(
     config: WaylineConfig = CONFIG,
     chunk: int = 50,
     pause_s: float = 0.01,
+    idle_first: bool = False,
 ) -> dict[str, Any]:
     records = [(raw_key(e), orjson.dumps(e)) for e in log]
     distinct = len({e["messageId"] for e in log})
     with replay_pipeline(kafka, config, partitions, tmp) as (topics, workers):
+        if idle_first:  # a pipeline that has been idle (its input told quiet) gets a log
+            time.sleep(2 * config.reorder.idle_ms() / 1000 + 3)
         if slowly:  # requests of 50 events, as a client trickling a log in would send them
             trickle(kafka, topics.raw, records, chunk, pause_s)
         else:
@@ -136,7 +139,7 @@ def test_the_generated_log_exercises_merges_triggers_and_time(clean_run: dict[st
 
 
 @pytest.mark.parametrize("partitions", [1, 3])
-@pytest.mark.parametrize("slowly", [False, True], ids=["at_once", "slowly"])
+@pytest.mark.parametrize("how", ["at_once", "slowly", "into_idle"])
 def test_live_pipeline_equals_the_dry_run(
     kafka: KafkaConfig,
     tmp_path: Path,
@@ -144,9 +147,10 @@ def test_live_pipeline_equals_the_dry_run(
     expected: dict[str, Any],
     clean_run: dict[str, Any],
     partitions: int,
-    slowly: bool,
+    how: str,
 ) -> None:
-    got = live(kafka, perturbed, partitions, slowly, tmp_path)
+    slowly, idle_first = how == "slowly", how == "into_idle"
+    got = live(kafka, perturbed, partitions, slowly, tmp_path, idle_first=idle_first)
     found = differences(expected, got)
     assert found == [], "\n".join(found)
     assert got["late"] == 0
