@@ -1,13 +1,18 @@
-"""Crash points: ``wayline up`` in replay mode with its profile worker as a process of its own
-gives exactly what the dry run gives — undisturbed, and SIGKILLed three times while merges,
-held records and due times are in flight, once each copy a crash repeats (same id, same bytes)
-is counted once."""
+"""Crash points: ``wayline up`` in replay mode, with its profile worker as a process of its own,
+gives exactly what the dry run gives while the log arrives in requests and processes die: the
+profile worker SIGKILLed three times (merges, held records and due times in flight), or every
+process at once twice (validate, identity with its held events, profile). Each copy a crash
+repeats (same id, same bytes) is counted once."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -36,9 +41,33 @@ def once_each(running: Running, topic: str) -> tuple[list[dict[str, Any]], int]:
     return [orjson.loads(v) for v in by_id.values()], len(found) - len(by_id)
 
 
-@pytest.mark.parametrize("kills", [0, 3])
-def test_the_profile_worker_s_crashes_change_nothing_the_dry_run_says(
-    replay_up_without_profile: Running, kills: int
+def kill_everything(running: Running, worker: ProfileWorker) -> None:
+    """The machine goes down: every Wayline process at once; then both start again."""
+    assert running.process is not None
+    os.kill(running.process.pid, signal.SIGKILL)
+    worker.kill()
+    running.process.wait(10)
+    running.start()
+    worker.start()
+
+
+def kill_profile_worker(running: Running, worker: ProfileWorker) -> None:
+    worker.kill()
+    worker.start()
+
+
+CHUNKS = 25  # the log is sent in this many requests, 0.4 s apart, while processes die
+
+
+@pytest.mark.parametrize(
+    ("kill", "after_chunks"),
+    [(kill_profile_worker, (6, 12, 18)), (kill_everything, (8, 16))],
+    ids=["profile_worker_killed_3x", "everything_killed_2x"],
+)
+def test_crashes_change_nothing_the_dry_run_says(
+    replay_up_without_profile: Running,
+    kill: Callable[[Running, ProfileWorker], None],
+    after_chunks: tuple[int, ...],
 ) -> None:
     running = replay_up_without_profile
     log = resent_and_shuffled(shoppers(150, seed=23), random.Random(29))
@@ -47,14 +76,25 @@ def test_the_profile_worker_s_crashes_change_nothing_the_dry_run_says(
     view = ProfileView(running.kafka, running.topics.profiles)
     view.start()
     worker.start()
+    records = [(raw_key(e), orjson.dumps(e)) for e in log]
+    size = len(records) // CHUNKS + 1
+    sent = [0]
+
+    def send() -> None:
+        for start in range(0, len(records), size):
+            produce(running.kafka, running.topics.raw, records[start : start + size])
+            sent[0] += 1
+            time.sleep(0.4)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
     try:
-        produce(running.kafka, running.topics.raw, [(raw_key(e), orjson.dumps(e)) for e in log])
-        for threshold in (150, 400, 700)[:kills]:  # snapshots published before each kill
-            deadline = time.monotonic() + 120
-            while view.records < threshold and time.monotonic() < deadline:
-                time.sleep(0.05)
-            worker.kill()
-            worker.start()
+        for chunks in after_chunks:
+            while sent[0] < chunks and sender.is_alive():
+                time.sleep(0.02)
+            kill(running, worker)
+        sender.join(120)
+        assert sent[0] == CHUNKS
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             got = {pid: comparable(doc) for pid, doc in view.documents().items()}
@@ -77,4 +117,5 @@ def test_the_profile_worker_s_crashes_change_nothing_the_dry_run_says(
     found = differences(expected, live)
     assert found == [], "\n".join(found)
     assert sum(expected["transitions"].values()) > 800
-    print(f"copies after {kills} SIGKILLs: {repeated} transitions, {repeated_triggers} triggers")
+    crashes = len(after_chunks)
+    print(f"{crashes} crashes: {repeated} transitions, {repeated_triggers} triggers repeated")
