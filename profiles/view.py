@@ -22,7 +22,7 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from wayline.profiles.state import DAY_MS, State
+from wayline.profiles.state import DAY_MS, State, epoch_ms
 
 WINDOWS = (7, 30, 90)
 INTEREST = ("Product Viewed", "Product Added", "Checkout Started", "Email Link Clicked")
@@ -83,9 +83,7 @@ def at_moment(doc: dict[str, Any], now_ms: int) -> dict[str, Any]:
 
 
 def _epoch(text: Any) -> int | None:
-    if not isinstance(text, str):
-        return None
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return epoch_ms(text) if isinstance(text, str) else None
 
 
 def _day_number(text: str) -> int:
