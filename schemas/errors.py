@@ -2,6 +2,10 @@
 
 - ``InvalidEvent``: bad input. The message goes to the dead-letter topic with a ``ReasonCode``;
   the worker carries on and the offset still advances.
+- Any other exception of a step (a bug, or input no check foresaw): the runtime's failure
+  policy (``streams.failure``) dead-letters the record with ``processing_error`` and the
+  partition moves on; ``SystemicFailure`` when too many records fail: the worker stops with
+  one line.
 - ``RetryableError``: a sink or broker that may recover. Retried with backoff.
 - ``BackPressure``: a downstream that is full. The caller pauses, nothing is dropped.
 - ``ConfigError``: a broken setting or config file. Start-up stops with a message that names it.
@@ -24,6 +28,8 @@ class ReasonCode(StrEnum):
     INVALID_FIELD = "invalid_field"
     INVALID_TIMESTAMP = "invalid_timestamp"
     BLOCKED_IDENTIFIER = "blocked_identifier"  # every identifier is a junk value
+    NESTED_TOO_DEEP = "nested_too_deep"  # objects/arrays nested beyond the limit
+    PROCESSING_ERROR = "processing_error"  # a step raised: worker, step and exception in detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,11 @@ class RetryableError(WaylineError):
 
 class BackPressure(WaylineError):
     """A downstream is full: pause and try again later; drop nothing."""
+
+
+class SystemicFailure(WaylineError):
+    """So many records failed in a row (or in a recent window) that the cause is not the
+    records: the worker stops with this one-line message instead of dead-lettering the stream."""
 
 
 class ConfigError(WaylineError):

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
+
+if TYPE_CHECKING:
+    from wayline.streams.envelope import Output
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,3 +61,49 @@ class KafkaConfig:
 
     def admin(self) -> AdminClient:
         return AdminClient(self.base())
+
+
+def produce_output(
+    producer: Producer, out: Output, delivered: Callable[[KafkaError | None, Message], None]
+) -> None:
+    """Produce ``out`` (by key with murmur2 unless it names a partition); a full local queue
+    waits for acknowledgements instead of dropping."""
+    partition = -1 if out.partition is None else out.partition  # -1: by key (murmur2)
+    timestamp = 0 if out.timestamp_ms is None else out.timestamp_ms  # 0: now
+    while True:
+        try:
+            producer.produce(
+                out.topic,
+                out.value,
+                out.key,
+                partition=partition,
+                on_delivery=delivered,
+                timestamp=timestamp,
+                headers=list(out.headers),
+            )
+            return
+        except BufferError:  # local queue full: wait for acknowledgements, drop nothing
+            producer.poll(0.1)
+
+
+def consumer_lag(consumer: Consumer) -> int:
+    """Messages behind the partition ends (a lower bound on brokers that under-report them)."""
+    total = 0
+    try:
+        for tp in consumer.position(consumer.assignment()):
+            _low, high = consumer.get_watermark_offsets(tp, timeout=2, cached=False)
+            if tp.offset is not None and tp.offset >= 0:
+                total += max(0, high - tp.offset)
+    except Exception as exc:  # lag is a report, never a reason to stop
+        log.debug("lag unavailable: %s", exc)
+    return total
+
+
+def usable(message: Message) -> bool:
+    """A message to process (not an error or a partition-end event; errors are logged)."""
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() != KafkaError._PARTITION_EOF:
+        log.warning("consumer error: %s", error)
+    return False

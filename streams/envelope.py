@@ -96,6 +96,14 @@ def dead_letter(message: Envelope, topic: str, worker: str, reason: str, detail:
 
 
 @runtime_checkable
+class BatchAbort(Protocol):
+    """A processor that remembers a batch in progress (caches, in-memory order): forget it,
+    the batch is rolled back and will be run again (``streams.failure``)."""
+
+    def abort_batch(self) -> None: ...
+
+
+@runtime_checkable
 class Refresh(Protocol):
     """A processor with state to bring up to date before each batch (e.g. new definitions):
     called once per task per loop; its writes and outputs join the batch."""

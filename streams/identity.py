@@ -145,6 +145,11 @@ class IdentityStep:
             ]
         return outputs
 
+    def abort_batch(self) -> None:
+        self._released_to = self._ticked_to
+        if self.order is not None:
+            self.order.forget()
+
     def _release(self, ctx: TaskContext) -> list[Output]:
         assert self.order is not None
         outputs: list[Output] = []

@@ -132,6 +132,10 @@ class OrderBuffer:
                 lowest = reached if lowest is None else min(lowest, reached)
         return None if lowest is None else lowest - self.window_ms
 
+    def forget(self) -> None:
+        """The batch was rolled back: rebuild from the store at the next call."""
+        self._task = None
+
     def _sync(self, ctx: TaskContext) -> None:
         """Rebuild the in-memory order from the store when the task is new (restore, rebalance)."""
         if self._task is ctx.task:

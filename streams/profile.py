@@ -275,6 +275,9 @@ class ProfileStep:
             outputs.append(Output(self.topics.profiles, pid.encode(), orjson.dumps(doc)))
         return outputs
 
+    def abort_batch(self) -> None:
+        self._batch.clear()
+
     def counters(self) -> dict[str, int]:
         return {
             "events_applied": self.events_applied,

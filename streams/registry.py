@@ -100,6 +100,7 @@ def default_registry() -> dict[str, WorkerSpec]:
             description="events.resolved → profiles; segments and triggers (timers for absence)",
             inputs=lambda t: [t.resolved],
             build=lambda c: ProfileStep(c.topics, c.segments, c.triggers, c.definitions),
+            dead_letter=lambda t: t.dlq,
             stores=("profiles", "forwards", "parked", "timers"),
         ),
     ]

@@ -68,6 +68,15 @@ class Commit:
     tombstones: list[Output]
 
 
+@dataclass(frozen=True)
+class TaskCheckpoint:
+    """A task's progress before a batch: what a rolled-back batch returns to."""
+
+    seq: int
+    offsets: dict[str, int]
+    stream_time_ms: int
+
+
 @dataclass
 class Task:
     """Stores, timers and progress of partition ``partition`` of one worker."""
@@ -105,6 +114,19 @@ class Task:
         if self.clock == "replay":
             return self.stream_time_ms
         return max(self.stream_time_ms, wall_ms - self.grace_ms)
+
+    def checkpoint(self) -> TaskCheckpoint:
+        return TaskCheckpoint(self.seq, dict(self.offsets), self.stream_time_ms)
+
+    def roll_back(self, to: TaskCheckpoint) -> None:
+        """Undo a batch that was not committed: its writes, its timers, its progress."""
+        for view in self.views.values():
+            view.dirty.clear()
+            view.before.clear()
+        if self.timers is not None:
+            view = self.views[TIMERS_STORE]
+            self.timers = TimerService(view, list(view.store.items(b"d")))
+        self.seq, self.offsets, self.stream_time_ms = to.seq, dict(to.offsets), to.stream_time_ms
 
     @property
     def dirty(self) -> bool:

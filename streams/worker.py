@@ -25,9 +25,10 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from wayline.schemas.errors import RetryableError
-from wayline.streams.clients import KafkaConfig
+from wayline.schemas.errors import RetryableError, SystemicFailure
+from wayline.streams.clients import KafkaConfig, consumer_lag, produce_output, usable
 from wayline.streams.envelope import (
+    BatchAbort,
     BatchEnd,
     Envelope,
     Output,
@@ -35,9 +36,10 @@ from wayline.streams.envelope import (
     Refresh,
     TimerHandler,
 )
+from wayline.streams.failure import FailureLimits, FailurePolicy
 from wayline.streams.offsets import committable_offsets
 from wayline.streams.restore import TaskLayout, restore_task
-from wayline.streams.task import ClockMode, Commit, Task, TaskContext
+from wayline.streams.task import ClockMode, Commit, Task, TaskCheckpoint, TaskContext
 from wayline.streams.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class WorkerOptions:
     state_dir: Path = Path("wayline-data") / "state"
     clock: ClockMode = "live"
     grace_ms: int = 0
+    failure_limits: FailureLimits = field(default_factory=FailureLimits)
 
 
 class Worker:
@@ -100,6 +103,7 @@ class Worker:
         self._timer_handler = processor if isinstance(processor, TimerHandler) else None
         self._batch_end = processor if isinstance(processor, BatchEnd) else None
         self._refresh = processor if isinstance(processor, Refresh) else None
+        self._on_abort = processor if isinstance(processor, BatchAbort) else None
         self.kafka = kafka
         self.dead_letter_topic = dead_letter_topic
         self.options = options or WorkerOptions()
@@ -111,6 +115,9 @@ class Worker:
             self.options.grace_ms,
         )
         self.wall_clock = wall_clock
+        self.failures = FailurePolicy(
+            name, type(processor).__name__, dead_letter_topic, self.options.failure_limits
+        )
         self.tasks: dict[int, Task] = {}
         self._stop = threading.Event()
         self._stats = WorkerStats()
@@ -145,7 +152,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 messages = consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
-                batch = [Envelope.from_message(m) for m in messages if _usable(m)]
+                batch = [Envelope.from_message(m) for m in messages if usable(m)]
                 self._run_batch(batch, consumer)
                 watchdog.progress(len(batch))
                 if time.monotonic() >= next_report:
@@ -159,6 +166,44 @@ class Worker:
             log.info("worker %s stopped", self.name)
 
     def _run_batch(self, batch: list[Envelope], consumer: Consumer) -> None:
+        try:
+            self._run([batch])
+        except (RetryableError, SystemicFailure):
+            raise
+        except Exception:  # a step failed (rolled back): find the record, dead-letter it
+            self._run([[m] for m in batch], isolate=True)
+        if batch:
+            offsets = committable_offsets(batch)
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                asynchronous=False,
+            )
+            with self._lock:
+                self._stats.commits += 1
+                self._stats.last_commit_at = time.time()
+
+    def _run(self, batches: list[list[Envelope]], isolate: bool = False) -> None:
+        """Each batch computed then committed; with ``isolate``, a batch (of one record) whose
+        step raises is rolled back and its record dead-lettered."""
+        for batch in batches:
+            saved = {p: t.checkpoint() for p, t in self.tasks.items()}
+            try:
+                outputs, touched, processed = self._compute(batch)
+            except Exception as exc:
+                self._abort(saved)
+                if not isolate or isinstance(exc, RetryableError | SystemicFailure):
+                    raise
+                outputs, touched, processed = self._poisoned(batch[0], exc), set(), 1
+                if batch[0].partition in self.tasks:
+                    touched.add(batch[0].partition)
+            else:
+                self.failures.succeeded(processed)
+            if outputs or touched:
+                self._commit([self.tasks[p] for p in sorted(touched)], outputs)
+                self._count(processed, outputs)
+
+    def _compute(self, batch: list[Envelope]) -> tuple[list[Output], set[int], int]:
+        """Refresh, timers, steps and batch ends: the outputs and the tasks they touched."""
         outputs: list[Output] = []
         touched: set[int] = set()
         wall_ms = int(self.wall_clock() * 1000)
@@ -189,18 +234,22 @@ class Worker:
         if self._batch_end is not None:
             for number in sorted(touched):
                 outputs += self._batch_end.end_batch(TaskContext(self.tasks[number], wall_ms))
-        if outputs or touched:
-            self._commit([self.tasks[p] for p in sorted(touched)], outputs)
-            self._count(processed, outputs)
-        if batch:
-            offsets = committable_offsets(batch)
-            consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                asynchronous=False,
-            )
-            with self._lock:
-                self._stats.commits += 1
-                self._stats.last_commit_at = time.time()
+        return outputs, touched, processed
+
+    def _abort(self, saved: dict[int, TaskCheckpoint]) -> None:
+        """Forget the uncommitted batch: stores, timers and progress back to ``saved``, and the
+        step chain's memory of the batch."""
+        for number, task in self.tasks.items():
+            if number in saved:
+                task.roll_back(saved[number])
+        if self._on_abort is not None:
+            self._on_abort.abort_batch()
+
+    def _poisoned(self, message: Envelope, exc: Exception) -> list[Output]:
+        task = self.tasks.get(message.partition)
+        if task is not None:
+            task.offsets[message.topic] = message.offset + 1
+        return self.failures.record_failed(message, exc)
 
     def _fire_timers(self, task: Task, wall_ms: int) -> list[Output]:
         if task.timers is None or self._timer_handler is None:
@@ -208,7 +257,12 @@ class Worker:
         outputs: list[Output] = []
         now = task.partition_time_ms(wall_ms)
         while (timer := task.timers.pop_due(now)) is not None:
-            outputs += self._timer_handler.on_timer(timer, TaskContext(task, wall_ms))
+            try:
+                outputs += self._timer_handler.on_timer(timer, TaskContext(task, wall_ms))
+            except (RetryableError, SystemicFailure):
+                raise
+            except Exception as exc:  # a timer that cannot fire is dead-lettered and dropped
+                outputs += self.failures.timer_failed(timer, task.partition, exc)
             with self._lock:
                 self._stats.timers_fired += 1
         return outputs
@@ -237,7 +291,7 @@ class Worker:
             ends[where] = max(ends.get(where, 0), (msg.offset() or 0) + 1)
 
         for out in outputs:
-            _produce(producer, out, delivered)
+            produce_output(producer, out, delivered)
         remaining = producer.flush(30)
         if remaining or failures:
             raise RetryableError(
@@ -297,7 +351,7 @@ class Worker:
                 task.close()
 
     def _report(self, consumer: Consumer, watchdog: Watchdog) -> None:
-        lag = _lag(consumer)
+        lag = consumer_lag(consumer)
         with self._lock:
             self._stats.lag = lag
             self._stats.store_keys = sum(
@@ -316,46 +370,3 @@ def _ends_of(task: Task, commit: Commit, ends: dict[tuple[str, int], int]) -> di
         for topic in task.changelogs.values()
         if (topic, task.partition) in ends
     }
-
-
-def _produce(
-    producer: Producer, out: Output, delivered: Callable[[KafkaError | None, Message], None]
-) -> None:
-    partition = -1 if out.partition is None else out.partition  # -1: by key (murmur2)
-    timestamp = 0 if out.timestamp_ms is None else out.timestamp_ms  # 0: now
-    while True:
-        try:
-            producer.produce(
-                out.topic,
-                out.value,
-                out.key,
-                partition=partition,
-                on_delivery=delivered,
-                timestamp=timestamp,
-                headers=list(out.headers),
-            )
-            return
-        except BufferError:  # local queue full: wait for acknowledgements, drop nothing
-            producer.poll(0.1)
-
-
-def _lag(consumer: Consumer) -> int:
-    """Messages behind the partition ends (a lower bound on brokers that under-report them)."""
-    total = 0
-    try:
-        for tp in consumer.position(consumer.assignment()):
-            _low, high = consumer.get_watermark_offsets(tp, timeout=2, cached=False)
-            if tp.offset is not None and tp.offset >= 0:
-                total += max(0, high - tp.offset)
-    except Exception as exc:  # lag is a report, never a reason to stop
-        log.debug("lag unavailable: %s", exc)
-    return total
-
-
-def _usable(message: Message) -> bool:
-    error = message.error()
-    if error is None:
-        return True
-    if error.code() != KafkaError._PARTITION_EOF:
-        log.warning("consumer error: %s", error)
-    return False

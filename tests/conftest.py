@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
+from apachekafka import ApacheKafka
 from equality import CONFIG_YAML
 from waylineproc import API_KEY, SOURCES, Running
 
@@ -21,11 +22,20 @@ from wayline.streams.registry import default_registry, store_topics
 
 
 @pytest.fixture(scope="session")
-def kafka() -> Iterator[KafkaConfig]:
-    """The cluster of this test session: ``WAYLINE_KAFKA_BOOTSTRAP``, or an embedded broker."""
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaConfig]:
+    """The cluster of this test session: ``WAYLINE_KAFKA_BOOTSTRAP``; else Apache Kafka started
+    from Maven Central artifacts when ``WAYLINE_TEST_BROKER=apache``; else the embedded broker."""
     external = os.environ.get("WAYLINE_KAFKA_BOOTSTRAP")
     if external:
         yield KafkaConfig(external)
+        return
+    if os.environ.get("WAYLINE_TEST_BROKER", "embedded") == "apache":
+        cluster = ApacheKafka(tmp_path_factory.mktemp("apache-kafka"))
+        cluster.start()
+        try:
+            yield KafkaConfig(cluster.bootstrap)
+        finally:
+            cluster.stop()
         return
     broker = EmbeddedBroker(port=free_port())
     broker.start()
