@@ -6,13 +6,18 @@ Clients act on the status code (analytics-python, rudder-sdk-python, analytics.j
 - 400 for a body that is not JSON, or with events that are invalid — each named by index,
   messageId and field; the valid events of the same batch are accepted and listed;
 - 401 for a missing, unknown or revoked write key; nothing is produced;
+- 400 ``too_many_events`` for a batch of more than 2,500 events (Segment's documented limit);
 - 413 for a body over 500 KB after decompression (gzip bombs stop at the cap);
 - 429 with Retry-After when the source is over its ``rate_limit_per_s``;
 - 503 with Retry-After when the broker does not acknowledge — never a 2xx for an event that
   could still be lost.
 
 Invalid events are also written to the dead-letter topic with their reason, so nothing a client
-sent is lost. The handler is framework-free (``Collector.handle``); ``wayline.api`` mounts it.
+sent is lost. An event nested deeper than 32 levels is invalid (``nested_too_deep``); one the
+collector fails on for a reason nobody foresaw is rejected alone (``processing_error``), never
+its batch. So a request holds at most its 500 KB body, its parsed form and at most 2,500 encoded
+events (each at most 32 KB, in all about the body's size). The handler is framework-free
+(``Collector.handle``); ``wayline.api`` mounts it.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ import orjson
 
 from wayline.config import Source, WaylineConfig
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
-from wayline.schemas.event import MAX_EVENT_BYTES
-from wayline.schemas.normalize import Origin, message_id_of, normalize_event
+from wayline.schemas.event import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_NESTING
+from wayline.schemas.normalize import Origin, check_nesting, message_id_of, normalize_event
 from wayline.schemas.timestamps import format_timestamp
 from wayline.schemas.topics import Topics
 from wayline.streams.aioproducer import Unavailable
@@ -238,8 +243,13 @@ class Collector:
         headers: Headers = [("wayline.source", source.name.encode())]
         headers.append(("wayline.channel", source.channel.encode()))
         for index, event in enumerate(events):
-            encoded, problem = _stamp(event, payload, source, stamp, origin)
+            try:
+                encoded, problem = _stamp(event, payload, source, stamp, origin)
+            except Exception as exc:
+                encoded, problem = _as_dead_letter(event), _unforeseen(exc)
             message_id = event.get("messageId") if isinstance(event, dict) else None
+            if not isinstance(message_id, str | int):
+                message_id = None  # echo ids back, never a structure a client sent
             key = _key(event)
             if problem is None:
                 accepted.append({"index": index, "messageId": message_id})
@@ -264,6 +274,9 @@ def _events_of(kind: str, payload: dict[str, Any]) -> list[Any]:
         batch = payload.get("batch")
         if not isinstance(batch, list):
             raise Rejected(400, "invalid_batch", "batch: must be a list of events")
+        if len(batch) > MAX_BATCH_EVENTS:
+            limit = f"batch: {len(batch)} events, the limit is {MAX_BATCH_EVENTS} per request"
+            raise Rejected(400, "too_many_events", limit)
         return batch
     if kind not in EVENT_TYPES:
         raise Rejected(404, "unknown_endpoint", f"no endpoint for {kind!r}")
@@ -277,8 +290,12 @@ def _stamp(
 ) -> tuple[bytes, InvalidEvent | None]:
     """The event as Wayline stores it (receivedAt, messageId, source channel), and its problem."""
     if not isinstance(event, dict):
-        encoded = orjson.dumps(event)
+        encoded = _as_dead_letter(event)
         return encoded, InvalidEvent(ReasonCode.NOT_AN_OBJECT, [FieldError("", "not an object")])
+    try:
+        check_nesting(event)
+    except InvalidEvent as exc:
+        return _as_dead_letter(event), exc
     event.pop("writeKey", None)
     event["receivedAt"] = stamp
     if event.get("messageId") is None:
@@ -301,6 +318,30 @@ def _stamp(
     except InvalidEvent as exc:
         return encoded, exc
     return encoded, None
+
+
+def _as_dead_letter(value: Any) -> bytes:
+    """``value`` as JSON for the dead-letter topic; beyond what any encoder takes (about 250
+    levels of nesting), the levels below ``MAX_NESTING`` become a marker string."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return orjson.dumps(_cut(value, MAX_NESTING))
+
+
+def _cut(value: Any, levels: int) -> Any:
+    if not isinstance(value, dict | list):
+        return value
+    if levels <= 0:
+        return "(nested too deep: cut)"
+    if isinstance(value, dict):
+        return {k: _cut(v, levels - 1) for k, v in value.items()}
+    return [_cut(v, levels - 1) for v in value]
+
+
+def _unforeseen(exc: Exception) -> InvalidEvent:
+    detail = f"internal: {type(exc).__name__}: {exc}"[:500]
+    return InvalidEvent(ReasonCode.PROCESSING_ERROR, [FieldError("", detail)])
 
 
 def _key(event: Any) -> bytes | None:

@@ -20,6 +20,13 @@ EVENT_TYPES: tuple[EventType, ...] = ("track", "identify", "page", "screen", "gr
 MAX_EVENT_BYTES = 32 * 1024
 """A single event larger than this is rejected (``event_too_large``)."""
 
+MAX_NESTING = 32
+"""Objects and arrays nested deeper than this inside an event are rejected (``nested_too_deep``):
+real traits and properties are a few levels deep; hundreds are an attack on every encoder."""
+
+MAX_BATCH_EVENTS = 2_500
+"""Events per ``/v1/batch`` request, as Segment documents; more get 400 ``too_many_events``."""
+
 
 class ExternalId(BaseModel):
     """An identifier from another system, e.g. ``{"type": "loyalty_id", "id": "L-1001"}``."""

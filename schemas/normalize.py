@@ -14,7 +14,7 @@ from typing import Any
 import phonenumbers
 
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
-from wayline.schemas.event import CHANNELS, EVENT_TYPES, Channel
+from wayline.schemas.event import CHANNELS, EVENT_TYPES, MAX_NESTING, Channel
 from wayline.schemas.timestamps import event_time, format_timestamp, parse_timestamp
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -50,6 +50,7 @@ def normalize_event(raw: Any, origin: Origin) -> dict[str, Any]:
     """Validate ``raw`` (a decoded JSON value) and return the canonical event dict."""
     if not isinstance(raw, dict):
         raise InvalidEvent(ReasonCode.NOT_AN_OBJECT, [FieldError("", "an event is a JSON object")])
+    check_nesting(raw)
     problems = _Problems()
     out: dict[str, Any] = dict(raw)
     _check_type(raw, problems)
@@ -69,6 +70,28 @@ def normalize_event(raw: Any, origin: Origin) -> dict[str, Any]:
     problems.raise_if_any()
     out["warnings"] = warnings
     return out
+
+
+def check_nesting(value: Any, limit: int = MAX_NESTING) -> None:
+    """``InvalidEvent`` (``nested_too_deep``, naming the path) when objects or arrays in
+    ``value`` nest deeper than ``limit``. The walk stops at ``limit``: any depth is safe."""
+    path = _too_deep(value, limit)
+    if path is not None:
+        where = f"objects and arrays nest deeper than {limit} levels"
+        raise InvalidEvent(ReasonCode.NESTED_TOO_DEEP, [FieldError(path.lstrip("."), where)])
+
+
+def _too_deep(item: dict[str, Any] | list[Any], levels: int) -> str | None:
+    """The path to a container ``levels`` below ``item``, or None."""
+    if levels <= 0:
+        return ""
+    pairs = item.items() if isinstance(item, dict) else enumerate(item)
+    for key, child in pairs:
+        if isinstance(child, dict | list):
+            below = _too_deep(child, levels - 1)
+            if below is not None:
+                return (f"[{key}]" if isinstance(key, int) else f".{key}") + below
+    return None
 
 
 def _check_type(raw: dict[str, Any], problems: _Problems) -> None:

@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from wayline import __version__
 from wayline.config import WaylineConfig
@@ -63,6 +64,15 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
         allow_headers=["*"],
         max_age=86400,
     )
+
+    @app.exception_handler(Exception)
+    async def unforeseen(_request: Request, exc: Exception) -> JSONResponse:
+        """A bug must not answer 500 (clients give up on it, or retry and then drop): 503 with
+        Retry-After, which every Segment-compatible client retries; logged with its traceback."""
+        log.error("unexpected error in the HTTP API: %r", exc, exc_info=exc)
+        body = {"code": "internal_error", "message": f"{type(exc).__name__}; try again"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
     mount_collector(app, collector)
     mount_profiles(app, config, profiles)
     mount_segments(app, config, profiles, lambda: definitions.rules)
