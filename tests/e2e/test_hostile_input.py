@@ -130,7 +130,7 @@ def test_raw_messages_nested_deep_are_dead_lettered_by_the_validate_worker(
     produce(running.kafka, running.topics.raw, [(b"r", arrays), (b"d", objects)])
     produce(running.kafka, running.topics.raw, [(b"n", orjson.dumps(good(7)))])
     letters = read_topic(running.kafka, running.topics.dlq, expect=2)
-    assert sorted(m.value for m in letters) == sorted([arrays, objects]), "original bytes kept"
+    assert sorted(m.value or b"" for m in letters) == sorted([arrays, objects]), "bytes kept"
     assert {m.header("wayline.dlq.reason") for m in letters} == {b"nested_too_deep"}
     wait_for(lambda: _has_profile(running, "u-7"), 30, "the next event's profile")
 
