@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -34,6 +34,18 @@ class Record(Protocol):
 
     @property
     def headers(self) -> list[tuple[str, bytes]]: ...
+
+
+# Delivery errors after which this producer's idempotence state is useless: a broker that lost
+# it (restarted empty), or one that fences producers after a pause (the embedded broker does).
+# A new producer (new producer id) is the way out; retrying with this one never succeeds.
+STALE_PRODUCER = {
+    KafkaError.PRODUCER_FENCED,
+    KafkaError.UNKNOWN_PRODUCER_ID,
+    KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.INVALID_PRODUCER_ID_MAPPING,
+}
 
 
 class Unavailable(Exception):
@@ -68,7 +80,7 @@ class AsyncProducer:
     def _on_error(self, err: KafkaError) -> None:
         # A fatal error (the idempotent producer's state was lost, e.g. a broker that came back
         # empty answers UNKNOWN_PRODUCER_ID) makes this producer unusable for good.
-        if err.fatal() and not self._fatal.is_set():
+        if (err.fatal() or err.code() in STALE_PRODUCER) and not self._fatal.is_set():
             log.error("producer hit a fatal error, it will be replaced: %s", err)
             self._fatal.set()
 
@@ -106,7 +118,7 @@ class AsyncProducer:
         for record in records:
             future: asyncio.Future[None] = loop.create_future()
             futures.append(future)
-            self._produce(producer, record, _resolver(loop, future))
+            self._produce(producer, record, _resolver(loop, future, self._on_error))
         try:
             await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
         except (KafkaException, TimeoutError) as exc:
@@ -138,8 +150,14 @@ class AsyncProducer:
             self._producer.close()
 
 
-def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Any:
+def _resolver(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[None],
+    on_error: Callable[[KafkaError], None],
+) -> Any:
     def delivered(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            on_error(err)
         loop.call_soon_threadsafe(_settle, future, err)
 
     return delivered

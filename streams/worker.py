@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+import tenacity
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from wayline.schemas.errors import RetryableError, SystemicFailure
 from wayline.streams.clients import KafkaConfig, consumer_lag, produce_output, usable
@@ -60,6 +61,9 @@ class WorkerStats:
     restore_seconds: float = 0.0
     lag: int = 0
     stalls: int = 0
+    retries: int = 0  # batches retried after a broker fault
+    retrying: str = ""  # the broker fault being waited out now
+    stalled: bool = False
     batches: int = 0
     commits: int = 0
     last_commit_at: float | None = None
@@ -153,7 +157,13 @@ class Worker:
             while not self._stop.is_set():
                 messages = consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
                 batch = [Envelope.from_message(m) for m in messages if usable(m)]
-                self._run_batch(batch, consumer)
+                try:
+                    self._retrying(self._run_batch, batch, consumer)
+                except RetryableError:
+                    if not self._stop.is_set():
+                        raise
+                    log.info("worker %s stopping with a batch unacknowledged", self.name)
+                    break  # nothing of it was committed: the next run replays it
                 watchdog.progress(len(batch))
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + self.options.stats_interval_s
@@ -165,6 +175,44 @@ class Worker:
             self._producer.close()  # leave the broker now, not whenever the object is collected
             log.info("worker %s stopped", self.name)
 
+    def _retrying(self, run: Callable[..., None], *args: object) -> None:
+        """``run(*args)`` until it does not raise ``RetryableError`` (a broker away, a timeout,
+        a producer that lost its state) with exponential backoff up to 10 s; a new producer
+        for every retry; ``stop()`` ends the waiting."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(RetryableError),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+            stop=lambda _state: self._stop.is_set(),
+            sleep=self._pause,
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        retrying(run, *args)
+        if self._stats.retrying:
+            log.info("worker %s: the broker answers again", self.name)
+            with self._lock:
+                self._stats.retrying = ""
+
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # stop() cuts a backoff short
+
+    def _before_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "worker %s: %s; retry %d in %.1f s",
+            self.name,
+            error,
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
+        with self._lock:
+            self._stats.retries += 1
+            self._stats.retrying = str(error)[:300]
+        if self._producer is not None:  # a fresh producer: the old one may have lost its state
+            self._producer.purge()
+            self._producer.flush(0)
+        self._producer = self.kafka.producer()
+
     def _run_batch(self, batch: list[Envelope], consumer: Consumer) -> None:
         try:
             self._run([batch])
@@ -174,10 +222,18 @@ class Worker:
             self._run([[m] for m in batch], isolate=True)
         if batch:
             offsets = committable_offsets(batch)
-            consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                asynchronous=False,
-            )
+            try:
+                consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    asynchronous=False,
+                )
+            except KafkaException as exc:  # e.g. membership lost in a broker pause: harmless,
+                log.warning(  # the commit markers hold the progress (restore skips applied)
+                    "worker %s: consumer offsets not committed (%s); commit markers have them",
+                    self.name,
+                    exc,
+                )
+                return
             with self._lock:
                 self._stats.commits += 1
                 self._stats.last_commit_at = time.time()
@@ -199,7 +255,11 @@ class Worker:
             else:
                 self.failures.succeeded(processed)
             if outputs or touched:
-                self._commit([self.tasks[p] for p in sorted(touched)], outputs)
+                try:
+                    self._commit([self.tasks[p] for p in sorted(touched)], outputs)
+                except RetryableError:
+                    self._abort(saved)  # not acknowledged: the retry computes it again
+                    raise
                 self._count(processed, outputs)
 
     def _compute(self, batch: list[Envelope]) -> tuple[list[Output], set[int], int]:
@@ -357,9 +417,10 @@ class Worker:
             self._stats.store_keys = sum(
                 v.store.count() for t in self.tasks.values() for v in t.views.values()
             )
-        if watchdog.check(lag):
-            with self._lock:
-                self._stats.stalls += 1
+        stalled = watchdog.check(lag)
+        with self._lock:
+            self._stats.stalls += int(stalled)
+            self._stats.stalled = watchdog.stalled
         log.info("worker %s %s", self.name, self.stats())
 
 

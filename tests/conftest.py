@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -21,28 +23,53 @@ from wayline.streams.clients import KafkaConfig
 from wayline.streams.registry import default_registry, store_topics
 
 
+@dataclass
+class Broker:
+    """The cluster of this test session, and the broker processes a test may pause."""
+
+    kafka: KafkaConfig
+    pids: list[int]
+    kind: str  # "embedded", "apache" or "external"
+
+    def pause(self) -> None:
+        for pid in self.pids:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self.pids:
+            os.kill(pid, signal.SIGCONT)
+
+
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaConfig]:
-    """The cluster of this test session: ``WAYLINE_KAFKA_BOOTSTRAP``; else Apache Kafka started
-    from Maven Central artifacts when ``WAYLINE_TEST_BROKER=apache``; else the embedded broker."""
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """``WAYLINE_KAFKA_BOOTSTRAP``; else Apache Kafka started from Maven Central artifacts when
+    ``WAYLINE_TEST_BROKER=apache``; else the embedded broker."""
     external = os.environ.get("WAYLINE_KAFKA_BOOTSTRAP")
     if external:
-        yield KafkaConfig(external)
+        yield Broker(KafkaConfig(external), [], "external")
         return
     if os.environ.get("WAYLINE_TEST_BROKER", "embedded") == "apache":
         cluster = ApacheKafka(tmp_path_factory.mktemp("apache-kafka"))
         cluster.start()
         try:
-            yield KafkaConfig(cluster.bootstrap)
+            pids = [n.process.pid for n in cluster.nodes if n.process]
+            yield Broker(KafkaConfig(cluster.bootstrap), pids, "apache")
         finally:
             cluster.stop()
         return
-    broker = EmbeddedBroker(port=free_port())
-    broker.start()
+    embedded = EmbeddedBroker(port=free_port())
+    embedded.start()
     try:
-        yield KafkaConfig(broker.bootstrap)
+        assert embedded.pid is not None
+        yield Broker(KafkaConfig(embedded.bootstrap), [embedded.pid], "embedded")
     finally:
-        broker.stop()
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(broker: Broker) -> KafkaConfig:
+    """The cluster of this test session (see ``broker``)."""
+    return broker.kafka
 
 
 @pytest.fixture

@@ -82,8 +82,7 @@ class Running:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                health = httpx.get(f"{self.url}/health", timeout=2).json()
-                if all(w["assigned"] for w in health["workers"].values()):
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

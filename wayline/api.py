@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse
 from wayline import __version__
 from wayline.config import WaylineConfig
 from wayline.connectors.collector import Collector
-from wayline.profileapi import mount_profiles, mount_segments
+from wayline.health import BrokerProbe, StatsSource, verdict
+from wayline.profileapi import Answer, Credentials, mount_profiles, mount_segments
 from wayline.routes import mount_collector
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import Topics
@@ -30,8 +31,6 @@ from wayline.streams.profileview import ProfileView
 
 log = logging.getLogger(__name__)
 
-StatsSource = Callable[[], dict[str, dict[str, Any]]]
-
 
 def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) -> FastAPI:
     """The FastAPI application; OpenAPI documentation is served at ``/docs``."""
@@ -42,14 +41,19 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     profiles = ProfileView(kafka, topics.profiles)
     definitions = DefinitionsView(kafka, topics.definitions, config)
 
+    probe = BrokerProbe(kafka)
+    answer = Answer(config)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         profiles.start()
         definitions.start()
+        probe.start()
         yield
         await producer.stop()  # flush what was accepted before the server stops
         profiles.stop()
         definitions.stop()
+        probe.stop()
 
     app = FastAPI(
         title="Wayline",
@@ -77,15 +81,31 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     mount_profiles(app, config, profiles)
     mount_segments(app, config, profiles, lambda: definitions.rules)
 
-    @app.get("/health", summary="Liveness and the state of the workers")
+    @app.get("/health", summary="Liveness: the process serves requests")
     def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: broker reachable, workers assigned, none stalled")
+    def ready() -> JSONResponse:
+        if verdict(probe, stats()).ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not_ready"}, status_code=503)
+
+    @app.get("/v1/status", summary="Readiness with its reasons, and every worker's counters")
+    def status(credentials: Credentials) -> Any:
+        if not answer.authorized(credentials):
+            return answer(credentials, None, "status")
+        workers = stats()
+        found = verdict(probe, workers)
         return {
-            "status": "ok",
+            "ready": found.ready,
+            "reasons": found.reasons,
             "kafka": settings.bootstrap,
             "topic_prefix": settings.topic_prefix,
             "sources": [s.name for s in config.sources],
-            "workers": stats(),
+            "workers": workers,
             "profiles_in_view": len(profiles),
+            "producer_replaced": producer.replaced,
         }
 
     return app

@@ -161,7 +161,13 @@ class Platform:
         return False
 
     def worker_stats(self) -> dict[str, dict[str, object]]:
-        return {r.worker.name: vars(r.worker.stats()) for r in self.running}
+        out = {}
+        for r in self.running:
+            stats: dict[str, object] = vars(r.worker.stats())
+            if r.error is not None or not r.thread.is_alive():
+                stats["failed"] = repr(r.error) if r.error is not None else "thread ended"
+            out[r.worker.name] = stats
+        return out
 
     def stop(self) -> None:
         """Stop in reverse start order; safe to call more than once."""

@@ -1,0 +1,102 @@
+"""A broker that stops answering under load (SIGSTOP, then SIGCONT): while it is away the
+collector answers 503 with Retry-After and the readiness endpoint says why; within seconds of
+its return the collector answers 200 again, the workers carry on without a restart, and once
+clients have retried every event is in the pipeline exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from conftest import Broker
+from kafkatest import read_events, wait_for
+from waylineproc import Running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+WEB = ("wk_web_e2e_1", "")
+
+
+@dataclass
+class Sender:
+    """A client that sends batches of 20 events and retries each until it gets a 2xx or 4xx,
+    as the Segment libraries do."""
+
+    url: str
+    sent: list[str] = field(default_factory=list)
+    replies: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, status)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, auth=WEB, timeout=15) as client:
+            batch_no = 0
+            while not self.stop.is_set():
+                ids = [f"b{batch_no}-{i}" for i in range(20)]
+                batch = [
+                    {"type": "track", "event": "Product Viewed", "userId": f"u{i % 7}",
+                     "messageId": m}
+                    for i, m in enumerate(ids)
+                ]  # fmt: skip
+                while True:
+                    try:
+                        status = client.post("/v1/batch", json={"batch": batch}).status_code
+                    except httpx.HTTPError:
+                        status = 0  # no answer in time: retry, as clients do
+                    self.replies.append((time.monotonic(), status))
+                    assert status < 500 or status in (0, 503), status
+                    if 200 <= status < 300:
+                        self.sent += ids
+                        break
+                    time.sleep(0.5)
+                batch_no += 1
+                time.sleep(0.1)
+
+
+def readiness(running: Running) -> tuple[int, dict[str, object]]:
+    reply = httpx.get(f"{running.url}/ready", timeout=5)
+    return reply.status_code, reply.json()
+
+
+@pytest.mark.parametrize("pause_s", [15])
+def test_a_broker_pause_under_load_loses_nothing(
+    wayline_up: Running, broker: Broker, pause_s: int
+) -> None:
+    running = wayline_up
+    if not broker.pids:
+        pytest.fail("the broker faults need a broker this test session started")
+    sender = Sender(running.url)
+    thread = threading.Thread(target=sender.run, daemon=True)
+    thread.start()
+    time.sleep(3)
+    broker.pause()
+    paused_at = time.monotonic()
+    try:
+        time.sleep(min(pause_s, 12))
+        status, body = readiness(running)
+        assert status == 503, body  # the outage is visible while it lasts
+        time.sleep(max(0, pause_s - 12))
+    finally:
+        broker.resume()
+    back_at = time.monotonic()
+    assert back_at - paused_at >= pause_s
+    wait_for(lambda: any(t > back_at and s == 200 for t, s in sender.replies), 30, "a 200")
+    first_ok = min(t for t, s in sender.replies if t > back_at and s == 200)
+    time.sleep(5)
+    sender.stop.set()
+    thread.join(60)
+    assert running.process is not None
+    assert running.process.poll() is None, "wayline up is still running"
+    during = {s for t, s in sender.replies if paused_at + 11 < t < back_at}
+    assert during <= {0, 503}
+    events = read_events(running.kafka, running.topics, expect=len(sender.sent), timeout_s=90)
+    ids = [e["messageId"] for e in events]
+    assert sorted(ids) == sorted(sender.sent), "every acknowledged event once, none lost"
+    wait_for(lambda: readiness(running)[0] == 200, 60, "ready again")
+    print(
+        f"paused {pause_s} s: first 200 {first_ok - back_at:.1f} s after the return; "
+        f"{len(sender.sent)} events, {sum(1 for _, s in sender.replies if s != 200)} retries"
+    )
+    assert first_ok - back_at < 10
