@@ -60,7 +60,7 @@ def readiness(running: Running) -> tuple[int, dict[str, object]]:
     return reply.status_code, reply.json()
 
 
-@pytest.mark.parametrize("pause_s", [15])
+@pytest.mark.parametrize("pause_s", [15, 60])
 def test_a_broker_pause_under_load_loses_nothing(
     wayline_up: Running, broker: Broker, pause_s: int
 ) -> None:
