@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import ConfigResource, NewTopic
 
-from wayline.schemas.errors import RetryableError
+from wayline.schemas.errors import ConfigError, RetryableError
 from wayline.schemas.topics import TopicSpec
 from wayline.streams.clients import KafkaConfig
 
@@ -26,8 +26,10 @@ class TopicState:
 
 
 def wait_until_ready(kafka: KafkaConfig, timeout_s: float = 30.0) -> int:
-    """Block until the cluster answers a metadata request; returns the number of brokers."""
-    admin = kafka.admin()
+    """Block until the cluster answers a metadata request; returns the number of brokers.
+    ``ConfigError`` naming ``WAYLINE_KAFKA_BOOTSTRAP`` when it does not within ``timeout_s``
+    (librdkafka's own connection errors are kept out of the log meanwhile)."""
+    admin = kafka.admin(log_level=0)
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -38,8 +40,10 @@ def wait_until_ready(kafka: KafkaConfig, timeout_s: float = 30.0) -> int:
         except KafkaException as exc:
             last_error = exc
         time.sleep(0.1)
-    raise RetryableError(
-        f"Kafka at {kafka.bootstrap} did not answer within {timeout_s:.0f}s ({last_error})"
+    said = f": {last_error}" if last_error else ""
+    raise ConfigError(
+        f"setting WAYLINE_KAFKA_BOOTSTRAP: no Kafka broker answers at {kafka.bootstrap} "
+        f"within {timeout_s:.0f} s{said}"
     )
 
 

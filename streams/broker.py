@@ -135,7 +135,7 @@ class EmbeddedBroker:
                     raise RetryableError(f"embedded broker not listening on {self.bootstrap}")
                 wait_until_ready(KafkaConfig(self.bootstrap), timeout_s=1.0)
                 return
-            except RetryableError:
+            except (RetryableError, ConfigError):
                 if time.monotonic() > deadline:
                     self.stop()
                     raise

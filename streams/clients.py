@@ -59,8 +59,8 @@ class KafkaConfig:
         }
         return Consumer(config)
 
-    def admin(self) -> AdminClient:
-        return AdminClient(self.base())
+    def admin(self, **overrides: Any) -> AdminClient:
+        return AdminClient({**self.base(), **overrides})
 
 
 def produce_output(

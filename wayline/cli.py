@@ -239,11 +239,12 @@ def _on_signals(handler: Callable[[], object]) -> None:
 
 def _topics(settings: Settings, create: bool) -> None:
     from wayline.schemas.topics import Topics
-    from wayline.streams.admin import describe_topics, ensure_topics
+    from wayline.streams.admin import describe_topics, ensure_topics, wait_until_ready
     from wayline.streams.clients import KafkaConfig
     from wayline.streams.registry import default_registry, store_topics
 
     kafka = KafkaConfig(settings.bootstrap, dict(settings.kafka_options))
+    wait_until_ready(kafka, timeout_s=10)
     specs = Topics(settings.topic_prefix, settings.partitions).specs(
         store_topics(default_registry())
     )

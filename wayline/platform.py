@@ -15,11 +15,12 @@ from pathlib import Path
 
 from wayline.api import ApiServer
 from wayline.config import WaylineConfig
-from wayline.schemas.errors import RetryableError
+from wayline.datadir import DataDirLocks
+from wayline.schemas.errors import ConfigError, RetryableError
 from wayline.schemas.topics import Topics
 from wayline.settings import Settings
 from wayline.streams.admin import ensure_topics, wait_until_ready
-from wayline.streams.broker import EmbeddedBroker
+from wayline.streams.broker import EmbeddedBroker, port_in_use
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.definitions import DefinitionsView, Rules
 from wayline.streams.memory import tune_garbage_collector
@@ -51,6 +52,10 @@ class Platform:
     api_server: ApiServer | None = None
     failed: threading.Event = field(default_factory=threading.Event)
     definitions: DefinitionsView | None = None
+    locks: DataDirLocks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.locks = DataDirLocks(self.settings.data_dir)
 
     @property
     def topics(self) -> Topics:
@@ -62,6 +67,7 @@ class Platform:
 
     def start(self) -> None:
         try:
+            self._claim()
             self._start_broker()
             created = ensure_topics(
                 self.kafka,
@@ -84,9 +90,27 @@ class Platform:
             self.stop()
             raise
 
+    def _claim(self) -> None:
+        """Before touching anything: the data directory's locks of what this process runs
+        (with the embedded broker, every worker's while stale state is cleared) and its ports."""
+        names = self.workers if self.workers is not None else list(self.registry)
+        parts = [f"worker-{n}" for n in names] + (["api"] if self.api else [])
+        if self.settings.embedded_broker:
+            parts += ["broker"] + [f"worker-{n}" for n in self.registry]
+        self.locks.acquire(list(dict.fromkeys(parts)))
+        s = self.settings
+        wanted = [("WAYLINE_API_PORT", s.api_host, s.api_port)] if self.api else []
+        if s.embedded_broker:
+            wanted.append(("WAYLINE_BROKER_PORT", s.broker_host, s.broker_port))
+        for setting, host, port in wanted:
+            if port_in_use(host, port):
+                raise ConfigError(
+                    f"setting {setting}: port {port} on {host} is already in use; choose another"
+                )
+
     def _start_broker(self) -> None:
         if not self.settings.embedded_broker:
-            brokers = wait_until_ready(self.kafka, timeout_s=30)
+            brokers = wait_until_ready(self.kafka, timeout_s=10)
             log.info("using Kafka at %s (%d brokers)", self.settings.bootstrap, brokers)
             return
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +120,8 @@ class Platform:
         if stale.exists():
             shutil.rmtree(stale)
             log.info("embedded broker: cleared local state of an earlier run in %s", stale)
+        running = set(self.workers if self.workers is not None else self.registry)
+        self.locks.release([f"worker-{n}" for n in self.registry if n not in running])
         self.broker = EmbeddedBroker(
             self.settings.broker_host,
             self.settings.broker_port,
@@ -185,3 +211,4 @@ class Platform:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        self.locks.release()

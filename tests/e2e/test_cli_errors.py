@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,19 @@ def test_bad_setting_names_the_variable(tmp_path: Path, variable: str, value: st
     line = one_line(result)
     assert line.startswith("wayline: configuration error:")
     assert variable in line
+
+
+def test_an_unreachable_cluster_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    from wayline.streams.broker import free_port
+
+    env = {"WAYLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    for args in (("topics",), ("worker", "validate"), ("up",)):
+        started = time.monotonic()
+        result = wayline(tmp_path, *args, env=env)
+        took = time.monotonic() - started
+        assert result.returncode == 2, result.stderr
+        line = one_line(result)
+        assert "WAYLINE_KAFKA_BOOTSTRAP" in line, line
+        assert "no Kafka broker answers" in line
+        assert took < 20, f"{args}: {took:.0f} s"
+        assert len(result.stdout.splitlines()) < 5, result.stdout  # librdkafka kept quiet

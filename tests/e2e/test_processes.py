@@ -158,6 +158,41 @@ def test_up_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         process.kill()
 
 
+def test_a_second_up_in_the_same_directory_touches_nothing(tmp_path: Path) -> None:
+    """Same data directory, other ports: refused before anything is touched (the running
+    instance keeps its local state); a busy API port is one line too."""
+    api_port = free_port()
+    env = {"WAYLINE_BROKER_PORT": str(free_port()), "WAYLINE_API_PORT": str(api_port)}
+    first = Process(tmp_path, "up", env=env)
+    try:
+        first.wait_for_line("Wayline up")
+        deadline = time.monotonic() + 60
+        while httpx.get(f"http://127.0.0.1:{api_port}/ready", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "not ready in 60 s"
+            time.sleep(0.2)
+        state = tmp_path / "wayline-data" / "state"
+        before = sorted(p.relative_to(tmp_path) for p in state.rglob("*"))
+        assert before, "the first instance has local state"
+        others = {"WAYLINE_BROKER_PORT": str(free_port()), "WAYLINE_API_PORT": str(free_port())}
+        second = Process(tmp_path, "up", env=others)
+        assert second.finish() == 2, second.output()
+        lines = [line for line in second.output().splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        assert "WAYLINE_DATA_DIR" in lines[0]
+        assert f"pid {first.popen.pid}" in lines[0]
+        assert sorted(p.relative_to(tmp_path) for p in state.rglob("*")) == before
+        (tmp_path / "elsewhere").mkdir()
+        others["WAYLINE_API_PORT"] = str(api_port)
+        busy = Process(tmp_path / "elsewhere", "up", env=others)
+        assert busy.finish() == 2, busy.output()
+        lines = [line for line in busy.output().splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        assert f"WAYLINE_API_PORT: port {api_port}" in lines[0]
+        assert httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=5).status_code == 200
+    finally:
+        first.kill()
+
+
 def test_second_broker_on_the_same_port_is_a_config_error(tmp_path: Path) -> None:
     port = str(free_port())
     first = Process(tmp_path, "broker", "--port", port)
