@@ -53,6 +53,29 @@ _OPT_OUTS = {"spamreport", "unsubscribe", "group_unsubscribe"}
 _COPIED = ("sg_message_id", "sg_event_id", "category", "url", "reason", "status", "useragent", "ip")
 
 
+class ReplayGuard:
+    """Signed requests are fresh (timestamp within ``max_age_s`` of now) and seen once: a
+    signature already accepted within that window is a replay. Per process; the events'
+    messageIds (from ``sg_event_id``) make a replay to another process count nothing anyway."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}  # signature → timestamp
+
+    def problem(self, signature: str, timestamp: str, now_s: float, max_age_s: int) -> str | None:
+        try:
+            stamp = float(timestamp)
+        except ValueError:
+            return "the timestamp is not a number of seconds"
+        if abs(now_s - stamp) > max_age_s:
+            return f"the timestamp is {abs(now_s - stamp):.0f} s from now (limit {max_age_s} s)"
+        for old in [s for s, t in self._seen.items() if now_s - t > max_age_s]:
+            del self._seen[old]
+        if signature in self._seen:
+            return "this signed request was accepted already (a replay)"
+        self._seen[signature] = stamp
+        return None
+
+
 def verify(
     public_key_b64: str, signature_b64: str | None, timestamp: str | None, body: bytes
 ) -> bool:

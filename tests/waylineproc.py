@@ -29,8 +29,9 @@ SENDGRID_PUBLIC = base64.b64encode(
 API_KEY = "ak_e2e_admin_1"
 
 
-def signed(body: bytes, timestamp: str = "1763899999", key: Any = SENDGRID_KEY) -> dict[str, str]:
-    """Headers of a SendGrid signed Event Webhook post of ``body``."""
+def signed(body: bytes, timestamp: str | None = None, key: Any = SENDGRID_KEY) -> dict[str, str]:
+    """Headers of a SendGrid signed Event Webhook post of ``body`` (sent now by default)."""
+    timestamp = timestamp if timestamp is not None else str(int(time.time()))
     signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return {
         "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),

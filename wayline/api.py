@@ -13,13 +13,14 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wayline import __version__
 from wayline.config import WaylineConfig
 from wayline.connectors.collector import Collector
 from wayline.health import BrokerProbe, StatsSource, verdict
 from wayline.profileapi import Answer, Credentials, mount_profiles, mount_segments
-from wayline.routes import mount_collector
+from wayline.routes import COLLECTOR_PATHS, mount_collector
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import Topics
 from wayline.settings import Settings
@@ -61,13 +62,7 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
         lifespan=lifespan,
         description="Segment-compatible collector and the Wayline API.",
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["POST", "GET", "OPTIONS"],
-        allow_headers=["*"],
-        max_age=86400,
-    )
+    app.add_middleware(CollectorCors)
 
     @app.exception_handler(Exception)
     async def unforeseen(_request: Request, exc: Exception) -> JSONResponse:
@@ -109,6 +104,27 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
         }
 
     return app
+
+
+class CollectorCors:
+    """CORS for the collector paths browsers post events to, and for nothing else: the profile,
+    segment and status endpoints answer no cross-origin request (their API keys are secrets)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["Content-Type", "Authorization", "Content-Encoding"],
+            max_age=86400,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in COLLECTOR_PATHS:
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class ApiServer:

@@ -69,6 +69,13 @@ class Source(BaseModel):
         default=None,
         description="SendGrid signed event webhook: the base64 public key; unsigned posts get 401",
     )
+    sendgrid_max_age_s: int = Field(
+        default=300,
+        ge=10,
+        le=86_400,
+        description="signed webhooks: a timestamp further than this from now (either way) gets "
+        "401, and a request seen already within it is a replay (401)",
+    )
 
 
 class Identity(BaseModel):

@@ -107,6 +107,16 @@ class Platform:
                 raise ConfigError(
                     f"setting {setting}: port {port} on {host} is already in use; choose another"
                 )
+        if self.api and not self.config.sources:
+            log.warning(
+                "no sources in the config file (WAYLINE_CONFIG): the collector refuses every "
+                "write key — nothing can be sent in; see README 'Configuration'"
+            )
+        if self.api and not self.config.api_keys:
+            log.warning(
+                "no api_keys in the config file (WAYLINE_CONFIG): the profile, segment and "
+                "status API refuses every request"
+            )
 
     def _start_broker(self) -> None:
         if not self.settings.embedded_broker:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -80,6 +81,11 @@ _BASIC = HTTPBasic(auto_error=False, description="write key as username, empty p
 Handler = Callable[..., Awaitable[JSONResponse]]
 
 
+COLLECTOR_PATHS = frozenset(
+    f"/v1/{kind}" for kind in ("batch", "b", *EVENT_TYPES, *SHORT_PATHS)
+)  # what browsers post to (analytics.js): the only paths that answer CORS
+
+
 def mount_collector(app: FastAPI, collector: Collector) -> None:
     """``/v1/batch``, one path per event type, and analytics.js's one-letter paths."""
     for kind in ("batch", *EVENT_TYPES):
@@ -106,6 +112,7 @@ def mount_collector(app: FastAPI, collector: Collector) -> None:
 
 def _mount_sendgrid(app: FastAPI, collector: Collector) -> None:
     sources = {s.name: s for s in collector.config.sources}
+    replays = sendgrid.ReplayGuard()
 
     @app.post(
         "/v1/sources/{source}/sendgrid",
@@ -136,6 +143,11 @@ def _mount_sendgrid(app: FastAPI, collector: Collector) -> None:
             stamp = request.headers.get(sendgrid.TIMESTAMP_HEADER)
             if not sendgrid.verify(found.sendgrid_verification_key, signature, stamp, body):
                 return _reply(401, "invalid_signature", "missing or invalid webhook signature")
+            assert signature is not None  # verified, so both are present
+            assert stamp is not None
+            problem = replays.problem(signature, stamp, time.time(), found.sendgrid_max_age_s)
+            if problem is not None:
+                return _reply(401, "stale_or_replayed", problem)
         else:
             try:
                 keyed = collector.keys.source(basic_username(request.headers.get("authorization")))

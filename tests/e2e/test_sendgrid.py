@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -60,13 +61,22 @@ def test_signed_webhook_maps_events_and_forgeries_are_refused(wayline_up: Runnin
         tampered = client.post(url, content=body + b" ", headers=signed(body))
         unsigned = client.post(url, content=body, headers={"Content-Type": "application/json"})
         unknown = client.post(f"{wayline_up.url}/v1/sources/nope/sendgrid", content=body)
-        accepted = client.post(url, content=body, headers=signed(body))
-        redelivered = client.post(url, content=body, headers=signed(body, "1763900000"))
+        headers = signed(body)
+        accepted = client.post(url, content=body, headers=headers)
+        replayed = client.post(url, content=body, headers=headers)  # captured and sent again
+        redelivered = client.post(url, content=body, headers=signed(body, str(int(time.time()))))
+        stale = client.post(url, content=body, headers=signed(body, "1500000000"))  # 2017
+        ahead = client.post(
+            url, content=body, headers=signed(body, str(int(time.time()) + 10 * 365 * 86_400))
+        )
     assert [r.status_code for r in (forged, tampered, unsigned)] == [401, 401, 401]
+    for refused in (replayed, stale, ahead):
+        assert (refused.status_code, refused.json()["code"]) == (401, "stale_or_replayed")
+    assert "replay" in replayed.json()["message"]
     assert unknown.status_code == 404
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["accepted"] == len(EXPECTED)
-    assert redelivered.status_code == 200
+    assert redelivered.status_code == 200  # SendGrid's own redelivery: signed anew, deduped
 
     found = read_events(wayline_up.kafka, wayline_up.topics, len(EXPECTED), settle_s=1)
     events = sorted(found, key=lambda e: e["timestamp"])
