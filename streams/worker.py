@@ -38,6 +38,7 @@ from wayline.streams.envelope import (
     TimerHandler,
 )
 from wayline.streams.failure import FailureLimits, FailurePolicy
+from wayline.streams.metrics import BATCH_SECONDS, DEAD_LETTERS
 from wayline.streams.offsets import committable_offsets
 from wayline.streams.restore import TaskLayout, restore_task
 from wayline.streams.task import ClockMode, Commit, Task, TaskCheckpoint, TaskContext
@@ -157,6 +158,7 @@ class Worker:
             while not self._stop.is_set():
                 messages = consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
                 batch = [Envelope.from_message(m) for m in messages if usable(m)]
+                started = time.perf_counter()
                 try:
                     self._retrying(self._run_batch, batch, consumer)
                 except RetryableError:
@@ -164,6 +166,8 @@ class Worker:
                         raise
                     log.info("worker %s stopping with a batch unacknowledged", self.name)
                     break  # nothing of it was committed: the next run replays it
+                if batch:
+                    BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
                 watchdog.progress(len(batch))
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + self.options.stats_interval_s
@@ -361,7 +365,12 @@ class Worker:
         return ends
 
     def _count(self, processed: int, outputs: list[Output]) -> None:
-        dead = sum(1 for out in outputs if out.topic == self.dead_letter_topic)
+        dead = 0
+        for out in outputs:
+            if out.topic == self.dead_letter_topic:
+                dead += 1
+                reason = dict(out.headers).get("wayline.dlq.reason", b"unknown")
+                DEAD_LETTERS.labels(self.name, reason.decode()).inc()
         with self._lock:
             self._stats.events_in += processed
             self._stats.batches += 1

@@ -12,7 +12,14 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wayline import __version__
@@ -28,9 +35,14 @@ from wayline.streams.aioproducer import AsyncProducer
 from wayline.streams.broker import port_in_use
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.definitions import DefinitionsView
+from wayline.streams.metrics import WorkerCollector
 from wayline.streams.profileview import ProfileView
 
 log = logging.getLogger(__name__)
+
+HTTP_RESPONSES = Counter(
+    "wayline_http_responses_total", "HTTP responses by route and status", ["route", "status"]
+)
 
 
 def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) -> FastAPI:
@@ -75,6 +87,24 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     mount_collector(app, collector)
     mount_profiles(app, config, profiles)
     mount_segments(app, config, profiles, lambda: definitions.rules)
+
+    metrics = CollectorRegistry()
+    metrics.register(WorkerCollector(stats))
+
+    @app.middleware("http")
+    async def count_responses(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_RESPONSES.labels(path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics", summary="Prometheus metrics (Bearer api key)", include_in_schema=True)
+    def prometheus(credentials: Credentials) -> Any:
+        if not answer.authorized(credentials):
+            return answer(credentials, None, "metrics")
+        body = generate_latest(REGISTRY) + generate_latest(metrics)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", summary="Liveness: the process serves requests")
     def health() -> dict[str, Any]:

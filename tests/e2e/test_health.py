@@ -40,3 +40,51 @@ def test_cors_answers_on_collector_paths_only(wayline_up: Running) -> None:
             assert "access-control-allow-origin" not in reply.headers, path
             plain = client.get(path, headers={"Origin": "https://evil.example"})
             assert "access-control-allow-origin" not in plain.headers, path
+
+
+def test_metrics_count_what_happened(wayline_up: Running) -> None:
+    from kafkatest import produce, wait_for
+    from prometheus_client.parser import text_string_to_metric_families
+
+    running = wayline_up
+    batch = [
+        {"type": "track", "event": "X", "userId": f"m{i}", "messageId": f"mx{i}"} for i in range(30)
+    ]
+    with httpx.Client(base_url=running.url, timeout=10) as client:
+        assert (
+            client.post("/v1/batch", json={"batch": batch}, auth=("wk_web_e2e_1", "")).status_code
+            == 200
+        )
+        produce(
+            running.kafka, running.topics.raw, [(b"k", b"not json")]
+        )  # validate dead-letters it
+        assert client.get("/metrics").status_code == 401
+        auth = {"Authorization": f"Bearer {API_KEY}"}
+
+        def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            text = client.get("/metrics", headers=auth).text
+            return {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+
+        def counted() -> bool:
+            found = samples()
+            return (
+                found.get(("wayline_worker_events_in_total", (("worker", "identity"),)), 0) >= 30
+                and found.get(
+                    (
+                        "wayline_dead_letters_total",
+                        (("reason", "invalid_json"), ("worker", "validate")),
+                    ),
+                    0,
+                )
+                >= 1
+            )
+
+        wait_for(counted, 30, "the metrics")
+        found = samples()
+    assert found[("wayline_http_responses_total", (("route", "/v1/batch"), ("status", "200")))] >= 1
+    assert found[("wayline_worker_partitions", (("worker", "profile"),))] == 3
+    assert found[("wayline_worker_batch_seconds_count", (("worker", "validate"),))] >= 1
