@@ -136,16 +136,20 @@ def test_cdnow_replay_matches_pandas(
 class ProfileWorker:
     """``wayline worker profile`` as its own process, to be killed."""
 
-    def __init__(self, running: Running) -> None:
+    def __init__(self, running: Running, name: str = "profile-worker") -> None:
         self.running = running
+        self.name = name
+        self.env = dict(running.env)
+        if name != "profile-worker":  # a second instance: local state of its own
+            self.env["WAYLINE_DATA_DIR"] = str(running.cwd / f"data-{name}")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = open(self.running.cwd / "profile-worker.log", "ab")  # noqa: SIM115
+        log = open(self.running.cwd / f"{self.name}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [WAYLINE, "worker", "profile"],
             cwd=self.running.cwd,
-            env=self.running.env,
+            env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

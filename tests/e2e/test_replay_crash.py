@@ -1,8 +1,9 @@
 """Crash points: ``wayline up`` in replay mode, with its profile worker as a process of its own,
 gives exactly what the dry run gives while the log arrives in requests and processes die: the
 profile worker SIGKILLed three times (merges, held records and due times in flight), or every
-process at once twice (validate, identity with its held events, profile). Each copy a crash
-repeats (same id, same bytes) is counted once."""
+process at once twice (validate, identity with its held events, profile), or one of two
+profile workers sharing the partitions SIGKILLed for good (the other takes over). Each copy a
+crash repeats (same id, same bytes) is counted once."""
 
 from __future__ import annotations
 
@@ -56,23 +57,60 @@ def kill_profile_worker(running: Running, worker: ProfileWorker) -> None:
     worker.start()
 
 
+class TwoProfileWorkers(ProfileWorker):
+    """Two ``wayline worker profile`` processes sharing the partitions (scale-out), each with
+    its own data directory; ``kill`` takes the second one down for good."""
+
+    def __init__(self, running: Running) -> None:
+        super().__init__(running)
+        self.second = ProfileWorker(running, "profile-worker-2")
+
+    def start(self) -> None:
+        super().start()
+        if self.second.process is None:
+            self.second.start()
+            log = self.running.cwd / "profile-worker-2.log"
+            deadline = time.monotonic() + 60
+            while "worker profile assigned [" not in (log.read_text() if log.exists() else ""):
+                assert time.monotonic() < deadline, "the second worker got no partitions"
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        self.second.kill()
+
+    def stop(self) -> None:
+        self.second.stop()
+        super().stop()
+
+
+def kill_one_of_two(running: Running, workers: ProfileWorker) -> None:
+    """The other one takes over the partitions (and restores their state from changelogs)."""
+    del running
+    workers.kill()
+
+
 CHUNKS = 25  # the log is sent in this many requests, 0.4 s apart, while processes die
 
 
 @pytest.mark.parametrize(
-    ("kill", "after_chunks"),
-    [(kill_profile_worker, (6, 12, 18)), (kill_everything, (8, 16))],
-    ids=["profile_worker_killed_3x", "everything_killed_2x"],
+    ("workers", "kill", "after_chunks"),
+    [
+        (ProfileWorker, kill_profile_worker, (6, 12, 18)),
+        (ProfileWorker, kill_everything, (8, 16)),
+        (TwoProfileWorkers, kill_one_of_two, (12,)),
+    ],
+    ids=["profile_worker_killed_3x", "everything_killed_2x", "one_of_two_profile_workers_killed"],
 )
 def test_crashes_change_nothing_the_dry_run_says(
     replay_up_without_profile: Running,
+    workers: type[ProfileWorker],
     kill: Callable[[Running, ProfileWorker], None],
     after_chunks: tuple[int, ...],
 ) -> None:
     running = replay_up_without_profile
     log = resent_and_shuffled(shoppers(150, seed=23), random.Random(29))
     expected = dry_run(CONFIG, log)
-    worker = ProfileWorker(running)
+    worker = workers(running)
     view = ProfileView(running.kafka, running.topics.profiles)
     view.start()
     worker.start()
