@@ -92,6 +92,10 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def exit_code(self) -> int | None:
+        """None while the broker runs; its exit code once it ended."""
+        return None if self.process is None else self.process.poll()
+
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None

@@ -175,7 +175,7 @@ class Worker:
         finally:
             self._close_tasks(list(self.tasks))
             consumer.close()
-            self._producer.flush(10)
+            self._producer.flush(5)
             self._producer.close()  # leave the broker now, not whenever the object is collected
             log.info("worker %s stopped", self.name)
 
@@ -356,7 +356,10 @@ class Worker:
 
         for out in outputs:
             produce_output(producer, out, delivered)
-        remaining = producer.flush(30)
+        deadline = time.monotonic() + 30
+        remaining = producer.flush(1)
+        while remaining and time.monotonic() < deadline and not self._stop.is_set():
+            remaining = producer.flush(1)  # a second at a time: stop() is heard within one
         if remaining or failures:
             raise RetryableError(
                 f"worker {self.name}: {remaining} {what} unacknowledged, {len(failures)} failed "

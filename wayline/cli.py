@@ -224,6 +224,12 @@ def _serve(platform: Platform, banner: str) -> None:
         while not stop.wait(0.2):
             if platform.failed.is_set():
                 raise RetryableError("a worker failed; stopping")
+            code = platform.broker.exit_code() if platform.broker is not None else None
+            if code is not None:
+                raise RetryableError(
+                    f"the embedded broker ended (exit code {code}): its topics were in memory "
+                    "and are gone; start Wayline again"
+                )
     finally:
         platform.stop()
         typer.echo("stopped")

@@ -15,7 +15,7 @@ from conftest import Broker
 from kafkatest import read_events, wait_for
 from waylineproc import Running
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(420)]
 
 WEB = ("wk_web_e2e_1", "")
 
@@ -100,3 +100,26 @@ def test_a_broker_pause_under_load_loses_nothing(
         f"{len(sender.sent)} events, {sum(1 for _, s in sender.replies if s != 200)} retries"
     )
     assert first_ok - back_at < 10
+
+
+def test_sigterm_stops_wayline_within_30_s_while_the_broker_is_away(
+    wayline_up: Running, broker: Broker
+) -> None:
+    running = wayline_up
+    assert running.process is not None
+    with httpx.Client(base_url=running.url, auth=WEB, timeout=30) as client:
+        batch = [
+            {"type": "track", "event": "X", "userId": "t", "messageId": f"t{i}"} for i in range(50)
+        ]
+        assert client.post("/v1/batch", json={"batch": batch}).status_code == 200
+    broker.pause()
+    try:
+        time.sleep(3)  # the workers are in the middle of talking to it
+        running.process.terminate()
+        started = time.monotonic()
+        running.process.wait(40)
+        took = time.monotonic() - started
+    finally:
+        broker.resume()
+    assert took < 30, f"stopped after {took:.0f} s"
+    print(f"SIGTERM with the broker away: stopped in {took:.1f} s")

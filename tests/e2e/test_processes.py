@@ -193,6 +193,20 @@ def test_a_second_up_in_the_same_directory_touches_nothing(tmp_path: Path) -> No
         first.kill()
 
 
+def test_up_says_so_in_one_line_when_its_embedded_broker_dies(tmp_path: Path) -> None:
+    env = {"WAYLINE_BROKER_PORT": str(free_port()), "WAYLINE_API_PORT": str(free_port())}
+    process = Process(tmp_path, "up", env=env)
+    try:
+        process.wait_for_line("Wayline up")
+        os.kill(broker_pid(process), signal.SIGKILL)
+        assert process.finish(30) == 1
+        said = [line for line in process.output().splitlines() if "embedded broker ended" in line]
+        assert len(said) == 1, process.output()[-2000:]
+        assert "start Wayline again" in said[0]
+    finally:
+        process.kill()
+
+
 def test_second_broker_on_the_same_port_is_a_config_error(tmp_path: Path) -> None:
     port = str(free_port())
     first = Process(tmp_path, "broker", "--port", port)

@@ -4,21 +4,21 @@ so that a broker upgrade that fixes (or changes) them is noticed."""
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from conftest import Broker
 
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 
-pytestmark = [
-    pytest.mark.broker,
-    pytest.mark.skipif(
-        bool(os.environ.get("WAYLINE_KAFKA_BOOTSTRAP")), reason="quirks of the embedded broker"
-    ),
-]
+pytestmark = [pytest.mark.broker, pytest.mark.embedded_only]
+
+
+@pytest.fixture(autouse=True)
+def _embedded(broker: Broker) -> None:
+    assert broker.kind == "embedded", "these are the embedded broker's quirks: run them on it"
 
 
 async def send_one(kafka: KafkaConfig, topic: str, idempotent: bool) -> None:
