@@ -86,7 +86,11 @@ FAST_GROUPS = {"log_level": 3, "session.timeout.ms": 6000, "heartbeat.interval.m
 
 
 def _wayline(
-    kafka: KafkaConfig, tmp_path: Path, *args: str, extra: dict[str, object] | None = None
+    kafka: KafkaConfig,
+    tmp_path: Path,
+    *args: str,
+    extra: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Running]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = {"sources": SOURCES, "api_keys": [API_KEY], **(extra or {})}
@@ -103,6 +107,7 @@ def _wayline(
         "WAYLINE_DATA_DIR": str(tmp_path / "data"),
         # group joins take about half of session.timeout.ms on the embedded broker
         "WAYLINE_KAFKA_OPTIONS": orjson.dumps(FAST_GROUPS).decode(),
+        **(env or {}),
     }
     running = Running(f"http://127.0.0.1:{port}", Topics(prefix, 3), kafka, env, tmp_path)
     running.args = args
