@@ -223,6 +223,8 @@ class Worker:
         except (RetryableError, SystemicFailure):
             raise
         except Exception:  # a step failed (rolled back): find the record, dead-letter it
+            if not batch:
+                raise  # no record to blame (a refresh, a timer's batch end): the worker crashed
             self._run([[m] for m in batch], isolate=True)
         if batch:
             offsets = committable_offsets(batch)

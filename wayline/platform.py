@@ -10,13 +10,15 @@ import logging
 import shutil
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wayline.api import ApiServer
 from wayline.config import WaylineConfig
 from wayline.datadir import DataDirLocks
-from wayline.schemas.errors import ConfigError, RetryableError
+from wayline.schemas.errors import ConfigError, RetryableError, SystemicFailure
 from wayline.schemas.topics import Topics
 from wayline.settings import Settings
 from wayline.streams.admin import ensure_topics, wait_until_ready
@@ -33,8 +35,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Running:
     worker: Worker
+    make: Callable[[], Worker]
     thread: threading.Thread = field(default_factory=threading.Thread)
     error: BaseException | None = None
+    restarts: deque[float] = field(default_factory=lambda: deque(maxlen=RESTARTS))
+
+
+RESTARTS = 5  # a worker failing this many times within RESTART_WINDOW_S stops Wayline
+RESTART_WINDOW_S = 300.0
 
 
 @dataclass
@@ -53,6 +61,7 @@ class Platform:
     failed: threading.Event = field(default_factory=threading.Event)
     definitions: DefinitionsView | None = None
     locks: DataDirLocks = field(init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.locks = DataDirLocks(self.settings.data_dir)
@@ -165,8 +174,7 @@ class Platform:
                 grace_ms=self.settings.timer_grace_ms,
             ),
         )
-        worker = spec.create(context)
-        running = _Running(worker)
+        running = _Running(spec.create(context), lambda: spec.create(context))
         running.thread = threading.Thread(
             target=self._run_worker, args=(running,), name=f"worker-{spec.name}", daemon=True
         )
@@ -175,12 +183,37 @@ class Platform:
         log.info("worker %s started: %s", spec.name, spec.description)
 
     def _run_worker(self, running: _Running) -> None:
-        try:
-            running.worker.run()
-        except BaseException as exc:
-            running.error = exc
-            log.exception("worker %s failed", running.worker.name)
+        """Supervise one worker: a crash (not a systemic failure, not a configuration error)
+        starts it again from its committed state, with a pause that doubles each time; the
+        fifth crash within five minutes stops Wayline."""
+        while True:
+            try:
+                running.worker.run()
+                return
+            except (SystemicFailure, ConfigError) as exc:
+                running.error = exc
+                log.error("worker %s stopped: %s", running.worker.name, exc)
+            except Exception as exc:
+                now = time.monotonic()
+                running.restarts.append(now)
+                if len(running.restarts) < RESTARTS or now - running.restarts[0] > RESTART_WINDOW_S:
+                    pause = min(30.0, 0.5 * 2 ** (len(running.restarts) - 1))
+                    log.exception(
+                        "worker %s crashed (%r); starting it again in %.1f s",
+                        running.worker.name, exc, pause,
+                    )  # fmt: skip
+                    if self._stopping.wait(pause):
+                        return
+                    running.worker = running.make()
+                    if self._stopping.is_set():
+                        return
+                    continue
+                running.error = exc
+                log.exception(
+                    "worker %s crashed %d times in 5 minutes", running.worker.name, RESTARTS
+                )
             self.failed.set()
+            return
 
     def _rules(self) -> Rules:
         assert self.definitions is not None
@@ -210,6 +243,7 @@ class Platform:
         if self.api_server is not None:
             self.api_server.stop()
             self.api_server = None
+        self._stopping.set()
         for running in self.running:
             running.worker.stop()
         deadline = time.monotonic() + 20  # all of them, not each: SIGTERM ends us within 30 s
