@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: FORCE demo test check lint format types clean bench
+.PHONY: FORCE demo test test-embedded test-apache check lint format types clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,31 @@ FORCE:
 demo: $(LINKED)
 	$(BIN)/wayline demo $(ARGS)
 
+# Two lanes at once, each on a broker of its own: the embedded broker (unit tests, real
+# processes end to end, its own quirks, broker faults) and Apache Kafka 4.x in KRaft mode,
+# started from Maven Central artifacts (pipeline tests, crash batteries, broker faults,
+# scale-out, a three-broker cluster). Each lane's output is printed when it ends; either
+# failing fails the target. `make test ARGS=...` passes pytest arguments to both.
+EMBEDDED_LANE := (not broker and not soak and not cluster) or embedded_only or faults
+APACHE_LANE := (broker or soak or faults or cluster) and not embedded_only
+
 test: $(LINKED)
-	$(BIN)/pytest -q $(ARGS)
+	@mkdir -p $(VENV)/lanes
+	@WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -p no:cacheprovider -m "$(APACHE_LANE)" $(ARGS) \
+		> $(VENV)/lanes/apache.log 2>&1; echo $$? > $(VENV)/lanes/apache.rc & \
+	WAYLINE_TEST_BROKER=embedded $(BIN)/pytest -q -m "$(EMBEDDED_LANE)" $(ARGS) \
+		> $(VENV)/lanes/embedded.log 2>&1; echo $$? > $(VENV)/lanes/embedded.rc; \
+	wait; \
+	for lane in embedded apache; do \
+		echo "=== lane $$lane (exit $$(cat $(VENV)/lanes/$$lane.rc))"; cat $(VENV)/lanes/$$lane.log; \
+	done; \
+	test "$$(cat $(VENV)/lanes/embedded.rc)$$(cat $(VENV)/lanes/apache.rc)" = "00"
+
+test-embedded: $(LINKED)
+	WAYLINE_TEST_BROKER=embedded $(BIN)/pytest -q -m "$(EMBEDDED_LANE)" $(ARGS)
+
+test-apache: $(LINKED)
+	WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -m "$(APACHE_LANE)" $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
