@@ -16,6 +16,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class OncePerMinute(logging.Filter):
+    """Lets one record through per (client facility, message start) per ``interval_s``."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        kind = message.split("]", 1)[-1][:60]  # drop the thread prefix, keep what it says
+        now = record.created
+        if now - self._last.get(kind, -self.interval_s) < self.interval_s:
+            return False
+        if len(self._last) > 1_000:
+            self._last.clear()
+        self._last[kind] = now
+        return True
+
+
+LIBRDKAFKA_LOG = logging.getLogger("wayline.librdkafka")
+LIBRDKAFKA_LOG.addFilter(OncePerMinute())
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
     """Where the cluster is, plus librdkafka options passed through unchanged."""
@@ -24,7 +48,9 @@ class KafkaConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def base(self) -> dict[str, Any]:
-        return {"bootstrap.servers": self.bootstrap, **self.options}
+        """Every client's settings: librdkafka's log goes through ``LIBRDKAFKA_LOG`` (one line
+        per kind of message a minute: a broker away is said, not shouted 18 KB a second)."""
+        return {"bootstrap.servers": self.bootstrap, "logger": LIBRDKAFKA_LOG, **self.options}
 
     def producer(self, **overrides: Any) -> Producer:
         """An idempotent, acks=all producer that partitions keys like Java and aiokafka.
@@ -46,6 +72,7 @@ class KafkaConfig:
         """A consumer-group member that never auto-commits: workers commit after their flush."""
         config = {
             "bootstrap.servers": self.bootstrap,
+            "logger": LIBRDKAFKA_LOG,
             "fetch.wait.max.ms": 50,
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 1000,
