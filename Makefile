@@ -36,8 +36,8 @@ APACHE_LANE := (broker or soak or faults or cluster) and not embedded_only
 
 test: $(LINKED)
 	@mkdir -p $(VENV)/lanes
-	@WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -p no:cacheprovider -m "$(APACHE_LANE)" $(ARGS) \
-		> $(VENV)/lanes/apache.log 2>&1; echo $$? > $(VENV)/lanes/apache.rc & \
+	@( WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -p no:cacheprovider -m "$(APACHE_LANE)" $(ARGS) \
+		> $(VENV)/lanes/apache.log 2>&1; echo $$? > $(VENV)/lanes/apache.rc ) & \
 	WAYLINE_TEST_BROKER=embedded $(BIN)/pytest -q -m "$(EMBEDDED_LANE)" $(ARGS) \
 		> $(VENV)/lanes/embedded.log 2>&1; echo $$? > $(VENV)/lanes/embedded.rc; \
 	wait; \
