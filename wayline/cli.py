@@ -221,7 +221,14 @@ def _serve(platform: Platform, banner: str) -> None:
     if platform.broker is not None:
         typer.echo(f"embedded broker pid {platform.broker.pid}, in-memory storage")
     try:
+        ticks = 0
         while not stop.wait(0.2):
+            ticks += 1
+            if ticks % 25 == 0 and not platform.broker_only and platform.topics_lost():
+                raise RetryableError(
+                    f"the cluster at {platform.settings.bootstrap} answers without Wayline's "
+                    "topics (it came back empty?): stopping; start Wayline again to create them"
+                )
             if platform.failed.is_set():
                 raise RetryableError("a worker failed; stopping")
             code = platform.broker.exit_code() if platform.broker is not None else None

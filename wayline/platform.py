@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
 from wayline.api import ApiServer
 from wayline.config import WaylineConfig
 from wayline.datadir import DataDirLocks
@@ -62,6 +64,7 @@ class Platform:
     definitions: DefinitionsView | None = None
     locks: DataDirLocks = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _admin: AdminClient | None = None
 
     def __post_init__(self) -> None:
         self.locks = DataDirLocks(self.settings.data_dir)
@@ -218,6 +221,17 @@ class Platform:
     def _rules(self) -> Rules:
         assert self.definitions is not None
         return self.definitions.rules
+
+    def topics_lost(self) -> bool:
+        """The cluster answers but Wayline's topics are gone (a broker that came back empty):
+        nothing can go on, and waiting would only wedge."""
+        if self._admin is None:
+            self._admin = self.kafka.admin(log_level=0)
+        try:
+            metadata = self._admin.list_topics(timeout=2)
+        except Exception:
+            return False
+        return bool(metadata.brokers) and self.topics.raw not in metadata.topics
 
     def wait_until_assigned(self, timeout_s: float = 60.0) -> bool:
         """Block until every worker has joined its group and holds partitions (or a worker

@@ -8,12 +8,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Broker
+from conftest import Broker, _wayline
 from kafkatest import read_events, wait_for
 from waylineproc import Running
+
+from wayline.streams.broker import EmbeddedBroker, free_port
+from wayline.streams.clients import KafkaConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(420)]
 
@@ -123,3 +127,26 @@ def test_sigterm_stops_wayline_within_30_s_while_the_broker_is_away(
         broker.resume()
     assert took < 30, f"stopped after {took:.0f} s"
     print(f"SIGTERM with the broker away: stopped in {took:.1f} s")
+
+
+def test_a_cluster_that_comes_back_empty_stops_wayline_with_one_line(tmp_path: Path) -> None:
+    """A broker of its own (killed, started again empty on the same port): never wedged."""
+    port = free_port()
+    first = EmbeddedBroker(port=port)
+    first.start()
+    again: EmbeddedBroker | None = None
+    try:
+        for running in _wayline(KafkaConfig(first.bootstrap), tmp_path):
+            first.stop()
+            again = EmbeddedBroker(port=port)
+            again.start()
+            assert running.process is not None
+            code = running.process.wait(60)
+            said = (tmp_path / "wayline.log").read_text()
+            assert code == 1, said[-2000:]
+            lines = [line for line in said.splitlines() if "came back empty" in line]
+            assert len(lines) == 1, said[-2000:]
+    finally:
+        first.stop()
+        if again is not None:
+            again.stop()
