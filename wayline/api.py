@@ -27,7 +27,7 @@ from wayline.config import WaylineConfig
 from wayline.connectors.collector import Collector
 from wayline.health import BrokerProbe, StatsSource, verdict
 from wayline.profileapi import Answer, Credentials, mount_profiles, mount_segments
-from wayline.routes import COLLECTOR_PATHS, mount_collector
+from wayline.routes import COLLECTOR_PATHS, ErrorReply, mount_collector
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import Topics
 from wayline.settings import Settings
@@ -99,7 +99,15 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
         HTTP_RESPONSES.labels(path, str(response.status_code)).inc()
         return response
 
-    @app.get("/metrics", summary="Prometheus metrics (Bearer api key)", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (Bearer api key)",
+        response_class=Response,
+        responses={
+            200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "the metrics"},
+            401: {"model": ErrorReply, "description": "missing or unknown API key"},
+        },
+    )
     def prometheus(credentials: Credentials) -> Any:
         if not answer.authorized(credentials):
             return answer(credentials, None, "metrics")
@@ -110,13 +118,21 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     def health() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: broker reachable, workers assigned, none stalled")
+    @app.get(
+        "/ready",
+        summary="Readiness: broker reachable, workers assigned, none stalled",
+        responses={503: {"description": "not ready (`/v1/status` says why)"}},
+    )
     def ready() -> JSONResponse:
         if verdict(probe, stats()).ready:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not_ready"}, status_code=503)
 
-    @app.get("/v1/status", summary="Readiness with its reasons, and every worker's counters")
+    @app.get(
+        "/v1/status",
+        summary="Readiness with its reasons, and every worker's counters",
+        responses={401: {"model": ErrorReply, "description": "missing or unknown API key"}},
+    )
     def status(credentials: Credentials) -> Any:
         if not answer.authorized(credentials):
             return answer(credentials, None, "status")

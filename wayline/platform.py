@@ -81,6 +81,7 @@ class Platform:
         try:
             self._claim()
             self._start_broker()
+            self._warn_about_config()
             created = ensure_topics(
                 self.kafka,
                 self.topics.specs(store_topics(self.registry)),
@@ -103,13 +104,8 @@ class Platform:
             raise
 
     def _claim(self) -> None:
-        """Before touching anything: the data directory's locks of what this process runs
-        (with the embedded broker, every worker's while stale state is cleared) and its ports."""
-        names = self.workers if self.workers is not None else list(self.registry)
-        parts = [f"worker-{n}" for n in names] + (["api"] if self.api else [])
-        if self.settings.embedded_broker:
-            parts += ["broker"] + [f"worker-{n}" for n in self.registry]
-        self.locks.acquire(list(dict.fromkeys(parts)))
+        """Before touching anything: this process's ports, and the data directory's locks of
+        what it runs (with the embedded broker, every worker's while stale state is cleared)."""
         s = self.settings
         wanted = [("WAYLINE_API_PORT", s.api_host, s.api_port)] if self.api else []
         if s.embedded_broker:
@@ -119,6 +115,13 @@ class Platform:
                 raise ConfigError(
                     f"setting {setting}: port {port} on {host} is already in use; choose another"
                 )
+        names = self.workers if self.workers is not None else list(self.registry)
+        parts = [f"worker-{n}" for n in names] + (["api"] if self.api else [])
+        if self.settings.embedded_broker:
+            parts += ["broker"] + [f"worker-{n}" for n in self.registry]
+        self.locks.acquire(list(dict.fromkeys(parts)))
+
+    def _warn_about_config(self) -> None:
         if self.api and not self.config.sources:
             log.warning(
                 "no sources in the config file (WAYLINE_CONFIG): the collector refuses every "
