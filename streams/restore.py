@@ -11,10 +11,17 @@ from pathlib import Path
 from confluent_kafka import KafkaError, TopicPartition
 
 from wayline.schemas.errors import RetryableError
-from wayline.streams.changelog import Marker, Restored, fold_changelog
+from wayline.streams.changelog import MARKER_KEY, Marker, Restored, fold_changelog
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.store import RocksStore, StateStore
-from wayline.streams.task import ClockMode, StoreView, Task, checkpoint_meta, local_checkpoint
+from wayline.streams.task import (
+    META_COMMIT,
+    ClockMode,
+    StoreView,
+    Task,
+    checkpoint_meta,
+    local_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +116,25 @@ def restore_task(
     marker: Marker | None = None
     committed: int | None = None
     max_seq, records, scratch, compensated = 0, 0, [], 0
+    primary = True
+    lost = False  # the cluster's changelog is not the one the local state came from
     for name, topic in layout.changelogs.items():
         store, start, local_marker = _open(layout, name, partition)
-        messages, end = read_partition(kafka, topic, partition, start)
-        if start > 0 and start > end:  # the cluster lost the changelog: rebuild from it
+        if primary and start > 0:
+            messages, end = read_partition(kafka, topic, partition, start - 1)
+            lost = not _continues(messages, store.meta(META_COMMIT))
+            messages = messages[1:]
+        elif lost and start > 0:
+            messages, end = [], 0  # rebuilt below
+        else:
+            messages, end = read_partition(kafka, topic, partition, start)
+        if start > 0 and (lost or start > end):  # the cluster lost the changelog: rebuild
+            lost = True
             store.close()
             RocksStore.destroy(layout.store_path(name, partition))
             store, start, local_marker = RocksStore(layout.store_path(name, partition)), 0, None
             messages, end = read_partition(kafka, topic, partition, 0)
+        primary = False
         if start == 0:
             scratch.append(name)
         restored = fold_changelog(messages, committed)
@@ -140,6 +158,16 @@ def restore_task(
     )
     report = RestoreReport(partition, records, time.monotonic() - started, scratch, compensated)
     return task, report
+
+
+def _continues(messages: list[tuple[bytes, bytes | None]], local_marker: bytes | None) -> bool:
+    """The changelog read from the local checkpoint's last record on is the one the local
+    state came from: that record is the very commit marker the checkpoint holds. (A cluster
+    recreated under the same names may well have records at the same offsets.)"""
+    if not messages or local_marker is None:
+        return False
+    key, value = messages[0]
+    return key == MARKER_KEY and value == local_marker
 
 
 def _open(layout: TaskLayout, name: str, partition: int) -> tuple[StateStore, int, Marker | None]:

@@ -19,7 +19,7 @@ from wayline.streams.timers import TimerService
 
 ClockMode = Literal["live", "replay"]
 TIMERS_STORE = "timers"
-_META_COMMIT = b"commit"
+META_COMMIT = b"commit"
 _META_CHANGELOG_OFFSET = b"changelog_offset"
 
 
@@ -153,7 +153,7 @@ class Task:
 
     def finish_commit(self, commit: Commit, changelog_ends: dict[str, int]) -> None:
         """Apply the batch locally, atomically with the commit metadata; after the marker."""
-        meta = {_META_COMMIT: commit.marker.value or b""}
+        meta = {META_COMMIT: commit.marker.value or b""}
         for name, view in self.views.items():
             end = changelog_ends.get(self.changelogs[name])
             store_meta = dict(meta)
@@ -171,14 +171,14 @@ class Task:
 
 def local_checkpoint(store: StateStore) -> tuple[Marker | None, int | None]:
     """The last commit a local store applied and the changelog offset it reflects."""
-    raw_commit = store.meta(_META_COMMIT)
+    raw_commit = store.meta(META_COMMIT)
     raw_offset = store.meta(_META_CHANGELOG_OFFSET)
     marker = Marker.decode(raw_commit) if raw_commit else None
     return marker, int(raw_offset) if raw_offset else None
 
 
 def checkpoint_meta(marker: Marker, changelog_offset: int) -> dict[bytes, bytes]:
-    return {_META_COMMIT: marker.encode(), _META_CHANGELOG_OFFSET: str(changelog_offset).encode()}
+    return {META_COMMIT: marker.encode(), _META_CHANGELOG_OFFSET: str(changelog_offset).encode()}
 
 
 def _to(topic: str, partition: int, key: bytes, value: bytes | None) -> Output:

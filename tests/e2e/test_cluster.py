@@ -5,6 +5,7 @@ exactly once."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,10 @@ from waylineproc import Running
 from wayline.streams.clients import KafkaConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
+
+
+def all_counted(running: Running, events: int) -> bool:
+    return counted(running) == events
 
 
 @pytest.fixture
@@ -55,6 +60,5 @@ def test_losing_one_of_three_brokers_under_load_loses_nothing(
         assert after.count(200) >= len(after) - 2, after
         events = read_events(kafka, running.topics, expect=len(sender.sent), timeout_s=90)
         assert {e["messageId"] for e in events} == set(sender.sent), "none lost, none made up"
-        up, want = running, len(sender.sent)
-        wait_for(lambda: counted(up) == want, 60, "every event counted once")
+        wait_for(functools.partial(all_counted, running, len(sender.sent)), 60, "each once")
         print(f"one of three brokers lost: {len(sender.sent)} events, all there once")
