@@ -11,6 +11,9 @@ class Cleanup(StrEnum):
     COMPACT = "compact"
 
 
+ARRIVAL_TIME_TOPICS = ("events.raw", "events.dlq")  # timestamped on arrival, not event time
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     """One topic: its full name, what it carries, how many partitions and its cleanup policy."""
@@ -23,8 +26,14 @@ class TopicSpec:
 
     @property
     def configs(self) -> dict[str, str]:
-        """Topic configs Wayline sets at creation."""
-        return {"cleanup.policy": self.cleanup.value}
+        """Topic configs Wayline sets at creation. Records past the raw topic carry their
+        event time as the Kafka timestamp, so time-based retention would delete a replayed
+        history (months old) the moment it is written: those topics keep records until a
+        size limit (``retention.bytes``) an operator sets says otherwise."""
+        configs = {"cleanup.policy": self.cleanup.value}
+        if self.cleanup is Cleanup.DELETE and self.suffix not in ARRIVAL_TIME_TOPICS:
+            configs["retention.ms"] = "-1"
+        return configs
 
 
 # suffix, compacted, single partition, description

@@ -33,6 +33,10 @@ def test_topics_are_created_with_partitions_and_cleanup_policy(kafka: KafkaConfi
             assert spec.cleanup == (Cleanup.COMPACT if expect_compact else Cleanup.DELETE)
             expected_partitions = 1 if spec.suffix in ("definitions", "events") else 4
             assert state.partitions == expected_partitions, spec.name
+            # records stamped with their event time: a replayed history is not deleted as old
+            event_time = not expect_compact and spec.suffix not in ("events.raw", "events.dlq")
+            if event_time:
+                assert state.configs.get("retention.ms") == "-1", spec.name
         assert topics.changelog("profile", "timers") in found
         assert topics.raw == f"{topics.prefix}.events.raw"
     finally:
