@@ -6,6 +6,7 @@ import socket
 import uuid
 
 import pytest
+from kafkatest import wait_for
 
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import Cleanup, Topics
@@ -41,7 +42,8 @@ def test_topics_are_created_with_partitions_and_cleanup_policy(kafka: KafkaConfi
         assert topics.raw == f"{topics.prefix}.events.raw"
     finally:
         delete_topics(kafka, [s.name for s in specs])
-    assert describe_topics(kafka, [s.name for s in specs]) == []
+    names = [s.name for s in specs]
+    wait_for(lambda: describe_topics(kafka, names) == [], 30, "the topics to be gone")
 
 
 def test_ensure_topics_is_idempotent(kafka: KafkaConfig, topics: Topics) -> None:
