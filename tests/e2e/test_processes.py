@@ -149,6 +149,9 @@ def test_up_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         response = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=10)
         assert response.status_code == 200
         assert response.json()["status"] == "ok"
+        said = " ".join(process.output().split())  # no config file here: said out loud
+        assert "no sources in the config file" in said
+        assert "no api_keys in the config file" in said
         process.popen.send_signal(signal.SIGTERM)
         assert process.finish() == 0, process.output()
         assert gone_within(pid, 5)
