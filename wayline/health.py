@@ -20,8 +20,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
-
 from wayline.streams.clients import KafkaConfig
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,7 @@ class BrokerProbe:
         return self.last_ok is not None and time.monotonic() - self.last_ok < 3 * self.interval_s
 
     def _run(self) -> None:
-        admin = AdminClient({**self.kafka.base(), "log_level": 0})
+        admin = self.kafka.admin(log_level=0)
         while not self._stop.is_set():
             try:
                 admin.list_topics(timeout=self.timeout_s)
