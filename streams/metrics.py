@@ -31,6 +31,7 @@ _COUNTERS = {
     "retries": "Batches retried after a broker fault",
     "stalls": "Times the worker was found stalled (lag and no progress)",
     "commits": "Batches committed",
+    "consumers_renewed": "Consumers replaced because their group coordinator was lost",
 }
 _GAUGES = {
     "lag": "Messages behind the ends of the assigned partitions",

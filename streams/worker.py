@@ -23,11 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tenacity
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from wayline.schemas.errors import RetryableError, SystemicFailure
-from wayline.streams.clients import KafkaConfig, consumer_lag, produce_output, usable
+from wayline.streams.clients import KafkaConfig, consumer_lag, usable
 from wayline.streams.envelope import (
     BatchAbort,
     BatchEnd,
@@ -38,8 +37,10 @@ from wayline.streams.envelope import (
     TimerHandler,
 )
 from wayline.streams.failure import FailureLimits, FailurePolicy
+from wayline.streams.membership import Callbacks, Membership
 from wayline.streams.metrics import BATCH_SECONDS, DEAD_LETTERS
 from wayline.streams.offsets import committable_offsets
+from wayline.streams.outbox import Outbox
 from wayline.streams.restore import TaskLayout, restore_task
 from wayline.streams.task import ClockMode, Commit, Task, TaskCheckpoint, TaskContext
 from wayline.streams.watchdog import Watchdog
@@ -65,6 +66,7 @@ class WorkerStats:
     retries: int = 0  # batches retried after a broker fault
     retrying: str = ""  # the broker fault being waited out now
     stalled: bool = False
+    consumers_renewed: int = 0  # consumers replaced: their group coordinator was lost
     batches: int = 0
     commits: int = 0
     last_commit_at: float | None = None
@@ -83,6 +85,7 @@ class WorkerOptions:
     clock: ClockMode = "live"
     grace_ms: int = 0
     failure_limits: FailureLimits = field(default_factory=FailureLimits)
+    coordinator_lost_after_s: float = 60.0  # then a new consumer, if the cluster answers
 
 
 class Worker:
@@ -127,7 +130,7 @@ class Worker:
         self._stop = threading.Event()
         self._stats = WorkerStats()
         self._lock = threading.Lock()
-        self._producer: Producer | None = None
+        self._outbox: Outbox | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -137,22 +140,27 @@ class Worker:
         counters = getattr(self.processor, "counters", None)
         with self._lock:
             self._stats.timers_pending = pending
+            if self._outbox is not None:
+                self._stats.retries = self._outbox.retries
+                self._stats.retrying = self._outbox.retrying
             if counters is not None:
                 self._stats.steps = dict(counters())
             return WorkerStats(**vars(self._stats))
 
     def run(self) -> None:
         """Process until ``stop()``; see the module docstring for the order of a batch."""
-        consumer = self.kafka.consumer(self.group, **self.options.consumer_overrides)
-        self._producer = self.kafka.producer()
-        watchdog = Watchdog(self.name, self.options.stall_after_s)
-        consumer.subscribe(
+        self._outbox = Outbox(self.kafka, self.name, self._stop)
+        membership = Membership(
+            self.kafka,
+            self.name,
+            self.group,
             self.inputs,
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            Callbacks(self._on_assign, self._on_revoke),
+            self.options.consumer_overrides,
+            self.options.coordinator_lost_after_s,
         )
-        log.info("worker %s consuming %s as group %s", self.name, self.inputs, self.group)
+        consumer = membership.consumer
+        watchdog = Watchdog(self.name, self.options.stall_after_s)
         next_report = time.monotonic() + self.options.stats_interval_s
         try:
             while not self._stop.is_set():
@@ -160,7 +168,7 @@ class Worker:
                 batch = [Envelope.from_message(m) for m in messages if usable(m)]
                 started = time.perf_counter()
                 try:
-                    self._retrying(self._run_batch, batch, consumer)
+                    self._outbox.until_sent(self._run_batch, batch, consumer)
                 except RetryableError:
                     if not self._stop.is_set():
                         raise
@@ -172,50 +180,17 @@ class Worker:
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + self.options.stats_interval_s
                     self._report(consumer, watchdog)
+                    if membership.renewed_if_lost():  # the old consumer's tasks are gone
+                        consumer = membership.consumer
+                        self._close_tasks(list(self.tasks))
+                        with self._lock:
+                            self._stats.assigned = []
+                            self._stats.consumers_renewed += 1
         finally:
             self._close_tasks(list(self.tasks))
-            consumer.close()
-            self._producer.flush(5)
-            self._producer.close()  # leave the broker now, not whenever the object is collected
+            membership.consumer.close()
+            self._outbox.close()
             log.info("worker %s stopped", self.name)
-
-    def _retrying(self, run: Callable[..., None], *args: object) -> None:
-        """``run(*args)`` until it does not raise ``RetryableError`` (a broker away, a timeout,
-        a producer that lost its state) with exponential backoff up to 10 s; a new producer
-        for every retry; ``stop()`` ends the waiting."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(RetryableError),
-            wait=tenacity.wait_exponential(multiplier=0.5, max=10),
-            stop=lambda _state: self._stop.is_set(),
-            sleep=self._pause,
-            before_sleep=self._before_retry,
-            reraise=True,
-        )
-        retrying(run, *args)
-        if self._stats.retrying:
-            log.info("worker %s: the broker answers again", self.name)
-            with self._lock:
-                self._stats.retrying = ""
-
-    def _pause(self, seconds: float) -> None:
-        self._stop.wait(seconds)  # stop() cuts a backoff short
-
-    def _before_retry(self, state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "worker %s: %s; retry %d in %.1f s",
-            self.name,
-            error,
-            state.attempt_number,
-            state.upcoming_sleep,
-        )
-        with self._lock:
-            self._stats.retries += 1
-            self._stats.retrying = str(error)[:300]
-        if self._producer is not None:  # a fresh producer: the old one may have lost its state
-            self._producer.purge()
-            self._producer.flush(0)
-        self._producer = self.kafka.producer()
 
     def _run_batch(self, batch: list[Envelope], consumer: Consumer) -> None:
         try:
@@ -337,37 +312,11 @@ class Worker:
         """Outputs + changelog acknowledged → markers acknowledged → local stores."""
         commits = [(task, task.prepare_commit()) for task in tasks if task.views]
         records = [r for _, c in commits for r in c.records]
-        ends = self._send([*outputs, *records], "outputs and changelog records")
-        markers = self._send([c.marker for _, c in commits], "commit markers")
+        assert self._outbox is not None
+        ends = self._outbox.send([*outputs, *records], "outputs and changelog records")
+        markers = self._outbox.send([c.marker for _, c in commits], "commit markers")
         for task, commit in commits:
             task.finish_commit(commit, _ends_of(task, commit, {**ends, **markers}))
-
-    def _send(self, outputs: list[Output], what: str) -> dict[tuple[str, int], int]:
-        """Produce and wait for every acknowledgement; the next offset per partition written."""
-        assert self._producer is not None
-        producer = self._producer
-        failures: list[KafkaError] = []
-        ends: dict[tuple[str, int], int] = {}
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                failures.append(err)
-                return
-            where = (msg.topic() or "", msg.partition() or 0)
-            ends[where] = max(ends.get(where, 0), (msg.offset() or 0) + 1)
-
-        for out in outputs:
-            produce_output(producer, out, delivered)
-        deadline = time.monotonic() + 30
-        remaining = producer.flush(1)
-        while remaining and time.monotonic() < deadline and not self._stop.is_set():
-            remaining = producer.flush(1)  # a second at a time: stop() is heard within one
-        if remaining or failures:
-            raise RetryableError(
-                f"worker {self.name}: {remaining} {what} unacknowledged, {len(failures)} failed "
-                f"({failures[:1]}); nothing committed"
-            )
-        return ends
 
     def _count(self, processed: int, outputs: list[Output]) -> None:
         dead = 0
