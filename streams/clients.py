@@ -69,13 +69,7 @@ class KafkaConfig:
         return Producer(config)
 
     def consumer(self, group: str, **overrides: Any) -> Consumer:
-        """A consumer-group member that never auto-commits: workers commit after their flush.
-
-        No re-bootstrap when every broker is away (``metadata.recovery.strategy``): librdkafka
-        2.16 then drops the group coordinator's handle and, under load, may never look for it
-        again (librdkafka issue 5511) — the member sits without partitions after the cluster
-        is back. The known brokers are simply reconnected instead.
-        """
+        """A consumer-group member that never auto-commits: workers commit after their flush."""
         config = {
             "bootstrap.servers": self.bootstrap,
             "logger": LIBRDKAFKA_LOG,
@@ -83,7 +77,6 @@ class KafkaConfig:
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 1000,
             "partition.assignment.strategy": "cooperative-sticky",
-            "metadata.recovery.strategy": "none",
             **self.options,  # an operator's librdkafka options may tune the defaults above
             "group.id": group,
             "enable.auto.commit": False,

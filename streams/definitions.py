@@ -28,6 +28,7 @@ from wayline.segments.rules import parse_rule, segments_read
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.restore import read_partition
+from wayline.streams.tail import Tail
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +183,13 @@ class DefinitionsView:
 
     def _run(self) -> None:
         settings = {"fetch.wait.max.ms": 50, "enable.partition.eof": True}
-        consumer = self.kafka.consumer("unused", **settings)
+        tail = Tail(
+            self.kafka, "definitions", [TopicPartition(self.topic, 0, OFFSET_BEGINNING)], settings
+        )
         try:
-            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
             while not self._stop.is_set():
                 changed = False
-                for message in consumer.consume(100, 0.2):
+                for message in tail.consume(100, 0.2):
                     error = message.error()
                     if error is None:
                         _fold(self._latest, message.key(), message.value())
@@ -202,7 +204,7 @@ class DefinitionsView:
         except Exception:
             log.exception("definitions view stopped")
         finally:
-            consumer.close()
+            tail.close()
 
     def _recompile(self) -> None:
         try:

@@ -95,23 +95,31 @@ class Membership:
         lost_s = self.watch.lost_for()
         if lost_s < self.lost_after_s:
             return False
-        try:
-            self.consumer.list_topics(timeout=5)
-        except KafkaException:
+        if not self._cluster_answers():
             return False  # the cluster is away: waiting for it is right
-        log.warning(
-            "worker %s: no group coordinator for %.0f s while the cluster answers (%s); "
-            "a new consumer",
-            self.worker,
-            lost_s,
-            self.watch.describe(),
+        self.renew(
+            f"no group coordinator for {lost_s:.0f} s while the cluster answers "
+            f"({self.watch.describe()})"
         )
+        return True
+
+    def renew(self, why: str) -> None:
+        """Close this consumer (its partitions are revoked) and join with a new one."""
+        log.warning("worker %s: %s; a new consumer", self.worker, why)
         try:
             self.consumer.close()
         except (KafkaException, RuntimeError) as exc:
             log.warning("worker %s: the old consumer did not close cleanly: %s", self.worker, exc)
         self.watch = GroupWatch()
         self.consumer = self._subscribe()
+
+    def _cluster_answers(self) -> bool:
+        """Asked with a client of its own: the lost consumer's view of the brokers is the
+        thing in doubt."""
+        try:
+            self.kafka.admin(log_level=0).list_topics(timeout=5)
+        except KafkaException:
+            return False
         return True
 
     def _subscribe(self) -> Consumer:

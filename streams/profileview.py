@@ -23,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from sortedcontainers import SortedSet
 
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.tail import Tail
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,17 @@ class ProfileView:
         self.records += 1
 
     def _run(self) -> None:
-        consumer = self.kafka.consumer(
-            "unused", **{"enable.partition.eof": False, "fetch.wait.max.ms": 20}
-        )
+        settings = {"enable.partition.eof": False, "fetch.wait.max.ms": 20}
+        probe = self.kafka.consumer("unused", **settings)
         try:
-            partitions = self._partitions(consumer)
-            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+            partitions = self._partitions(probe)
+        finally:
+            probe.close()
+        start = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions]
+        tail = Tail(self.kafka, "profile view", start, settings)
+        try:
             while not self._stop.is_set():
-                for message in consumer.consume(500, 0.1):
+                for message in tail.consume(500, 0.1):
                     error = message.error()
                     if error is not None:
                         if error.code() != KafkaError._PARTITION_EOF:
@@ -118,7 +122,7 @@ class ProfileView:
         except Exception:
             log.exception("profile view stopped")
         finally:
-            consumer.close()
+            tail.close()
 
     def _partitions(self, consumer: Any) -> list[int]:
         while not self._stop.is_set():

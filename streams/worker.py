@@ -85,7 +85,7 @@ class WorkerOptions:
     clock: ClockMode = "live"
     grace_ms: int = 0
     failure_limits: FailureLimits = field(default_factory=FailureLimits)
-    coordinator_lost_after_s: float = 60.0  # then a new consumer, if the cluster answers
+    coordinator_lost_after_s: float = 30.0  # then a new consumer, if the cluster answers
 
 
 class Worker:
@@ -179,9 +179,10 @@ class Worker:
                 watchdog.progress(len(batch))
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + self.options.stats_interval_s
-                    self._report(consumer, watchdog)
-                    if membership.renewed_if_lost():  # the old consumer's tasks are gone
-                        consumer = membership.consumer
+                    if self._report(consumer, watchdog):  # a consumer that stopped fetching
+                        membership.renew("no progress while behind")
+                    if membership.consumer is not consumer or membership.renewed_if_lost():
+                        consumer = membership.consumer  # the old consumer's tasks are gone
                         self._close_tasks(list(self.tasks))
                         with self._lock:
                             self._stats.assigned = []
@@ -373,7 +374,8 @@ class Worker:
             if task is not None:
                 task.close()
 
-    def _report(self, consumer: Consumer, watchdog: Watchdog) -> None:
+    def _report(self, consumer: Consumer, watchdog: Watchdog) -> bool:
+        """Log the counters; True when the worker was found stalled just now."""
         lag = consumer_lag(consumer)
         with self._lock:
             self._stats.lag = lag
@@ -385,6 +387,7 @@ class Worker:
             self._stats.stalls += int(stalled)
             self._stats.stalled = watchdog.stalled
         log.info("worker %s %s", self.name, self.stats())
+        return stalled
 
 
 def _ends_of(task: Task, commit: Commit, ends: dict[tuple[str, int], int]) -> dict[str, int]:

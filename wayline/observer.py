@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from wayline.schemas.timestamps import parse_timestamp
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.tail import Tail
 
 
 @dataclass
@@ -80,25 +81,23 @@ class Observer:
         return state
 
     def _run(self) -> None:
-        consumer = self.kafka.consumer(f"{self.topics.prefix}.observer")
         names = [self.topics.events, self.topics.dlq, self.topics.profiles]
         names += [self.topics.segments, self.topics.triggers]
-        metadata = consumer.list_topics(timeout=10)
-        consumer.assign(
-            [
-                TopicPartition(name, p, OFFSET_BEGINNING)
-                for name in names
-                if name in metadata.topics
-                for p in metadata.topics[name].partitions
-            ]
-        )
+        metadata = self.kafka.admin().list_topics(timeout=10)
+        start = [
+            TopicPartition(name, p, OFFSET_BEGINNING)
+            for name in names
+            if name in metadata.topics
+            for p in metadata.topics[name].partitions
+        ]
+        tail = Tail(self.kafka, "live view", start, {})
         try:
             while not self._stop.is_set():
-                for message in consumer.consume(1000, 0.1):
+                for message in tail.consume(1000, 0.1):
                     if message.error() is None:  # partition EOF and transient errors: skip
                         self._fold(message)
         finally:
-            consumer.close()
+            tail.close()
 
     def _fold(self, message: Any) -> None:
         topic, key, value = message.topic(), message.key(), message.value()

@@ -48,16 +48,16 @@ def seen(kafka: KafkaConfig, topics: Topics) -> Iterator[Member]:
 
 def join(kafka: KafkaConfig, topics: Topics) -> Member:
     def assigned(_c: Consumer, partitions: list[TopicPartition]) -> None:
-        seen.owned |= {p.partition for p in partitions}
+        joined.owned |= {p.partition for p in partitions}
 
     def revoked(_c: Consumer, partitions: list[TopicPartition]) -> None:
-        seen.owned -= {p.partition for p in partitions}
-        seen.revoked += [p.partition for p in partitions]
+        joined.owned -= {p.partition for p in partitions}
+        joined.revoked += [p.partition for p in partitions]
 
     callbacks = Callbacks(assigned, revoked)
     group = f"{topics.prefix}.membership"
-    seen = Member(Membership(kafka, "test", group, [topics.raw], callbacks, FAST_GROUPS, 30.0))
-    return seen
+    joined = Member(Membership(kafka, "test", group, [topics.raw], callbacks, FAST_GROUPS, 30.0))
+    return joined
 
 
 def settled(seen: Member, values: int) -> bool:
