@@ -54,12 +54,19 @@ class Unavailable(Exception):
 
 class AsyncProducer:
     """``send`` returns once every record is acknowledged, or raises ``Unavailable`` after
-    ``timeout_s`` — a caller never waits longer, and never hears "done" for a lost record."""
+    ``timeout_s`` — a caller never waits longer, and never hears "done" for a lost record.
 
-    def __init__(self, kafka: KafkaConfig, timeout_s: float = 10.0) -> None:
+    The producer is replaced after a fatal error, and after ``replace_after`` sends in a row
+    went unacknowledged: after an outage librdkafka can lose its way to a broker that came back
+    (it drops the broker's handle and waits for it for good), and a new client finds it.
+    """
+
+    def __init__(self, kafka: KafkaConfig, timeout_s: float = 10.0, replace_after: int = 2) -> None:
         self.kafka = kafka
         self.timeout_s = timeout_s
-        self.replaced = 0  # producers replaced after a fatal error
+        self.replace_after = replace_after
+        self.replaced = 0  # producers replaced after a fatal error or unacknowledged sends
+        self._unacknowledged = 0  # sends in a row
         self._fatal = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -123,7 +130,16 @@ class AsyncProducer:
             await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
         except (KafkaException, TimeoutError) as exc:
             log.warning("broker did not acknowledge %d records: %r", len(records), exc)
+            self._unacknowledged += 1
+            if self._unacknowledged >= self.replace_after and not self._fatal.is_set():
+                log.warning(
+                    "producer: %d sends in a row unacknowledged; a new producer",
+                    self._unacknowledged,
+                )
+                self._unacknowledged = 0
+                self._fatal.set()
             raise Unavailable(f"the broker did not acknowledge: {exc!r}") from None
+        self._unacknowledged = 0
 
     def _produce(self, producer: Producer, record: Record, on_delivery: Any) -> None:
         headers: list[tuple[str, str | bytes | None]] = list(record.headers)

