@@ -106,9 +106,14 @@ def describe_topics(kafka: KafkaConfig, names: list[str]) -> list[TopicState]:
     futures = admin.describe_configs([ConfigResource("topic", n) for n in present])
     configs: dict[str, dict[str, str]] = {}
     for resource, future in futures.items():
-        entries = future.result()
+        try:
+            entries = future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            continue  # deleted since the metadata was read (Apache Kafka deletes asynchronously)
         configs[resource.name] = {k: v.value for k, v in entries.items() if v.value is not None}
-    return [TopicState(n, len(topics[n].partitions), configs.get(n, {})) for n in present]
+    return [TopicState(n, len(topics[n].partitions), configs[n]) for n in present if n in configs]
 
 
 def delete_topics(kafka: KafkaConfig, names: list[str]) -> None:

@@ -10,6 +10,7 @@ a customer's history. The entry also keeps the profile's due time while it waits
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,9 +49,13 @@ class Parked:
         else:
             self.add(Item("handoff", handoff, self.queue[-1].now_ms if self.queue else 0, []))
 
-    def ready(self) -> bool:
-        """The first held record has every hand-off it needs."""
-        return all(loser in self.got for loser in self.queue[0].needs)
+    def ready(self, state: Mapping[str, Any] | None) -> bool:
+        """The first held record has every hand-off it needs: in, or already merged into
+        ``state`` (a crash replays a merging event; its copy needs a hand-off taken in)."""
+        head = self.queue[0]
+        if state is not None:
+            head.needs = [m for m in head.needs if m not in state["merged_from"]]
+        return all(loser in self.got for loser in head.needs)
 
     def encode(self) -> bytes:
         return orjson.dumps(

@@ -155,7 +155,7 @@ class ProfileStep:
         moment, the due times that passed before it fire first, as they would have."""
         outputs: list[Output] = []
         due = parked.due
-        while parked.queue and parked.ready():
+        while parked.queue and parked.ready(self._entry(pid, ctx).state):
             item = parked.queue.pop(0)
             entry = self._entry(pid, ctx)
             if entry.state is None:  # merged away while held: the rest goes to the survivor

@@ -96,9 +96,7 @@ CHUNKS = 25  # the log is sent in this many requests, 0.4 s apart, while process
     ("workers", "kill", "after_chunks"),
     [
         (ProfileWorker, kill_profile_worker, (6, 12, 18)),
-        pytest.param(  # on Apache Kafka under load, profiles stay parked for a hand-off: open
-            ProfileWorker, kill_everything, (8, 16), marks=pytest.mark.embedded_only
-        ),
+        (ProfileWorker, kill_everything, (8, 16)),
         (TwoProfileWorkers, kill_one_of_two, (12,)),
     ],
     ids=["profile_worker_killed_3x", "everything_killed_2x", "one_of_two_profile_workers_killed"],
