@@ -21,7 +21,7 @@ CHANNELS = TypeAdapter(list[ChannelSpec]).validate_python(
         {"name": "team", "type": "slack", "url": "https://hooks.slack.com/services/x"},
     ]
 )
-TRIGGERS = {"cart_abandoned", "milestone"}
+TRIGGERS = {"cart_abandoned", "milestone", "churn_risk"}
 NOTIFY = {"vip"}
 
 
@@ -98,3 +98,12 @@ def test_channel_settings_are_checked_as_they_are_read(channel: dict[str, Any]) 
 def test_holdouts_are_percentages() -> None:
     with pytest.raises(ValidationError):
         Subscription(name="s", channel="crm", triggers=["milestone"], holdout_pct=120)
+
+
+def test_a_template_is_rendered_against_an_example_of_each_trigger_it_subscribes_to() -> None:
+    check(triggers=["churn_risk"], template={"subject": "We miss you ({{ payload.ltv }})"})
+    with pytest.raises(ValueError, match=r"subscriptions\[0\].template.subject: .*cart_id"):
+        check(  # a cart field: there is none in a churn-risk trigger
+            triggers=["cart_abandoned", "churn_risk"],
+            template={"subject": "Your cart {{ payload.cart_id }}"},
+        )
