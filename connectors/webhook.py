@@ -110,38 +110,55 @@ class WebhookSender:
     async def send(
         self, endpoint: WebhookEndpoint, delivery_id: str, body: bytes, at: datetime
     ) -> Attempt:
-        parts = urlsplit(endpoint.url)
+        headers = {
+            "user-agent": "Wayline-Webhooks/1",
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": signature(endpoint.secrets, delivery_id, at, body.decode()),
+        }
+        posted = await self.post(endpoint.url, body, headers, endpoint.allow_networks,
+                                 endpoint.timeout_s)  # fmt: skip
+        if isinstance(posted, Attempt):
+            return posted
+        return classify(posted.status_code, posted.headers.get("retry-after"), at)
+
+    async def post(
+        self,
+        target: str,
+        body: bytes,
+        headers: dict[str, str],
+        allow: Sequence[Network],
+        timeout_s: float,
+    ) -> httpx.Response | Attempt:
+        """POST JSON ``body`` to ``target`` at an address that was checked (see the module);
+        an ``Attempt`` when it could not be sent."""
+        parts = urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            return Attempt("failed", f"not an http(s) URL: {endpoint.url}")
+            return Attempt("failed", f"not an http(s) URL: {target}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            address = await checked_address(parts.hostname, port, endpoint.allow_networks)
+            address = await checked_address(parts.hostname, port, allow)
         except AddressRefused as exc:
             return Attempt("failed", f"address_refused: {exc}")
         pinned = f"[{address}]" if address.version == 6 else str(address)
         url = urlunsplit(parts._replace(netloc=f"{pinned}:{port}"))
-        text = body.decode()
         headers = {
             "host": parts.netloc.rsplit("@", 1)[-1],
             "content-type": "application/json",
-            "user-agent": "Wayline-Webhooks/1",
-            "webhook-id": delivery_id,
-            "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signature(endpoint.secrets, delivery_id, at, text),
+            **headers,
         }
         try:
-            reply = await self._client.post(
+            return await self._client.post(
                 url,
                 content=body,
                 headers=headers,
-                timeout=endpoint.timeout_s,
+                timeout=timeout_s,
                 extensions={"sni_hostname": parts.hostname},
             )
         except httpx.TimeoutException:
-            return Attempt("retry", f"no answer in {endpoint.timeout_s:.0f} s")
+            return Attempt("retry", f"no answer in {timeout_s:.0f} s")
         except httpx.TransportError as exc:
             return Attempt("retry", f"connection failed: {type(exc).__name__}: {exc}")
-        return classify(reply.status_code, reply.headers.get("retry-after"), at)
 
     async def close(self) -> None:
         await self._client.aclose()
