@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +14,10 @@ import pytest
 import yaml
 from apachekafka import ApacheKafka
 from equality import CONFIG_YAML
+from receivers import HttpReceiver, http_receiver
 from waylineproc import API_KEY, SOURCES, Running
 
+from wayline.connectors.webhook import WebhookSender
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.broker import EmbeddedBroker, free_port
@@ -173,3 +175,18 @@ def wayline_up_replay(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
         ],
     }  # fmt: skip
     yield from _wayline(kafka, tmp_path, extra=extra)
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    """A real local HTTP receiver (connector tests)."""
+    with http_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+async def sender() -> AsyncIterator[WebhookSender]:
+    """A webhook sender (connector tests), closed afterwards."""
+    sending = WebhookSender()
+    yield sending
+    await sending.close()

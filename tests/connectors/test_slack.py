@@ -4,31 +4,17 @@ a rate limit is retried when Slack says, an archived or deleted channel disables
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import orjson
 import pytest
-from receivers import HttpReceiver, http_receiver
+from receivers import HttpReceiver
 
 from wayline.connectors.slack import send_slack
 from wayline.connectors.webhook import WebhookSender
 
 pytestmark = pytest.mark.timeout(60)
 LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
-
-
-@pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    with http_receiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def sender() -> AsyncIterator[WebhookSender]:
-    sending = WebhookSender()
-    yield sending
-    await sending.close()
 
 
 async def test_text_and_blocks_arrive(receiver: HttpReceiver, sender: WebhookSender) -> None:

@@ -5,12 +5,11 @@ request leaves for a loopback, private, link-local or metadata address unless al
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import orjson
 import pytest
-from receivers import HttpReceiver, http_receiver
+from receivers import HttpReceiver
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -23,19 +22,6 @@ OLD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NEW = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 BODY = orjson.dumps({"type": "dev.wayline.trigger.cart_abandoned", "profile_id": "p1"})
-
-
-@pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    with http_receiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def sender() -> AsyncIterator[WebhookSender]:
-    sending = WebhookSender()
-    yield sending
-    await sending.close()
 
 
 def endpoint(url: str, secrets: tuple[str, ...] = (NEW,), **kw: object) -> WebhookEndpoint:
