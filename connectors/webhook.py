@@ -145,7 +145,7 @@ class WebhookSender:
         headers = {
             "host": parts.netloc.rsplit("@", 1)[-1],
             "content-type": "application/json",
-            **headers,
+            **headers,  # e.g. another content-type, an authorization
         }
         try:
             return await self._client.post(

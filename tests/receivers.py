@@ -9,9 +9,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from wayline.streams.broker import free_port
 
@@ -26,7 +28,9 @@ class Received:
 @dataclass
 class HttpReceiver:
     """``/ok`` 200, ``/status/{code}`` that status (``?retry_after=`` adds the header),
-    ``/redirect`` 302 to the metadata address, ``/slow`` answers after 3 s."""
+    ``/redirect`` 302 to the metadata address, ``/slow`` answers after 3 s; and an SMS API of
+    Twilio's shape at ``/2010-04-01/Accounts/{sid}/Messages.json`` (To +15550000000 has
+    texted STOP: error 21610; To +15550000429 is rate-limited)."""
 
     port: int
     received: list[Received] = field(default_factory=list)
@@ -42,6 +46,8 @@ class HttpReceiver:
         async def receive(path: str, request: Request) -> Response:
             body = await request.body()
             self.received.append(Received(f"/{path}", dict(request.headers), body))
+            if path.endswith("/Messages.json"):
+                return _sms(request, body)
             if path == "redirect":
                 return Response(status_code=302, headers={"location": "http://169.254.169.254/"})
             if path == "slow":
@@ -53,6 +59,19 @@ class HttpReceiver:
             return Response(status_code=200)
 
         return app
+
+
+def _sms(request: Request, body: bytes) -> Response:
+    form = dict(parse_qsl(body.decode()))
+    if not request.headers.get("authorization", "").startswith("Basic "):
+        return JSONResponse({"code": 20003, "message": "Authenticate"}, status_code=401)
+    if form.get("To") == "+15550000000":
+        unsubscribed = {"code": 21610, "message": "Attempt to send to unsubscribed recipient"}
+        return JSONResponse(unsubscribed, status_code=400)
+    if form.get("To") == "+15550000429":
+        return JSONResponse({"code": 20429, "message": "Too Many Requests"}, 429,
+                            headers={"retry-after": "5"})  # fmt: skip
+    return JSONResponse({"sid": f"SM{abs(hash(body)):032x}"[:34], "status": "queued"}, 201)
 
 
 @contextmanager
