@@ -5,6 +5,8 @@ built so that the result depends only on the *set* of events, not their order, d
 how profiles were merged:
 
 - traits, consent, location, time zone: last writer wins by (event time, messageId);
+- suppressions (a hard bounce, a spam complaint, an SMS STOP), per channel and address: last
+  writer wins too, and only an SMS START lifts one (``SUPPRESSING_EVENTS``);
   ``$set_once`` traits: first writer wins;
 - first/last seen per channel: min/max;
 - event counts: per event name a total and day buckets (kept for 90 days past the newest
@@ -39,6 +41,15 @@ TYPE_NAMES = {
     "alias": "Alias",
 }
 CONSENT_OFF_EVENTS = {"Unsubscribed": "email", "Email Marked as Spam": "email"}
+# event → (channel, reason); reason None lifts the channel's suppression (an SMS START)
+SUPPRESSING_EVENTS: dict[str, tuple[str, str | None]] = {
+    "Email Bounced": ("email", "bounced"),
+    "Email Marked as Spam": ("email", "complained"),
+    "SMS Opted Out": ("sms", "sms_stop"),
+    "SMS Opted In": ("sms", None),
+}
+SOFT_BOUNCES = frozenset({"blocked", "soft", "transient"})  # Email Bounced that suppress nothing
+ADDRESS_KINDS = {"email": "email", "sms": "phone"}
 LOCATION_FIELDS = ("country", "region", "city")
 CATEGORY_EVENTS = frozenset({"Product Viewed", "Product Added", "Order Completed"})
 
@@ -58,6 +69,7 @@ def empty_state() -> State:
         "cart": [],
         "cart_cleared_at": None,
         "consent": {},
+        "suppressed": {},  # "channel:address" → [reason or None, ts, msgid]
         "location": {},
         "tz": None,
         "merged_from": [],
@@ -108,6 +120,8 @@ def apply_event(state: State, event: Mapping[str, Any], linked: list[tuple[str, 
     if sources:
         _traits(state, sources, stamp)
     _consent(state, name, sources, props, stamp)
+    if name in SUPPRESSING_EVENTS:
+        _suppression(state, name, props, linked, stamp)
     _location(state, sources, context, stamp)
     if name == "Order Completed":
         _order(state, props, msgid, ts)
@@ -199,6 +213,8 @@ def _merge_cells(out: State, src: State) -> None:
         _first(out["once"], name, cell[0], cell[1:])
     if src["tz"] is not None:
         out["tz"] = _later(out["tz"], src["tz"])
+    for name, cell in (src.get("suppressed") or {}).items():
+        _lww(out["suppressed"], name, cell[0], cell[1:])
 
 
 def _add_ids(state: State, linked: list[tuple[str, str]]) -> None:
@@ -318,6 +334,24 @@ def _consent(
     if name in CONSENT_OFF_EVENTS:
         channel = str(props.get("channel") or CONSENT_OFF_EVENTS[name])
         _lww(state["consent"], channel, False, stamp)
+
+
+def _suppression(
+    state: State,
+    name: str,
+    props: Mapping[str, Any],
+    linked: list[tuple[str, str]],
+    stamp: list[Any],
+) -> None:
+    """Suppress (or, for an SMS START, lift) the channel for the addresses the event names."""
+    channel, reason = SUPPRESSING_EVENTS[name]
+    if name == "Email Bounced" and str(props.get("bounce_type") or "").lower() in SOFT_BOUNCES:
+        return
+    kind = ADDRESS_KINDS[channel]
+    addresses = sorted({value for k, value in linked if k == kind})
+    target = state.setdefault("suppressed", {})
+    for address in addresses or [""]:  # no address named: the whole channel
+        _lww(target, f"{channel}:{address}", reason, stamp)
 
 
 def _location(

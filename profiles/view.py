@@ -252,9 +252,41 @@ def snapshot(
         "computed": computed(state, now_ms),
         "channels": channels,
         "consent": {k: v[0] for k, v in sorted(state["consent"].items())},
+        "contact": contact_points(state),
         "segments": sorted(segments if segments is not None else state.get("segments") or {}),
         "merged_from": list(state["merged_from"]),
         "activity": activity(state, now_ms),
         "first_seen": iso(min(firsts)) if firsts else None,
         "last_seen": iso(max(lasts)) if lasts else None,
     }
+
+
+def contact_points(state: State) -> dict[str, Any]:
+    """Where and whether the profile may be reached, as the delivery worker needs it: the
+    e-mail address and phone number to use (the ``email``/``phone`` trait when it is one of the
+    profile's identifiers, else the first identifier), the time zone, consent per channel, and
+    the hard suppressions that apply to those addresses (channel → reason)."""
+    ids = state["ids"]
+    email = _preferred(state, "email", ids.get("email") or [], str.lower)
+    phone = _preferred(state, "phone", ids.get("phone") or [], lambda v: v.replace(" ", ""))
+    suppressed: dict[str, str] = {}
+    for key, cell in sorted((state.get("suppressed") or {}).items()):
+        channel, _, address = key.partition(":")
+        if cell[0] and (not address or address == {"email": email, "sms": phone}.get(channel)):
+            suppressed.setdefault(channel, cell[0])
+    lasts = [c[1] for c in state["channels"].values()]
+    return {
+        "email": email,
+        "phone": phone,
+        "timezone": state["tz"][0] if state["tz"] else None,
+        "consent": {k: v[0] for k, v in sorted(state["consent"].items())},
+        "suppressed": suppressed,
+        "last_seen": iso(max(lasts)) if lasts else None,
+    }
+
+
+def _preferred(state: State, trait: str, values: list[str], norm: Any) -> str | None:
+    cell = state["traits"].get(trait)
+    if cell is not None and isinstance(cell[0], str) and norm(cell[0].strip()) in values:
+        return str(norm(cell[0].strip()))
+    return values[0] if values else None

@@ -94,6 +94,21 @@ class Computed(BaseModel):
     timezone: str | None
 
 
+class Contact(BaseModel):
+    """Where and whether a profile may be reached (``wayline.profiles.view.contact_points``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(description="the address messages go to")
+    phone: str | None = Field(description="the number messages go to (E.164)")
+    timezone: str | None = Field(description="IANA zone, for quiet hours")
+    consent: dict[str, bool] = Field(description="channel → granted (absent: not asked)")
+    suppressed: dict[str, str] = Field(
+        description="channel → why nothing may be sent there: bounced, complained, sms_stop"
+    )
+    last_seen: str | None = Field(description="the newest event this was computed from")
+
+
 class ProfileSnapshot(BaseModel):
     """``wayline.profiles`` (key = profile id; tombstone = merged away) and the profile API.
 
@@ -108,6 +123,7 @@ class ProfileSnapshot(BaseModel):
     computed: Computed
     channels: dict[Channel, ChannelSeen]
     consent: dict[str, bool] = Field(default_factory=dict, description="channel → granted")
+    contact: Contact | None = Field(default=None, description="what deliveries use")
     segments: list[str] = Field(default_factory=list)
     merged_from: list[str] = Field(default_factory=list, description="profile ids merged in")
     activity: dict[str, dict[str, int]] = Field(
@@ -165,6 +181,9 @@ class TriggerData(BaseModel):
     occasion: str = Field(description="what it fired for: the cart activity, the milestone, ...")
     reason: dict[str, Any] = Field(description="the condition values that made it fire")
     payload: dict[str, Any]
+    contact: Contact | None = Field(
+        default=None, description="the profile's contact points and consent as it fired"
+    )
 
 
 class Trigger(BaseModel):
@@ -189,20 +208,46 @@ class Trigger(BaseModel):
     data: TriggerData
 
 
+DeliveryStatus = Literal[
+    "sent",
+    "delivered",
+    "suppressed",
+    "frequency_capped",
+    "deferred",
+    "held_out",
+    "retrying",
+    "failed",
+    "exhausted",
+]
+FINAL_STATUSES = frozenset(
+    {"sent", "delivered", "suppressed", "frequency_capped", "held_out", "failed", "exhausted"}
+)
+
+
 class Delivery(BaseModel):
-    """``wayline.deliveries``: what a connector did with one trigger (key = delivery key)."""
+    """``wayline.deliveries``: one decision or attempt for one trigger × subscription (key =
+    delivery id). ``deferred`` and ``retrying`` are followed by more records of the same
+    delivery; every other status is its final outcome, written once."""
 
     model_config = ConfigDict(extra="forbid")
 
-    delivery_key: str
+    delivery_id: str = Field(description="deterministic: trigger id + subscription")
     trigger_id: str
-    connector: str
-    channel: Literal["webhook", "email", "sms", "slack", "clickhouse"]
+    trigger: str = Field(description="the trigger type, e.g. cart_abandoned")
+    subscription: str
+    channel: str = Field(description="the channel's name in the config")
+    channel_type: Literal["webhook", "email", "sms", "slack"]
+    kind: Literal["marketing", "transactional"]
     profile_id: str
-    status: Literal["delivered", "failed", "suppressed", "retrying"]
-    attempts: int = Field(ge=0)
-    reason: str | None = None
-    at: str
+    status: DeliveryStatus
+    final: bool = Field(description="the delivery's last record")
+    reason: str = Field(description="why: allowed, no_consent, quiet_hours, http_503, ...")
+    attempt: int = Field(ge=0, description="connector calls so far")
+    at: str = Field(description="when this was decided or attempted")
+    release_at: str | None = Field(
+        default=None, description="deferred, retrying: when it is decided or attempted again"
+    )
+    detail: str | None = Field(default=None, description="the receiver's answer, shortened")
 
 
 class Definition(BaseModel):

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from wayline.profiles.state import apply_event, epoch_ms, event_name
+from wayline.profiles.state import State, apply_event, epoch_ms, event_name
+from wayline.profiles.view import contact_points
 from wayline.segments.compiler import Compiled
 from wayline.segments.membership import (
     Evaluation,
@@ -162,15 +163,17 @@ def trigger_document(
     triggers: TriggerConfig,
     fired: Fired,
     profile_id: str,
-    identifiers: Mapping[str, Any],
+    state: State,
 ) -> dict[str, Any]:
     """The CloudEvent of a fired trigger, with the version of the rule that fired it (the
-    segment's for segment_entered/exited, the trigger definitions' for the others)."""
+    segment's for segment_entered/exited, the trigger definitions' for the others) and the
+    profile's contact points as it fired (newer ones reach the delivery worker on
+    ``wayline.profiles``)."""
     segment = fired.payload.get("segment")
     version = triggers.version
     if fired.trigger.startswith("segment_") and segment in compiled.by_name:
         version = compiled.by_name[segment].version
-    return cloud_event(fired, version, profile_id, identifiers)
+    return cloud_event(fired, version, profile_id, state["ids"], contact_points(state))
 
 
 def _trait_keys(event: Mapping[str, Any], props: Mapping[str, Any]) -> set[str]:

@@ -121,7 +121,7 @@ class Timeline:
                 Happening(t.at_ms, pid, who, f"{t.kind} {t.segment}", f"rule version {t.version}")
             )
         for fired in outcome.fired:
-            doc = trigger_document(self.compiled, self.triggers, fired, pid, state["ids"])
+            doc = trigger_document(self.compiled, self.triggers, fired, pid, state)
             self.cloud_events.append(copy.deepcopy(doc))
             reason = ", ".join(f"{k}={v}" for k, v in fired.reason.items())
             self.happenings.append(

@@ -124,7 +124,11 @@ def segment_triggers(state: dict[str, Any], transitions: tuple[Transition, ...])
 
 
 def cloud_event(
-    fired: Fired, version: int, profile_id: str, identifiers: Mapping[str, Any]
+    fired: Fired,
+    version: int,
+    profile_id: str,
+    identifiers: Mapping[str, Any],
+    contact: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The CloudEvents 1.0 structured-mode document of one trigger (key = profile id)."""
     trigger = fired.trigger
@@ -145,6 +149,7 @@ def cloud_event(
             "occasion": fired.occasion,
             "reason": fired.reason,
             "payload": fired.payload,
+            **({"contact": dict(contact)} if contact is not None else {}),
         },
     }
 

@@ -333,7 +333,7 @@ class ProfileStep:
             ctx.timers.schedule(pid.encode(), outcome.next_due, WAKE)
         outputs = [self._transition(pid, t, cause) for t in outcome.transitions]
         for fired in outcome.fired:
-            doc = trigger_document(self.segments, self.triggers, fired, pid, state["ids"])
+            doc = trigger_document(self.segments, self.triggers, fired, pid, state)
             outputs.append(
                 Output(
                     self.topics.triggers, pid.encode(), orjson.dumps(doc), timestamp_ms=fired.at_ms

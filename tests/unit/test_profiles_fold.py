@@ -15,7 +15,16 @@ from wayline.profiles.state import apply_event, empty_state, merge
 from wayline.profiles.view import snapshot
 
 NOW = 1_767_000_000_000
-EVENTS = ["Product Viewed", "Product Added", "Product Removed", "Order Completed", "Signed Up"]
+EVENTS = [
+    "Product Viewed",
+    "Product Added",
+    "Product Removed",
+    "Order Completed",
+    "Signed Up",
+    "Email Bounced",  # suppressions: last writer wins, an SMS START lifts a STOP
+    "SMS Opted Out",
+    "SMS Opted In",
+]
 CHANNELS = ["web", "app", "email", "store"]
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
