@@ -32,7 +32,8 @@ def test_addresses_come_from_the_traits_when_they_are_identifiers() -> None:
     fold(state, "Signed Up", 1, [*ADA, ("email", "a@old.example")])
     contact = contact_points(state)
     assert (contact["email"], contact["phone"]) == ("ada@example.com", "+14155550132")
-    assert contact["suppressed"] == {} and contact["consent"] == {}
+    assert contact["suppressed"] == {}
+    assert contact["consent"] == {}
 
 
 def test_a_hard_bounce_suppresses_that_address_only() -> None:
