@@ -65,6 +65,22 @@ class TriggerConfig:
         )
 
 
+def trigger_types(config: TriggerConfig) -> set[str]:
+    """The trigger types this config can fire, segment_entered/exited aside."""
+    on = {
+        "cart_abandoned": config.cart_after_ms is not None,
+        "browse_abandoned": config.browse_after_ms is not None,
+        "churn_risk": config.churn,
+        "milestone": bool(
+            config.milestone_orders
+            or config.milestone_revenue
+            or config.birthday
+            or config.anniversary
+        ),
+    }
+    return {name for name, enabled in on.items() if enabled}
+
+
 class Fired(NamedTuple):  # a tuple: made per event
     trigger: str  # cart_abandoned | browse_abandoned | churn_risk | milestone | segment_*
     occasion: str

@@ -28,6 +28,7 @@ Unknown keys are refused so that a typo never silently turns a feature off.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -42,12 +43,19 @@ from pydantic import (
     model_validator,
 )
 
+from wayline.channels import (
+    ChannelSpec,
+    ContactPolicySpec,
+    Subscription,
+    check_subscriptions,
+)
 from wayline.profiles.identity import DEFAULT_LIMITS, IdentityRules
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.event import Channel
+from wayline.schemas.examples import examples
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
 from wayline.segments.rules import RuleError, duration_ms
-from wayline.segments.triggers import TriggerConfig
+from wayline.segments.triggers import TriggerConfig, trigger_types
 
 Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=256)]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -198,6 +206,12 @@ def _ms(duration: str) -> int:
     return value
 
 
+@functools.cache
+def subscription_examples() -> dict[str, Any]:
+    """What subscription templates are rendered against before they are accepted."""
+    return {"profile": examples("profiles")["snapshot"], "triggers": examples("triggers")}
+
+
 class WaylineConfig(BaseModel):
     """The whole config file. Later capabilities add keys here."""
 
@@ -213,6 +227,13 @@ class WaylineConfig(BaseModel):
         description="live: timers also fire on the wall clock; replay: on event time only",
     )
     reorder: Reorder = Field(default_factory=Reorder)
+    channels: list[ChannelSpec] = Field(
+        default_factory=list, description="where messages go (wayline.channels)"
+    )
+    subscriptions: list[Subscription] = Field(
+        default_factory=list, description="which triggers send what, on which channel"
+    )
+    contact_policy: ContactPolicySpec = Field(default_factory=ContactPolicySpec)
 
     @model_validator(mode="after")
     def _rules_compile(self) -> Self:
@@ -223,6 +244,21 @@ class WaylineConfig(BaseModel):
             raise ValueError(
                 f"segments[{index}] ({exc.segment}): {exc.path}: {exc.problem}"
             ) from None
+        return self
+
+    @model_validator(mode="after")
+    def _subscriptions_work(self) -> Self:
+        names = [c.name for c in self.channels]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"channels[{i}].name: duplicate channel name {name!r}")
+        check_subscriptions(
+            self.channels,
+            self.subscriptions,
+            trigger_types(self.triggers.config()),
+            {s.name for s in self.segments if s.notify},
+            subscription_examples(),
+        )
         return self
 
     def compiled_segments(self) -> Compiled:

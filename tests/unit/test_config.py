@@ -161,3 +161,67 @@ triggers:
     )
     assert triggers.milestone_orders == (1, 3, 10)
     assert (triggers.birthday, triggers.anniversary) == (True, True)
+
+
+CHANNELS = """
+triggers: {cart_abandoned: {after: 30m}}
+segments:
+  - {name: vip, notify: true, rule: {computed.revenue: {gte: 500}}}
+channels:
+  - {name: mail, type: email, host: localhost, port: 2525, tls: none, from: shop@example.com}
+  - {name: crm, type: webhook, url: "https://crm.example/h",
+     secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}
+subscriptions:
+  - name: cart
+    channel: mail
+    triggers: [cart_abandoned]
+    holdout_pct: 10
+    template: {subject: "Hi {{ profile.traits.first_name }}", text: "{{ payload.value }}"}
+  - {name: vip_to_crm, channel: crm, kind: transactional, segments: {entered: [vip]}}
+contact_policy:
+  control_group_pct: 5
+  channels:
+    email: {caps: [{count: 2, within: 1d}]}
+    sms: {quiet_hours: null}
+"""
+
+
+def test_channels_subscriptions_and_contact_policy_as_documented() -> None:
+    config = parse_config(CHANNELS)
+    assert [c.name for c in config.channels] == ["mail", "crm"]
+    assert [(s.name, s.kind, s.holdout_pct) for s in config.subscriptions] == [
+        ("cart", "marketing", 10),
+        ("vip_to_crm", "transactional", 0),
+    ]
+    policy = config.contact_policy.policy()
+    assert policy.control_group_pct == 5
+    assert [(c.count, c.window_ms) for c in policy.channels["email"].caps] == [(2, 86_400_000)]
+    sms = policy.channels["sms"]
+    assert sms.quiet_hours is None  # turned off
+    assert [c.count for c in sms.caps] == [1, 3]  # the defaults that were not overridden
+    assert sms.opt_in_required
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("[cart_abandoned]", "[churn_risk]"), "subscriptions[0].triggers[0]: unknown trigger"),
+        (("entered: [vip]", "entered: [whales]"), "subscriptions[1].segments.entered[0]"),
+        (("channel: mail", "channel: fax"), "subscriptions[0].channel: unknown channel 'fax'"),
+        (("first_name }}", "first_name.x.y }}"), "subscriptions[0].template.subject:"),
+        (("name: crm", "name: mail"), "channels[1].name: duplicate channel name 'mail'"),
+        (("tls: none", "tls: maybe"), "channels[0].email.tls:"),
+        (("count: 2", "count: 0"), "contact_policy.channels.email.caps[0].count:"),
+        (("sms: {quiet_hours: null}", "sms: {quiet_hours: {start: '25:00', end: '8:00'}}"),
+         "contact_policy.channels.sms.quiet_hours.start:"),
+        (("control_group_pct: 5", "default_timezone: Mars/Olympus"),
+         "contact_policy.default_timezone: not an IANA time zone"),
+        (("holdout_pct: 10", "holdout_pct: 101"), "subscriptions[0].holdout_pct:"),
+    ],
+)  # fmt: skip
+def test_channel_and_subscription_errors_name_the_key(
+    change: tuple[str, str], expected: str
+) -> None:
+    text = CHANNELS.replace(*change)
+    assert text != CHANNELS
+    assert expected in error_of(text)
