@@ -250,6 +250,18 @@ class Delivery(BaseModel):
     detail: str | None = Field(default=None, description="the receiver's answer, shortened")
 
 
+class DeliveryDeadLetterHeaders(BaseModel):
+    """Headers of a ``wayline.deliveries.dlq`` message; the value is the trigger (CloudEvent)
+    whose delivery exhausted its retries, so it can be looked at and sent again by hand."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    reason: Literal["delivery_exhausted"] = Field(alias="wayline.dlq.reason")
+    detail: str = Field(alias="wayline.dlq.detail", description="the last attempt's answer")
+    delivery_id: str = Field(alias="wayline.delivery.id")
+    subscription: str = Field(alias="wayline.delivery.subscription")
+
+
 class Definition(BaseModel):
     """``wayline.definitions``: a versioned segment or trigger definition (key = kind:name)."""
 
@@ -275,6 +287,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     "segments": SegmentTransition,
     "triggers": Trigger,
     "deliveries": Delivery,
+    "deliveries.dlq": DeliveryDeadLetterHeaders,
     "definitions": Definition,
 }
 """The model behind each topic's JSON Schema file ``schemas/json/<suffix>.json``."""

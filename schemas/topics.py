@@ -46,7 +46,8 @@ _CONTRACT: tuple[tuple[str, bool, bool, str], ...] = (
     ("profiles", True, False, "profile snapshot after each change; key = profile id"),
     ("segments", False, False, "segment enter/exit transitions"),
     ("triggers", False, False, "triggers as CloudEvents 1.0"),
-    ("deliveries", False, False, "outcome of every connector delivery"),
+    ("deliveries", False, False, "every decision and attempt of every delivery, with why"),
+    ("deliveries.dlq", False, False, "triggers whose delivery exhausted its retries"),
     ("definitions", True, True, "segment and trigger definitions, versioned"),
 )
 SUFFIXES: tuple[str, ...] = tuple(s for s, *_ in _CONTRACT)
@@ -97,6 +98,10 @@ class Topics:
     @property
     def deliveries(self) -> str:
         return self.name("deliveries")
+
+    @property
+    def deliveries_dlq(self) -> str:
+        return self.name("deliveries.dlq")
 
     @property
     def definitions(self) -> str:

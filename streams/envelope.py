@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import threading
+
     from wayline.streams.task import TaskContext
     from wayline.streams.timers import Timer
 
@@ -109,3 +111,24 @@ class Refresh(Protocol):
     called once per task per loop; its writes and outputs join the batch."""
 
     def refresh(self, ctx: TaskContext) -> list[Output]: ...
+
+
+@runtime_checkable
+class AfterCommit(Protocol):
+    """A processor with side effects that may only start once its batch is durable (the
+    delivery worker's connector calls): called after each committed batch."""
+
+    def after_commit(self) -> None: ...
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """A processor with resources of its own: ``open`` before the worker joins its group
+    (returns once ready, or when ``stop`` is set), ``quiesce`` when it is asked to stop (let
+    work under way finish; one more batch records it), ``close`` at the very end."""
+
+    def open(self, stop: threading.Event) -> None: ...
+
+    def quiesce(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -35,6 +35,8 @@ class ProfileView:
         self._profiles: dict[str, dict[str, Any]] = {}
         self._index: dict[tuple[str, str], str] = {}
         self._members: dict[str, SortedSet] = {}  # segment → profile ids, sorted
+        self._gone: set[str] = set()  # ids whose latest record is a tombstone (merged away)
+        self.ready = threading.Event()  # set once every partition was read to its end
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="profile-view", daemon=True)
@@ -46,6 +48,14 @@ class ProfileView:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self.ready.wait(timeout_s)
+
+    def gone(self, profile_id: str) -> bool:
+        """True when the profile was in the topic and is no more (merged away or deleted)."""
+        with self._lock:
+            return profile_id in self._gone
 
     def __len__(self) -> int:
         return len(self._profiles)
@@ -90,7 +100,9 @@ class ProfileView:
                 if members is not None:
                     members.discard(pid)
             if value is None:
+                self._gone.add(pid)
                 return
+            self._gone.discard(pid)
             doc = orjson.loads(value)
             self._profiles[pid] = doc
             for ident in _idents(doc):
@@ -100,7 +112,7 @@ class ProfileView:
         self.records += 1
 
     def _run(self) -> None:
-        settings = {"enable.partition.eof": False, "fetch.wait.max.ms": 20}
+        settings = {"enable.partition.eof": True, "fetch.wait.max.ms": 20}
         probe = self.kafka.consumer("unused", **settings)
         try:
             partitions = self._partitions(probe)
@@ -108,6 +120,7 @@ class ProfileView:
             probe.close()
         start = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions]
         tail = Tail(self.kafka, "profile view", start, settings)
+        ended: set[int] = set()
         try:
             while not self._stop.is_set():
                 for message in tail.consume(500, 0.1):
@@ -115,6 +128,10 @@ class ProfileView:
                     if error is not None:
                         if error.code() != KafkaError._PARTITION_EOF:
                             log.warning("profile view: %s", error)
+                        elif not self.ready.is_set():
+                            ended.add(message.partition() or 0)
+                            if len(ended) == len(partitions):
+                                self.ready.set()
                         continue
                     key = message.key()
                     if key is not None:

@@ -7,8 +7,9 @@ table and ``wayline worker NAME`` / ``wayline up`` look names up in it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from wayline.connectors.dispatch import Dispatcher
 from wayline.profiles.identity import IdentityRules
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled
@@ -16,10 +17,13 @@ from wayline.segments.triggers import TriggerConfig
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.dedupe import Dedupe
 from wayline.streams.definitions import Rules
+from wayline.streams.delivery import DeliveryStep
 from wayline.streams.envelope import Processor
 from wayline.streams.identity import IdentityStep
 from wayline.streams.order import OrderBuffer
 from wayline.streams.profile import ProfileStep
+from wayline.streams.profileview import ProfileView
+from wayline.streams.routes import DeliverySetup
 from wayline.streams.validate import ValidateStep
 from wayline.streams.worker import Worker, WorkerOptions
 
@@ -38,6 +42,7 @@ class WorkerContext:
     definitions: Callable[[], Rules] | None = None  # the latest from wayline.definitions
     reorder_window_ms: int = 600_000  # replay mode: disorder within a raw partition put right
     reorder_idle_ms: int = 5_000  # replay mode: raw input quiet this long holds nothing back
+    delivery: DeliverySetup = field(default_factory=DeliverySetup)
 
 
 def _validate(c: WorkerContext) -> ValidateStep:
@@ -52,6 +57,19 @@ def _identity(c: WorkerContext) -> IdentityStep:
     return IdentityStep(c.topics, c.identity_rules, dedupe=Dedupe(), order=order)
 
 
+def _deliver(c: WorkerContext) -> DeliveryStep:
+    setup = c.delivery
+    return DeliveryStep(
+        c.topics,
+        setup.routes,
+        setup.policy,
+        ProfileView(c.kafka, c.topics.profiles),
+        Dispatcher(setup.in_flight),
+        setup.retries,
+        setup.unsubscribe,
+    )
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     name: str
@@ -60,10 +78,14 @@ class WorkerSpec:
     build: Callable[[WorkerContext], Processor]
     dead_letter: Callable[[Topics], str] | None = None
     stores: tuple[str, ...] = ()
+    wall_clock_only: bool = False  # timers on the wall clock even when the others replay
 
     def create(self, context: WorkerContext) -> Worker:
         """A worker for this spec; its stores' changelogs are ``{prefix}.changelog.NAME.STORE``
         (the first store is the primary, which carries the commit markers)."""
+        options = context.options
+        if self.wall_clock_only:
+            options = replace(options, clock="live", grace_ms=0)
         return Worker(
             name=self.name,
             group=f"{context.topics.prefix}.{self.name}",
@@ -71,7 +93,7 @@ class WorkerSpec:
             processor=self.build(context),
             kafka=context.kafka,
             dead_letter_topic=self.dead_letter(context.topics) if self.dead_letter else None,
-            options=context.options,
+            options=options,
             changelogs={store: context.topics.changelog(self.name, store) for store in self.stores},
         )
 
@@ -102,6 +124,16 @@ def default_registry() -> dict[str, WorkerSpec]:
             build=lambda c: ProfileStep(c.topics, c.segments, c.triggers, c.definitions),
             dead_letter=lambda t: t.dlq,
             stores=("profiles", "forwards", "parked", "timers"),
+        ),
+        WorkerSpec(
+            name="deliver",
+            description="triggers → subscriptions, contact policy, connectors → deliveries "
+            "(exhausted → deliveries.dlq)",
+            inputs=lambda t: [t.triggers],
+            build=_deliver,
+            dead_letter=lambda t: t.dlq,
+            stores=("ledger", "sent", "timers"),
+            wall_clock_only=True,
         ),
     ]
     return {spec.name: spec for spec in specs}

@@ -28,9 +28,11 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from wayline.schemas.errors import RetryableError, SystemicFailure
 from wayline.streams.clients import KafkaConfig, consumer_lag, usable
 from wayline.streams.envelope import (
+    AfterCommit,
     BatchAbort,
     BatchEnd,
     Envelope,
+    Lifecycle,
     Output,
     Processor,
     Refresh,
@@ -112,6 +114,8 @@ class Worker:
         self._batch_end = processor if isinstance(processor, BatchEnd) else None
         self._refresh = processor if isinstance(processor, Refresh) else None
         self._on_abort = processor if isinstance(processor, BatchAbort) else None
+        self._after_commit = processor if isinstance(processor, AfterCommit) else None
+        self._lifecycle = processor if isinstance(processor, Lifecycle) else None
         self.kafka = kafka
         self.dead_letter_topic = dead_letter_topic
         self.options = options or WorkerOptions()
@@ -149,6 +153,15 @@ class Worker:
 
     def run(self) -> None:
         """Process until ``stop()``; see the module docstring for the order of a batch."""
+        if self._lifecycle is not None:
+            self._lifecycle.open(self._stop)
+        try:
+            self._loop()
+        finally:
+            if self._lifecycle is not None:
+                self._lifecycle.close()
+
+    def _loop(self) -> None:
         self._outbox = Outbox(self.kafka, self.name, self._stop)
         membership = Membership(
             self.kafka,
@@ -187,11 +200,22 @@ class Worker:
                         with self._lock:
                             self._stats.assigned = []
                             self._stats.consumers_renewed += 1
+            self._last_batch(consumer)
         finally:
             self._close_tasks(list(self.tasks))
             membership.consumer.close()
             self._outbox.close()
             log.info("worker %s stopped", self.name)
+
+    def _last_batch(self, consumer: Consumer) -> None:
+        """Stopping: work the processor has under way finishes and is recorded."""
+        if self._lifecycle is None or not self.tasks:
+            return
+        self._lifecycle.quiesce()
+        try:
+            self._run_batch([], consumer)
+        except (RetryableError, KafkaException) as exc:
+            log.warning("worker %s: the last batch was not recorded (%s)", self.name, exc)
 
     def _run_batch(self, batch: list[Envelope], consumer: Consumer) -> None:
         try:
@@ -243,6 +267,8 @@ class Worker:
                     self._abort(saved)  # not acknowledged: the retry computes it again
                     raise
                 self._count(processed, outputs)
+                if self._after_commit is not None:
+                    self._after_commit.after_commit()
 
     def _compute(self, batch: list[Envelope]) -> tuple[list[Output], set[int], int]:
         """Refresh, timers, steps and batch ends: the outputs and the tasks they touched."""

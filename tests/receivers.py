@@ -4,18 +4,27 @@ that records every request and answers as the path asks."""
 from __future__ import annotations
 
 import asyncio
+import email
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default
+from typing import Any
 from urllib.parse import parse_qsl
 
 import uvicorn
+from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from wayline.connectors.email import SmtpServer
 from wayline.streams.broker import free_port
+
+LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)  # what tests allow-list: receivers run here
 
 
 @dataclass(frozen=True)
@@ -90,3 +99,37 @@ def http_receiver() -> Iterator[HttpReceiver]:
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+class Mailbox:
+    """Accepts mail, except for bounce@ (550) and full@ (452)."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address.startswith("bounce@"):
+            return "550 5.1.1 no such user"
+        if address.startswith("full@"):
+            return "452 4.2.2 mailbox full"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=default)
+        self.messages.append(parsed)
+        return "250 Message accepted"
+
+
+@contextmanager
+def smtp_receiver() -> Iterator[tuple[Mailbox, SmtpServer]]:
+    """A real SMTP server (aiosmtpd) on a free port, and the settings to reach it."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield box, SmtpServer("127.0.0.1", controller.port, "Shop <shop@example.com>", "none")
+    finally:
+        controller.stop()

@@ -41,7 +41,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
 
+from wayline.connectors.dispatch import SlackTarget
+from wayline.connectors.email import SmtpServer
+from wayline.connectors.sms import SmsAccount
 from wayline.connectors.templates import MessageTemplate, TemplateError, context
+from wayline.connectors.webhook import WebhookEndpoint
 from wayline.segments.policy import (
     Cap,
     ChannelKind,
@@ -51,6 +55,7 @@ from wayline.segments.policy import (
     default_channels,
 )
 from wayline.segments.rules import duration_ms
+from wayline.streams.routes import Route
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Url = Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
@@ -63,14 +68,19 @@ class _Channel(BaseModel):
     name: Name
 
 
+_ALLOW: Any = Field(default_factory=list, description="private networks this endpoint may reach")
+
+
 class WebhookChannel(_Channel):
     type: Literal["webhook"]
     url: Url
     secrets: list[str] = Field(min_length=1, description="whsec_<base64>; several: rotation")
-    allow_networks: list[IPvAnyNetwork] = Field(
-        default_factory=list, description="private networks this endpoint may reach"
-    )
+    allow_networks: list[IPvAnyNetwork] = _ALLOW
     timeout_s: float = Field(default=15.0, gt=0, le=60)
+
+    def target(self) -> WebhookEndpoint:
+        return WebhookEndpoint(self.url, tuple(self.secrets), tuple(self.allow_networks),
+                               self.timeout_s)  # fmt: skip
 
     @field_validator("secrets")
     @classmethod
@@ -94,6 +104,10 @@ class EmailChannel(_Channel):
     password: str | None = None
     sender: str = Field(alias="from")
 
+    def target(self) -> SmtpServer:
+        return SmtpServer(self.host, self.port, self.sender, self.tls, self.username,
+                          self.password)  # fmt: skip
+
 
 class SmsChannel(_Channel):
     type: Literal["sms"]
@@ -101,11 +115,20 @@ class SmsChannel(_Channel):
     account_sid: str
     auth_token: str
     sender: str = Field(alias="from")
+    allow_networks: list[IPvAnyNetwork] = _ALLOW
+
+    def target(self) -> SmsAccount:
+        return SmsAccount(self.account_sid, self.auth_token, self.sender, self.base_url,
+                          tuple(self.allow_networks))  # fmt: skip
 
 
 class SlackChannel(_Channel):
     type: Literal["slack"]
     url: Url
+    allow_networks: list[IPvAnyNetwork] = _ALLOW
+
+    def target(self) -> SlackTarget:
+        return SlackTarget(self.url, tuple(self.allow_networks))
 
 
 ChannelSpec = Annotated[
@@ -167,6 +190,32 @@ def check_subscriptions(
         if not sub.triggers and not (sub.segments.entered or sub.segments.exited):
             raise ValueError(f"{at}: subscribes to nothing (give triggers or segments)")
         _check_template(at, sub, channel.type, examples)
+
+
+def routes(
+    channels: Sequence[WebhookChannel | EmailChannel | SmsChannel | SlackChannel],
+    subscriptions: Sequence[Subscription],
+) -> tuple[Route, ...]:
+    """The subscriptions as the delivery worker runs them (checked already)."""
+    by_name = {c.name: c for c in channels}
+    out = []
+    for sub in subscriptions:
+        channel = by_name[sub.channel]
+        out.append(
+            Route(
+                name=sub.name,
+                channel=channel.name,
+                channel_type=channel.type,
+                target=channel.target(),
+                triggers=frozenset(sub.triggers),
+                entered=frozenset(sub.segments.entered),
+                exited=frozenset(sub.segments.exited),
+                kind=sub.kind,
+                holdout_pct=sub.holdout_pct,
+                template=MessageTemplate(sub.template) if sub.template else None,
+            )
+        )
+    return tuple(out)
 
 
 def _check_template(at: str, sub: Subscription, channel: str, examples: Mapping[str, Any]) -> None:

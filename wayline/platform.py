@@ -18,7 +18,9 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from wayline.api import ApiServer
+from wayline.channels import routes
 from wayline.config import WaylineConfig
+from wayline.connectors.retries import RetrySchedule
 from wayline.datadir import DataDirLocks
 from wayline.schemas.errors import ConfigError, RetryableError, SystemicFailure
 from wayline.schemas.topics import Topics
@@ -29,6 +31,7 @@ from wayline.streams.clients import KafkaConfig
 from wayline.streams.definitions import DefinitionsView, Rules
 from wayline.streams.memory import tune_garbage_collector
 from wayline.streams.registry import WorkerContext, WorkerSpec, default_registry, store_topics
+from wayline.streams.routes import DeliverySetup
 from wayline.streams.worker import Worker, WorkerOptions
 
 log = logging.getLogger(__name__)
@@ -172,6 +175,11 @@ class Platform:
             definitions=self._rules if self.definitions is not None else None,
             reorder_window_ms=self.config.reorder.window_ms(),
             reorder_idle_ms=self.config.reorder.idle_ms(),
+            delivery=DeliverySetup(
+                routes(self.config.channels, self.config.subscriptions),
+                self.config.contact_policy.policy(),
+                RetrySchedule().scaled(self.settings.retry_scale),
+            ),
             options=WorkerOptions(
                 stats_interval_s=self.settings.stats_interval_s,
                 stall_after_s=self.settings.stall_after_s,

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Live mode: timers fire at wall clock minus this, to wait for late events.",
     )
+    retry_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Delivery retry delays (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h) times "
+        "this; demos and tests compress the schedule.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_bootstrap", "clickhouse_url", "default_phone_region")

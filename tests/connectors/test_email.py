@@ -3,14 +3,10 @@ one-click unsubscribe on marketing mail, and outcomes that tell a bounce from a 
 
 from __future__ import annotations
 
-import email
 from collections.abc import Iterator
-from email.message import EmailMessage
-from email.policy import default
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
+from receivers import Mailbox, smtp_receiver
 
 from wayline.connectors.email import SmtpServer, send_email
 from wayline.connectors.templates import Rendered
@@ -19,37 +15,10 @@ from wayline.streams.broker import free_port
 pytestmark = pytest.mark.timeout(60)
 
 
-class Mailbox:
-    """Accepts mail, except for bounce@ (550) and full@ (452)."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address.startswith("bounce@"):
-            return "550 5.1.1 no such user"
-        if address.startswith("full@"):
-            return "452 4.2.2 mailbox full"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=default)
-        self.messages.append(parsed)
-        return "250 Message accepted"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, SmtpServer]]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield box, SmtpServer("127.0.0.1", controller.port, "Shop <shop@example.com>", "none")
-    finally:
-        controller.stop()
+    with smtp_receiver() as found:
+        yield found
 
 
 RENDERED = Rendered("2 items are waiting", "Hi Ada, your cart is waiting.", "<p>Hi Ada</p>")

@@ -3,18 +3,16 @@ a rate limit is retried when Slack says, an archived or deleted channel disables
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import UTC, datetime
 
 import orjson
 import pytest
-from receivers import HttpReceiver
+from receivers import LOCAL, HttpReceiver
 
 from wayline.connectors.slack import send_slack
 from wayline.connectors.webhook import WebhookSender
 
 pytestmark = pytest.mark.timeout(60)
-LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 async def test_text_and_blocks_arrive(receiver: HttpReceiver, sender: WebhookSender) -> None:

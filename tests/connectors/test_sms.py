@@ -4,18 +4,16 @@ provider expects, a STOP'd recipient reported as an opt-out, a rate limit retrie
 from __future__ import annotations
 
 import base64
-import ipaddress
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import pytest
-from receivers import HttpReceiver
+from receivers import LOCAL, HttpReceiver
 
 from wayline.connectors.sms import SmsAccount, send_sms
 from wayline.connectors.webhook import WebhookSender
 
 pytestmark = pytest.mark.timeout(60)
-LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 def account(receiver: HttpReceiver) -> SmsAccount:

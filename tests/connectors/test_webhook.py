@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from receivers import HttpReceiver
+from receivers import LOCAL, HttpReceiver
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.timeout(60)
 
 OLD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NEW = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
-LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 BODY = orjson.dumps({"type": "dev.wayline.trigger.cart_abandoned", "profile_id": "p1"})
 
 
