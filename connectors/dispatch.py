@@ -66,8 +66,8 @@ class Dispatcher:
     def __init__(self, limit: int = 64, wall_clock: Callable[[], float] = time.time) -> None:
         self.limit = limit
         self.wall_clock = wall_clock
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="dispatch", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._room = threading.Semaphore(limit)
         self._lock = threading.Lock()
         self._results: dict[int, list[Result]] = defaultdict(list)
@@ -75,6 +75,8 @@ class Dispatcher:
         self._sender: WebhookSender | None = None
 
     def start(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="dispatch", daemon=True)
         self._thread.start()
         self._sender = asyncio.run_coroutine_threadsafe(_sender(), self._loop).result(10)
 
@@ -103,6 +105,7 @@ class Dispatcher:
                 return False
         with self._lock:
             self._in_flight.add(job.delivery_id)
+        assert self._loop is not None, "start() the dispatcher first"
         asyncio.run_coroutine_threadsafe(self._run(job), self._loop)
         return True
 
@@ -125,11 +128,15 @@ class Dispatcher:
     def close(self) -> None:
         """Stop the loop; calls still under way are abandoned (recorded as interrupted)."""
         sender, self._sender = self._sender, None
-        if sender is not None and self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(sender.close(), self._loop).result(5)
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
+        loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        if sender is not None:
+            asyncio.run_coroutine_threadsafe(sender.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        if not thread.is_alive():
+            loop.close()
 
     async def _run(self, job: Job) -> None:
         at = datetime.fromtimestamp(self.wall_clock(), UTC)

@@ -247,6 +247,9 @@ class Delivery(BaseModel):
     release_at: str | None = Field(
         default=None, description="deferred, retrying: when it is decided or attempted again"
     )
+    attempted_at: str | None = Field(
+        default=None, description="when the latest connector call was decided on"
+    )
     detail: str | None = Field(default=None, description="the receiver's answer, shortened")
 
 

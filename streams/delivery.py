@@ -209,6 +209,7 @@ class DeliveryStep:
             )
             entry.slot_ms, entry.slot_profile = ctx.wall_ms, contact.profile_id
         entry.status, entry.attempt = "sending", entry.attempt + 1
+        entry.attempted_ms = ctx.wall_ms
         Ledger(ctx.store(LEDGER)).put(did, entry)
         body = orjson.dumps(trigger) if route.channel_type == "webhook" else b""
         self._pending.append(Job(ctx.partition, did, route.target, to, rendered, body, link))
@@ -303,6 +304,7 @@ class DeliveryStep:
             "attempt": entry.attempt,
             "at": iso(ctx.wall_ms),
             "release_at": iso(release_ms) if release_ms is not None else None,
+            "attempted_at": iso(entry.attempted_ms) if entry.attempt else None,
             "detail": detail[:500] if detail else None,
         }
         RecordQueue(ctx.store(LEDGER)).put(self.topics.deliveries, did, record)

@@ -39,6 +39,7 @@ class Entry:
     first_ms: int = 0  # when the delivery was first decided (deferral expiry counts from here)
     slot_ms: int | None = None  # the send time it reserved under the channel's caps
     slot_profile: str = ""  # … in this profile's history (the survivor, after a merge)
+    attempted_ms: int | None = None  # when the latest connector call was decided on
     trigger: dict[str, Any] | None = field(default=None)  # kept while the delivery is open
 
     @property
