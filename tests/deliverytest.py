@@ -33,7 +33,7 @@ def profile_doc(pid: str, at: datetime, **traits: Any) -> dict[str, Any]:
     """The snapshot the profile worker would write for a profile identified by these traits
     (``email``, ``phone``, ``timezone``, ``consent``…), as of ``at``."""
     state = empty_state()
-    linked = [(k, str(traits[k])) for k in ("email", "phone") if k in traits]
+    linked: list[tuple[str, str]] = [(k, str(traits[k])) for k in ("email", "phone") if k in traits]
     linked.append(("user_id", pid))
     event = {"type": "identify", "messageId": f"{pid}-{at.timestamp()}", "traits": traits,
              "timestamp": at.isoformat(), "context": {"channel": "web"}}  # fmt: skip
