@@ -37,7 +37,8 @@ class Received:
 @dataclass
 class HttpReceiver:
     """``/ok`` 200, ``/status/{code}`` that status (``?retry_after=`` adds the header),
-    ``/redirect`` 302 to the metadata address, ``/slow`` answers after 3 s; and an SMS API of
+    ``/redirect`` 302 to the metadata address, ``/slow`` answers after 3 s (any path after
+    ``?delay=`` seconds); and an SMS API of
     Twilio's shape at ``/2010-04-01/Accounts/{sid}/Messages.json`` (To +15550000000 has
     texted STOP: error 21610; To +15550000429 is rate-limited)."""
 
@@ -61,6 +62,8 @@ class HttpReceiver:
                 return Response(status_code=302, headers={"location": "http://169.254.169.254/"})
             if path == "slow":
                 await asyncio.sleep(3)
+            if "delay" in request.query_params:  # a receiver that takes its time
+                await asyncio.sleep(float(request.query_params["delay"]))
             if path.startswith("status/"):
                 code = int(path.split("/", 1)[1])
                 wait = request.query_params.get("retry_after")
