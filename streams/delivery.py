@@ -21,10 +21,12 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from wayline.connectors.consent import consent_event, consent_headers
 from wayline.connectors.dispatch import Dispatcher, Job, Result
 from wayline.connectors.retries import RetrySchedule
 from wayline.connectors.templates import TemplateError, context
@@ -236,6 +238,8 @@ class DeliveryStep:
             self._dead_letter(did, entry, attempt.reason, ctx)
             self._close(did, entry, "exhausted", why, ctx, attempt.reason)
             return
+        if why == "opted_out" and result.job.to:  # the provider knows of a STOP we had not seen
+            self._opted_out(result.job.to, did, ctx)
         if attempt.outcome == "disabled" and route is not None:
             ctx.store(LEDGER).put(b"x:" + route.channel.encode(), attempt.reason.encode())
             log.warning("channel %s disabled: %s", route.channel, attempt.reason)
@@ -309,6 +313,12 @@ class DeliveryStep:
         }
         RecordQueue(ctx.store(LEDGER)).put(self.topics.deliveries, did, record)
 
+    def _opted_out(self, number: str, did: str, ctx: TaskContext) -> None:
+        at = datetime.fromtimestamp(ctx.wall_ms / 1000, UTC)
+        event = consent_event("SMS Opted Out", number, at, "provider_error_21610", did)
+        headers = {k: v.decode() for k, v in consent_headers("SMS Opted Out")}
+        RecordQueue(ctx.store(LEDGER)).put(self.topics.raw, number, event, headers)
+
     def _dead_letter(self, did: str, entry: Entry, why: str, ctx: TaskContext) -> None:
         headers = {
             "wayline.dlq.reason": "delivery_exhausted",
@@ -322,6 +332,9 @@ class DeliveryStep:
 
 def _reason(attempt: Attempt, channel_type: str) -> str:
     """A short code: http_503, smtp_550, address_refused, connection_failed, opted_out …"""
+    head = attempt.reason.split(":", 1)[0]
+    if head.isidentifier() and head.islower() and "_" in head:  # named: opted_out, …
+        return head
     if attempt.status is not None:
         return f"{'smtp' if channel_type == 'email' else 'http'}_{attempt.status}"
-    return attempt.reason.split(":", 1)[0].replace(" ", "_")
+    return head.lower().replace(" ", "_")

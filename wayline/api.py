@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wayline import __version__
 from wayline.config import WaylineConfig
 from wayline.connectors.collector import Collector
+from wayline.connectors.links import Links, link_secret
+from wayline.consentapi import mount_consent
 from wayline.health import BrokerProbe, StatsSource, verdict
 from wayline.profileapi import Answer, Credentials, mount_profiles, mount_segments
 from wayline.routes import COLLECTOR_PATHS, ErrorReply, mount_collector
@@ -85,6 +87,8 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
     mount_collector(app, collector)
+    links = Links(link_secret(settings.link_secret, settings.data_dir), settings.base_url)
+    mount_consent(app, collector, links, settings.public_url)
     mount_profiles(app, config, profiles)
     mount_segments(app, config, profiles, lambda: definitions.rules)
 

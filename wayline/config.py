@@ -77,6 +77,14 @@ class Source(BaseModel):
         default=None,
         description="SendGrid signed event webhook: the base64 public key; unsigned posts get 401",
     )
+    twilio_auth_token: str | None = Field(
+        default=None,
+        description="Twilio SMS webhooks (inbound STOP/START/HELP, status callbacks) at "
+        "/v1/sources/NAME/twilio/...: the account's auth token that signs them",
+    )
+    sms_help: str = Field(
+        default="Reply STOP to unsubscribe.", description="the answer to an inbound HELP"
+    )
     sendgrid_max_age_s: int = Field(
         default=300,
         ge=10,

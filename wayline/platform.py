@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from wayline.api import ApiServer
 from wayline.channels import routes
 from wayline.config import WaylineConfig
+from wayline.connectors.links import Links, link_secret
 from wayline.connectors.retries import RetrySchedule
 from wayline.datadir import DataDirLocks
 from wayline.schemas.errors import ConfigError, RetryableError, SystemicFailure
@@ -179,6 +180,7 @@ class Platform:
                 routes(self.config.channels, self.config.subscriptions),
                 self.config.contact_policy.policy(),
                 RetrySchedule().scaled(self.settings.retry_scale),
+                self._links().unsubscribe_url,
             ),
             options=WorkerOptions(
                 stats_interval_s=self.settings.stats_interval_s,
@@ -195,6 +197,10 @@ class Platform:
         running.thread.start()
         self.running.append(running)
         log.info("worker %s started: %s", spec.name, spec.description)
+
+    def _links(self) -> Links:
+        secret = link_secret(self.settings.link_secret, self.settings.data_dir)
+        return Links(secret, self.settings.base_url)
 
     def _run_worker(self, running: _Running) -> None:
         """Supervise one worker: a crash (not a systemic failure, not a configuration error)

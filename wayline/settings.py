@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         ge=0,
         description="Live mode: timers fire at wall clock minus this, to wait for late events.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Where customers and providers reach the API (links in messages, signed "
+        "webhooks behind a proxy); default http://API_HOST:API_PORT.",
+    )
+    link_secret: str | None = Field(
+        default=None,
+        description="Secret of unsubscribe links; the same for every process. Default: one "
+        "made once in the data directory.",
+    )
     retry_scale: float = Field(
         default=1.0,
         gt=0,
@@ -61,7 +71,9 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("kafka_bootstrap", "clickhouse_url", "default_phone_region")
+    @field_validator(
+        "kafka_bootstrap", "clickhouse_url", "default_phone_region", "public_url", "link_secret"
+    )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -70,6 +82,10 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         """The bootstrap servers every client connects to."""
         return self.kafka_bootstrap or f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def embedded_broker(self) -> bool:
