@@ -20,8 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -38,56 +36,18 @@ from wayline.streams.envelope import (
     Refresh,
     TimerHandler,
 )
-from wayline.streams.failure import FailureLimits, FailurePolicy
+from wayline.streams.failure import FailurePolicy
 from wayline.streams.membership import Callbacks, Membership
 from wayline.streams.metrics import BATCH_SECONDS, DEAD_LETTERS
 from wayline.streams.offsets import committable_offsets
+from wayline.streams.options import WorkerOptions, WorkerStats
 from wayline.streams.outbox import Outbox
 from wayline.streams.restore import TaskLayout, restore_task
-from wayline.streams.task import ClockMode, Commit, Task, TaskCheckpoint, TaskContext
+from wayline.streams.task import Commit, Task, TaskCheckpoint, TaskContext
 from wayline.streams.watchdog import Watchdog
 
+__all__ = ["Worker", "WorkerOptions", "WorkerStats"]
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class WorkerStats:
-    """Counters of one worker; ``Worker.stats()`` returns a copy."""
-
-    events_in: int = 0
-    events_out: int = 0
-    dead_lettered: int = 0
-    skipped_applied: int = 0
-    timers_fired: int = 0
-    timers_pending: int = 0
-    store_keys: int = 0
-    restored_records: int = 0
-    restore_seconds: float = 0.0
-    lag: int = 0
-    stalls: int = 0
-    retries: int = 0  # batches retried after a broker fault
-    retrying: str = ""  # the broker fault being waited out now
-    stalled: bool = False
-    consumers_renewed: int = 0  # consumers replaced: their group coordinator was lost
-    batches: int = 0
-    commits: int = 0
-    last_commit_at: float | None = None
-    assigned: list[str] = field(default_factory=list)
-    steps: dict[str, int] = field(default_factory=dict)  # the step chain's own counters
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    batch_size: int = 500
-    poll_timeout_s: float = 0.05
-    stats_interval_s: float = 10.0
-    stall_after_s: float = 30.0
-    consumer_overrides: dict[str, object] = field(default_factory=dict)
-    state_dir: Path = Path("wayline-data") / "state"
-    clock: ClockMode = "live"
-    grace_ms: int = 0
-    failure_limits: FailureLimits = field(default_factory=FailureLimits)
-    coordinator_lost_after_s: float = 30.0  # then a new consumer, if the cluster answers
 
 
 class Worker:
