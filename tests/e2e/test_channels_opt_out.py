@@ -97,6 +97,12 @@ def test_every_way_of_saying_no_stops_that_channel(
         _abandon_carts(web, "second")
         found = deliveries.read(16, timeout_s=60)
         carts = _carts(running)
+        shown = running.cli("tail", "deliveries").splitlines()
+        assert len(shown) == sum(map(len, found.values()))  # one line per record
+        assert sum("suppressed" in s and "no_consent" in s for s in shown) == 3
+        as_json = running.cli("tail", "triggers", "--json", "--limit", "3").splitlines()
+        assert [orjson.loads(j)["value"]["type"] for j in as_json] == [
+            "wayline.trigger.cart_abandoned"] * 3  # fmt: skip
     outcome = {}
     for records in found.values():
         final = final_of(records)
