@@ -266,11 +266,12 @@ class DeliveryDeadLetterHeaders(BaseModel):
 
 
 class Definition(BaseModel):
-    """``wayline.definitions``: a versioned segment or trigger definition (key = kind:name)."""
+    """``wayline.definitions``: a versioned segment, trigger, subscription or contact-policy
+    definition (key = kind:name)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["segment", "trigger"]
+    kind: Literal["segment", "trigger", "subscription", "policy"]
     name: str
     version: int = Field(ge=1)
     spec: dict[str, Any]

@@ -1,12 +1,15 @@
-"""Segment and trigger definitions on ``wayline.definitions`` (compacted, one partition).
+"""Definitions on ``wayline.definitions`` (compacted, one partition).
 
-Key ``segment:NAME`` or ``trigger:triggers``; value a ``Definition`` (kind, name, version, spec,
-updated_at, deleted). ``wayline segments apply`` publishes what changed with the next version
-number, ``wayline segments delete`` a deleted version (kept, not a tombstone, so compaction can
-never bring back a segment the config file also defines);
-running profile workers follow the topic with a ``DefinitionsView`` and switch to the new rules
-between batches, re-evaluating their profiles (see ``ProfileStep.refresh``). Definitions in the
-topic take precedence over the config file's, by name.
+Key ``segment:NAME``, ``trigger:triggers``, ``subscription:NAME`` or ``policy:contact_policy``;
+value a ``Definition`` (kind, name, version, spec, updated_at, deleted). Channels are not
+published: they carry credentials, and stay in each process's config file.
+
+``wayline segments apply`` (and ``wayline subscriptions apply``) publishes what changed with the
+next version number, ``... delete`` a deleted version (kept, not a tombstone, so compaction can
+never bring back a definition the config file also has). Running profile and delivery workers
+follow the topic with a ``DefinitionsView`` and switch to the new definitions between batches
+(see ``ProfileStep.refresh``, ``DeliveryStep.refresh``). Definitions in the topic take
+precedence over the config file's, by name.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,23 +66,44 @@ def _fold(latest: dict[str, Any], key: bytes | None, value: bytes | None) -> Non
         latest[key.decode()] = orjson.loads(value)
 
 
-def plan(config: WaylineConfig, current: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
-    """The definitions to publish for ``config``: each new or changed one with its next version."""
-    wanted: dict[str, tuple[str, str, dict[str, Any]]] = {
-        f"segment:{s.name}": (
-            "segment",
-            s.name,
-            {"rule": s.rule, "notify": s.notify, "description": s.description},
-        )
-        for s in config.segments
-    }
-    if "triggers" in config.model_fields_set:
+RULE_KINDS = ("segment", "trigger")  # ``wayline segments apply``
+DELIVERY_KINDS = ("subscription", "policy")  # ``wayline subscriptions apply``
+
+
+def wanted(config: WaylineConfig, kinds: tuple[str, ...]) -> dict[str, tuple[str, str, Any]]:
+    """What ``config`` defines of ``kinds``: key → (kind, name, spec)."""
+    out: dict[str, tuple[str, str, Any]] = {}
+    if "segment" in kinds:
+        for s in config.segments:
+            spec = {"rule": s.rule, "notify": s.notify, "description": s.description}
+            out[f"segment:{s.name}"] = ("segment", s.name, spec)
+    if "trigger" in kinds and "triggers" in config.model_fields_set:
         spec = config.triggers.model_dump(exclude_none=True, exclude={"version"})
-        wanted["trigger:triggers"] = ("trigger", "triggers", spec)
+        out["trigger:triggers"] = ("trigger", "triggers", spec)
+    if "subscription" in kinds:
+        for sub in config.subscriptions:
+            out[f"subscription:{sub.name}"] = (
+                "subscription",
+                sub.name,
+                sub.model_dump(mode="json"),
+            )
+    if "policy" in kinds and "contact_policy" in config.model_fields_set:
+        spec = config.contact_policy.model_dump(mode="json", exclude_unset=True)
+        out["policy:contact_policy"] = ("policy", "contact_policy", spec)
+    return out
+
+
+def plan(
+    config: WaylineConfig,
+    current: dict[str, Any],
+    now_ms: int,
+    kinds: tuple[str, ...] = RULE_KINDS,
+) -> list[dict[str, Any]]:
+    """The definitions to publish for ``config``: each new or changed one with its next version."""
     out = []
-    for key, (kind, name, spec) in wanted.items():
+    for key, (kind, name, spec) in wanted(config, kinds).items():
         known = current.get(key)
-        if known is not None and known["spec"] == spec:
+        if known is not None and known["spec"] == spec and not known.get("deleted"):
             continue
         version = int(known["version"]) + 1 if known else 1
         out.append({"kind": kind, "name": name, "version": version, "spec": spec,
@@ -90,26 +115,32 @@ class CannotDelete(ValueError):
     """A segment that cannot be deleted: not published, deleted already, or read by another."""
 
 
-def retire(current: dict[str, Any], names: list[str], now_ms: int) -> list[dict[str, Any]]:
-    """The deleted versions to publish for the published segments ``names``."""
+def retire(
+    current: dict[str, Any], names: list[str], now_ms: int, kind: str = "segment"
+) -> list[dict[str, Any]]:
+    """The deleted versions to publish for the published ``kind`` definitions ``names``."""
     out = []
     for name in names:
-        known = current.get(f"segment:{name}")
+        known = current.get(f"{kind}:{name}")
         if known is None or known.get("deleted"):
             state = "deleted already" if known else "not published"
             raise CannotDelete(
-                f"segment {name!r}: {state}; a segment defined only in the config file is "
+                f"{kind} {name!r}: {state}; a {kind} defined only in the config file is "
                 "removed by taking it out of the file"
             )
-        readers = sorted(
-            d["name"]
-            for d in current.values()
-            if d["kind"] == "segment" and not d.get("deleted") and d["name"] not in names
-            if name in segments_read(parse_rule(d["name"], d["spec"]["rule"]))
+        readers = (
+            []
+            if kind != "segment"
+            else sorted(
+                d["name"]
+                for d in current.values()
+                if d["kind"] == "segment" and not d.get("deleted") and d["name"] not in names
+                if name in segments_read(parse_rule(d["name"], d["spec"]["rule"]))
+            )
         )
         if readers:
             raise CannotDelete(f"segment {name!r}: read by {', '.join(readers)} (in_segment)")
-        out.append({"kind": "segment", "name": name, "version": int(known["version"]) + 1,
+        out.append({"kind": kind, "name": name, "version": int(known["version"]) + 1,
                     "spec": {}, "updated_at": iso(now_ms), "deleted": True})  # fmt: skip
     return out
 
@@ -129,6 +160,8 @@ def compile_rules(config: WaylineConfig, latest: dict[str, Any], generation: int
     triggers = config.triggers.config()
     changed = 0
     for definition in latest.values():
+        if definition["kind"] not in RULE_KINDS:
+            continue  # subscriptions and the policy: the delivery worker's (wayline.channels)
         changed = max(changed, _ms(definition.get("updated_at")))
         spec = definition["spec"]
         if definition.get("deleted"):
@@ -163,8 +196,15 @@ class DefinitionsView:
     A definition that does not compile (written by something other than ``segments apply``) is
     logged and ignored: the previous generation stays in force."""
 
-    def __init__(self, kafka: KafkaConfig, topic: str, config: WaylineConfig) -> None:
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        topic: str,
+        config: WaylineConfig,
+        on_change: Callable[[Rules, dict[str, Any]], None] | None = None,
+    ) -> None:
         self.kafka, self.topic, self.config = kafka, topic, config
+        self.on_change = on_change  # called with each new generation and the definitions
         self.rules = compile_rules(config, {}, 0)
         self._latest: dict[str, Any] = {}
         self.ready = threading.Event()  # set once the topic has been read to its end
@@ -218,3 +258,8 @@ class DefinitionsView:
         log.info(
             "definitions generation %d: %d segments", rules.generation, len(rules.segments.segments)
         )
+        if self.on_change is not None:
+            try:
+                self.on_change(rules, dict(self._latest))
+            except Exception:
+                log.exception("definitions generation %d: a follower failed", rules.generation)

@@ -36,7 +36,14 @@ from wayline.schemas.topics import Topics
 from wayline.segments.policy import Contact, ContactPolicy, Request, decide
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.ledger import LEDGER, SENT, Entry, Ledger, RecordQueue, SendHistory
-from wayline.streams.routes import Profiles, Route, Unsubscribe, contact_now, delivery_id
+from wayline.streams.routes import (
+    Live,
+    Profiles,
+    Route,
+    Unsubscribe,
+    contact_now,
+    delivery_id,
+)
 from wayline.streams.task import Task, TaskContext
 from wayline.streams.timers import Timer
 
@@ -55,16 +62,18 @@ class DeliveryStep:
         dispatcher: Dispatcher,
         retries: RetrySchedule | None = None,
         unsubscribe: Unsubscribe | None = None,
+        live: Live | None = None,
     ) -> None:
         self.topics = topics
         self.routes = {r.name: r for r in routes}
         self.policy = policy
+        self.live = live
+        self._generation = -1
         self.profiles = profiles
         self.dispatcher = dispatcher
         self.retries = retries or RetrySchedule()
         self.unsubscribe = unsubscribe
-        keep = [c.window_ms for p in policy.channels.values() for c in p.caps]
-        self.keep_ms = max(keep, default=0)
+        self.keep_ms = _longest_cap(policy)
         self._pending: list[Job] = []
         self._tasks: dict[int, Task] = {}  # the task objects whose "sending" marks were checked
         self._counts: Counter[str] = Counter()
@@ -80,7 +89,7 @@ class DeliveryStep:
         decided on contact points older than what the topic holds."""
         self.stop_event = stop
         self.dispatcher.start()
-        if not self.routes:
+        if not self.routes and self.live is None:
             return  # nothing is ever decided: no need for the profiles
         self.profiles.start()
         waited = 0
@@ -95,7 +104,7 @@ class DeliveryStep:
 
     def close(self) -> None:
         self.dispatcher.close()
-        if self.routes:
+        if self.routes or self.live is not None:
             self.profiles.stop()
 
     # -- the step chain -----------------------------------------------------------------------
@@ -131,6 +140,7 @@ class DeliveryStep:
     def refresh(self, ctx: TaskContext) -> list[Output]:
         """Outcomes of connector calls since the last batch; on a task's first batch, the calls
         an earlier worker started and never recorded."""
+        self._follow()
         outputs = RecordQueue(ctx.store(LEDGER)).drain()  # what the last batch decided
         if self._tasks.get(ctx.partition) is not ctx.task:
             self._tasks[ctx.partition] = ctx.task
@@ -142,6 +152,18 @@ class DeliveryStep:
         for result in self.dispatcher.results(ctx.partition):
             self._record(result, ctx)
         return outputs
+
+    def _follow(self) -> None:
+        """Switch to the subscriptions and policy published since the last batch."""
+        if self.live is None:
+            return
+        generation, routes, policy = self.live()
+        if generation != self._generation:
+            if self._generation >= 0:
+                log.info("deliver: %d subscriptions now (generation %d)", len(routes), generation)
+            self._generation = generation
+            self.routes = {r.name: r for r in routes}
+            self.policy, self.keep_ms = policy, _longest_cap(policy)
 
     def after_commit(self) -> None:
         """The batch's "sending" entries are acknowledged: now call the connectors."""
@@ -328,6 +350,11 @@ class DeliveryStep:
         }
         queue = RecordQueue(ctx.store(LEDGER))
         queue.put(self.topics.deliveries_dlq, did, entry.trigger, headers)
+
+
+def _longest_cap(policy: ContactPolicy) -> int:
+    """How long send times are kept for the caps to count."""
+    return max((c.window_ms for p in policy.channels.values() for c in p.caps), default=0)
 
 
 def _reason(attempt: Attempt, channel_type: str) -> str:

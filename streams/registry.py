@@ -67,6 +67,7 @@ def _deliver(c: WorkerContext) -> DeliveryStep:
         Dispatcher(setup.in_flight),
         setup.retries,
         setup.unsubscribe,
+        setup.live,
     )
 
 

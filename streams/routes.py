@@ -58,6 +58,8 @@ def delivery_id(trigger_id: str, subscription: str) -> str:
 
 
 Unsubscribe = Callable[[str, str, str], str]  # (profile id, channel, address) → one-click URL
+# the subscriptions and policy in force now, with a number that changes when they do
+Live = Callable[[], tuple[int, tuple["Route", ...], ContactPolicy]]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class DeliverySetup:
     retries: RetrySchedule = field(default_factory=RetrySchedule)
     unsubscribe: Unsubscribe | None = None
     in_flight: int = 64  # connector calls at once
+    live: Live | None = None  # followed between batches (published subscriptions, policy)
 
 
 def contact_now(

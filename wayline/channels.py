@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import time
@@ -46,6 +47,7 @@ from wayline.connectors.email import SmtpServer
 from wayline.connectors.sms import SmsAccount
 from wayline.connectors.templates import MessageTemplate, TemplateError, context
 from wayline.connectors.webhook import WebhookEndpoint
+from wayline.schemas.examples import examples
 from wayline.segments.policy import (
     Cap,
     ChannelKind,
@@ -152,6 +154,38 @@ class Subscription(BaseModel):
     kind: Literal["marketing", "transactional"] = "marketing"
     holdout_pct: float = Field(default=0.0, ge=0, le=100)
     template: dict[str, str] = Field(default_factory=dict)
+
+
+@functools.cache
+def subscription_examples() -> dict[str, Any]:
+    """What subscription templates are rendered against before they are accepted."""
+    return {"profile": examples("profiles")["snapshot"], "triggers": examples("triggers")}
+
+
+def published_subscriptions(
+    channels: Sequence[WebhookChannel | EmailChannel | SmsChannel | SlackChannel],
+    own: Sequence[Subscription],
+    own_policy: ContactPolicySpec,
+    latest: Mapping[str, Any],
+    trigger_types: set[str],
+    notify_segments: set[str],
+) -> tuple[list[Subscription], ContactPolicySpec]:
+    """The config file's subscriptions and policy overridden by name by those published on
+    ``wayline.definitions``; checked against this process's channels (``ValueError``)."""
+    subs = {s.name: s for s in own}
+    policy = own_policy
+    for definition in latest.values():
+        name, spec = definition["name"], definition["spec"]
+        if definition["kind"] == "subscription":
+            if definition.get("deleted"):
+                subs.pop(name, None)
+            else:
+                subs[name] = Subscription.model_validate(spec)
+        elif definition["kind"] == "policy" and not definition.get("deleted"):
+            policy = ContactPolicySpec.model_validate(spec)
+    ordered = sorted(subs.values(), key=lambda s: s.name)
+    check_subscriptions(channels, ordered, trigger_types, notify_segments, subscription_examples())
+    return ordered, policy
 
 
 NEEDS_TEMPLATE = {"email": ("subject",), "sms": ("text",), "slack": ("text",)}

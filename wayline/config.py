@@ -28,7 +28,6 @@ Unknown keys are refused so that a typo never silently turns a feature off.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -40,6 +39,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -48,11 +48,11 @@ from wayline.channels import (
     ContactPolicySpec,
     Subscription,
     check_subscriptions,
+    subscription_examples,
 )
 from wayline.profiles.identity import DEFAULT_LIMITS, IdentityRules
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.event import Channel
-from wayline.schemas.examples import examples
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
 from wayline.segments.rules import RuleError, duration_ms
 from wayline.segments.triggers import TriggerConfig, trigger_types
@@ -214,12 +214,6 @@ def _ms(duration: str) -> int:
     return value
 
 
-@functools.cache
-def subscription_examples() -> dict[str, Any]:
-    """What subscription templates are rendered against before they are accepted."""
-    return {"profile": examples("profiles")["snapshot"], "triggers": examples("triggers")}
-
-
 class WaylineConfig(BaseModel):
     """The whole config file. Later capabilities add keys here."""
 
@@ -255,16 +249,20 @@ class WaylineConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _subscriptions_work(self) -> Self:
+    def _subscriptions_work(self, info: ValidationInfo) -> Self:
+        """Subscriptions name the file's own segments and triggers, and, when the file is
+        applied to a cluster, what is published there (``context``: ``notify_segments``,
+        ``trigger_types``)."""
         names = [c.name for c in self.channels]
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ValueError(f"channels[{i}].name: duplicate channel name {name!r}")
+        published = info.context or {}
         check_subscriptions(
             self.channels,
             self.subscriptions,
-            trigger_types(self.triggers.config()),
-            {s.name for s in self.segments if s.notify},
+            trigger_types(self.triggers.config()) | set(published.get("trigger_types", ())),
+            {s.name for s in self.segments if s.notify} | set(published.get("notify_segments", ())),
             subscription_examples(),
         )
         return self
@@ -334,7 +332,9 @@ def load_config(path: Path | None) -> WaylineConfig:
     return parse_config(text, origin=str(path))
 
 
-def parse_config(text: str, origin: str = "<config>") -> WaylineConfig:
+def parse_config(
+    text: str, origin: str = "<config>", context: dict[str, Any] | None = None
+) -> WaylineConfig:
     """Validate config text; errors look like ``wayline.yaml: sources[0].channel: ...``."""
     try:
         data: Any = yaml.safe_load(text)
@@ -349,7 +349,7 @@ def parse_config(text: str, origin: str = "<config>") -> WaylineConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping of keys, not a list or value")
     try:
-        return WaylineConfig.model_validate(data)
+        return WaylineConfig.model_validate(data, context=context)
     except ValidationError as exc:
         problems = [f"{origin}: {_describe(err)}" for err in exc.errors()]
         raise ConfigError("\n".join(problems)) from None
