@@ -19,6 +19,7 @@ from wayline.config import DEMO_CONFIG, WaylineConfig, load_config
 from wayline.schemas.errors import ConfigError, RetryableError
 from wayline.segmentscli import add_segments
 from wayline.settings import Settings, load_settings
+from wayline.subscriptionscli import add_subscriptions
 from wayline.tailcli import add_tail
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def build_cli() -> typer.Typer:
     _add_demo(app, state)
     _add_import(app, state)
     add_segments(app, lambda: state.settings)
+    add_subscriptions(app, lambda: state.settings)
     add_tail(app, lambda: state.settings)
     return app
 

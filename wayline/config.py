@@ -45,11 +45,11 @@ from pydantic import (
 
 from wayline.channels import (
     ChannelSpec,
-    ContactPolicySpec,
     Subscription,
     check_subscriptions,
     subscription_examples,
 )
+from wayline.contactpolicy import ContactPolicySpec
 from wayline.profiles.identity import DEFAULT_LIMITS, IdentityRules
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.event import Channel

@@ -14,17 +14,18 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
 from wayline.api import ApiServer
-from wayline.channels import routes
 from wayline.config import WaylineConfig
 from wayline.connectors.links import Links, link_secret
 from wayline.connectors.retries import RetrySchedule
 from wayline.datadir import DataDirLocks
 from wayline.schemas.errors import ConfigError, RetryableError, SystemicFailure
 from wayline.schemas.topics import Topics
+from wayline.segments.triggers import trigger_types
 from wayline.settings import Settings
 from wayline.streams.admin import ensure_topics, wait_until_ready
 from wayline.streams.broker import EmbeddedBroker, port_in_use
@@ -34,6 +35,7 @@ from wayline.streams.memory import tune_garbage_collector
 from wayline.streams.registry import WorkerContext, WorkerSpec, default_registry, store_topics
 from wayline.streams.routes import DeliverySetup
 from wayline.streams.worker import Worker, WorkerOptions
+from wayline.subscriptions import LiveSubscriptions
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +69,13 @@ class Platform:
     failed: threading.Event = field(default_factory=threading.Event)
     definitions: DefinitionsView | None = None
     locks: DataDirLocks = field(init=False)
+    subscriptions: LiveSubscriptions = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _admin: AdminClient | None = None
 
     def __post_init__(self) -> None:
         self.locks = DataDirLocks(self.settings.data_dir)
+        self.subscriptions = LiveSubscriptions(self.config)
 
     @property
     def topics(self) -> Topics:
@@ -96,7 +100,7 @@ class Platform:
                 return
             tune_garbage_collector()
             names = self.workers if self.workers is not None else list(self.registry)
-            if "profile" in names:
+            if "profile" in names or "deliver" in names:
                 self._follow_definitions()
             for name in names:
                 self._start_worker(self.registry[name])
@@ -160,7 +164,12 @@ class Platform:
         log.info("embedded broker ready on %s (pid %s)", self.broker.bootstrap, self.broker.pid)
 
     def _follow_definitions(self) -> None:
-        self.definitions = DefinitionsView(self.kafka, self.topics.definitions, self.config)
+        def changed(rules: Rules, latest: dict[str, Any]) -> None:
+            self.subscriptions.update(rules.segments, trigger_types(rules.triggers), latest)
+
+        self.definitions = DefinitionsView(
+            self.kafka, self.topics.definitions, self.config, on_change=changed
+        )
         self.definitions.start()
         if not self.definitions.wait_ready(60):
             raise RetryableError(f"{self.topics.definitions} could not be read to its end in 60 s")
@@ -177,10 +186,11 @@ class Platform:
             reorder_window_ms=self.config.reorder.window_ms(),
             reorder_idle_ms=self.config.reorder.idle_ms(),
             delivery=DeliverySetup(
-                routes(self.config.channels, self.config.subscriptions),
-                self.config.contact_policy.policy(),
+                self.subscriptions()[1],
+                self.subscriptions()[2],
                 RetrySchedule().scaled(self.settings.retry_scale),
                 self._links().unsubscribe_url,
+                live=self.subscriptions,
             ),
             options=WorkerOptions(
                 stats_interval_s=self.settings.stats_interval_s,
