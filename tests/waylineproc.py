@@ -100,7 +100,7 @@ class Running:
         self.stop()
         self.start()
 
-    def cli(self, *args: str, timeout_s: float = 120, refused: bool = False) -> str:
+    def cli(self, *args: str, timeout_s: float = 120, refused: bool = False, code: int = 1) -> str:
         """``wayline ARGS`` against this process's cluster; fails the test on a non-zero exit
         (on a zero one when ``refused``), else returns what it printed (a wide terminal, so
         tables do not wrap; with ``refused``, what it printed to stderr)."""
@@ -114,7 +114,7 @@ class Running:
             check=False,
         )
         if refused:
-            assert result.returncode == 1, result.stderr + result.stdout
+            assert result.returncode == code, result.stderr + result.stdout
             return " ".join(result.stderr.split())
         assert result.returncode == 0, result.stderr + result.stdout
         return result.stdout

@@ -73,7 +73,7 @@ def add_subscriptions(app: typer.Typer, settings: Callable[[], Settings]) -> Non
 
         kafka, topics = _cluster(settings())
         current = read_definitions(kafka, topics.definitions)
-        config = _checked(file, current)
+        config = _checked(file, current, settings().config)
         changes = plan(config, current, int(datetime.now(UTC).timestamp() * 1000), DELIVERY_KINDS)
         publish(kafka, topics.definitions, changes)
         Console(width=120).print(_applied(config, current, changes, topics.definitions))
@@ -108,13 +108,14 @@ def add_subscriptions(app: typer.Typer, settings: Callable[[], Settings]) -> Non
         typer.echo(f"{len(deleted)} subscriptions deleted: {', '.join(names)}")
 
 
-def _checked(file: Path, current: dict[str, Any]) -> WaylineConfig:
-    """The file, checked against itself and what is published (segments, triggers)."""
-    from wayline.config import WaylineConfig, parse_config
+def _checked(file: Path, current: dict[str, Any], own: Path | None) -> WaylineConfig:
+    """The file, checked against itself, the workers' config file ``own`` (WAYLINE_CONFIG)
+    and what is published (segments, triggers)."""
+    from wayline.config import load_config, parse_config
     from wayline.segments.triggers import trigger_types
     from wayline.streams.definitions import compile_rules
 
-    rules = compile_rules(WaylineConfig(), current, 0)
+    rules = compile_rules(load_config(own), current, 0)
     context = {
         "notify_segments": {n for n, s in rules.segments.by_name.items() if s.notify},
         "trigger_types": trigger_types(rules.triggers),
