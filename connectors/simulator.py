@@ -269,7 +269,7 @@ class Simulator:
 
     def _identify(self, s: Shopper, ids: dict[str, str], source: str) -> dict[str, Any]:
         country, region, city, tz, _ = s.city
-        traits = {
+        traits: dict[str, Any] = {
             "email": s.email,
             "phone": s.phone,
             "first_name": f"Shopper{s.index}",
@@ -279,6 +279,8 @@ class Simulator:
             "timezone": tz,
             "birthday": _birthday(s.index),
         }
+        if s.index % 3 == 0:  # a third of the shoppers opted in to marketing texts
+            traits["consent"] = {"sms": True}
         return {
             "type": "identify",
             "userId": s.user_id,

@@ -189,17 +189,37 @@ def _add_demo(app: typer.Typer, state: State) -> None:
     ) -> None:
         """Everything `up` runs, plus simulated shoppers and a live view."""
         from wayline.demo import Demo
+        from wayline.receivers import DemoReceivers, demo_subscriptions
 
         config = state.config if state.config.sources else DEMO_CONFIG
+        receivers = None
+        if not config.channels:  # nowhere to send to: local receivers, and what to send them
+            receivers = DemoReceivers()
+            receivers.start()
+            data = config.model_dump(mode="json", exclude_unset=True)
+            data |= {"channels": receivers.channels(), "subscriptions": demo_subscriptions()}
+            config = WaylineConfig.model_validate(data)
         console = Console()
-        run = Demo(state.settings, config, duration, rate, seed, console)
+        run = Demo(state.settings, config, duration, rate, seed, console, receivers)
         _on_signals(run.stop)
-        result = run.run()
+        try:
+            result = run.run()
+        finally:
+            if receivers is not None:
+                receivers.stop()
         final = result.final
         console.print(
             f"demo finished after {result.seconds:.1f} s: {result.sent:,} events sent "
             f"({result.broken} deliberately broken), {final.validated:,} validated, "
             f"{final.dead_lettered:,} dead-lettered"
+        )
+        outcomes = final.deliveries
+        reached = sum(n for status, n in outcomes.items() if status in ("sent", "delivered"))
+        got = sum(receivers.snapshot()[0].values()) if receivers is not None else 0
+        console.print(
+            f"{sum(outcomes.values()):,} deliveries decided: {reached:,} sent or delivered, "
+            f"{sum(outcomes.values()) - reached:,} held back by the contact policy or waiting; "
+            f"the local receivers got {got:,} messages"
         )
         if not result.balanced:
             err_console.print("[red]not every event came out of the pipeline exactly once[/red]")

@@ -21,6 +21,7 @@ from wayline.config import DEMO_CONFIG, WaylineConfig
 from wayline.connectors.simulator import Simulator, utc_now
 from wayline.observer import Observer, Snapshot
 from wayline.platform import Platform
+from wayline.receivers import DemoReceivers
 from wayline.settings import Settings
 from wayline.streams.validate import CHANNEL_HEADER, SOURCE_HEADER
 
@@ -48,7 +49,9 @@ class Demo:
         sessions_per_s: float,
         seed: int,
         console: Console,
+        receivers: DemoReceivers | None = None,
     ) -> None:
+        self.receivers = receivers
         self.platform = Platform(settings, config)
         self.duration_s = duration_s
         self.simulator = Simulator(seed=seed, sessions_per_s=sessions_per_s)
@@ -137,7 +140,22 @@ class Demo:
                 ]
             ),
             Panel("\n".join(snap.latest_triggers) or "(none yet)", title="latest triggers"),
+            *self._deliveries(snap),
         )
+
+    def _deliveries(self, snap: Snapshot) -> list[RenderableType]:
+        """What the contact policy decided, and what the local receivers got."""
+        panels: list[RenderableType] = [_counts("deliveries by outcome", snap.deliveries)]
+        if self.receivers is not None:
+            counts, latest = self.receivers.snapshot()
+            got = Table.grid(padding=(0, 2))
+            for name, count in sorted(counts.items()):
+                got.add_row(name, f"{count:,}")
+            got.add_row("", "")
+            for line in latest:
+                got.add_row("", line)
+            panels.append(Panel(got if counts else "(nothing yet)", title="local receivers"))
+        return [Columns(panels)]
 
 
 def _counts(title: str, counts: dict[str, int]) -> Panel:

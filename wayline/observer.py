@@ -39,6 +39,7 @@ class Snapshot:
     segment_sizes: dict[str, int] = field(default_factory=dict)
     triggers_fired: int = 0
     latest_triggers: list[str] = field(default_factory=list)
+    deliveries: dict[str, int] = field(default_factory=dict)  # "status" or "status: reason"
 
 
 class Observer:
@@ -60,6 +61,7 @@ class Observer:
         self._recent: deque[tuple[float, float]] = deque(maxlen=20000)
         self._triggers: deque[str] = deque(maxlen=8)
         self._seen: set[str] = set()  # ids of transitions and triggers: a repeat counts once
+        self._outcomes: dict[str, str] = {}  # delivery id → its latest status line
 
     def start(self) -> None:
         self._thread.start()
@@ -82,7 +84,7 @@ class Observer:
 
     def _run(self) -> None:
         names = [self.topics.events, self.topics.dlq, self.topics.profiles]
-        names += [self.topics.segments, self.topics.triggers]
+        names += [self.topics.segments, self.topics.triggers, self.topics.deliveries]
         metadata = self.kafka.admin().list_topics(timeout=10)
         start = [
             TopicPartition(name, p, OFFSET_BEGINNING)
@@ -117,6 +119,8 @@ class Observer:
                 transition = orjson.loads(value)
                 if self._first(transition):
                     self._fold_segment(transition)
+            elif topic == self.topics.deliveries and value:
+                self._fold_delivery(orjson.loads(value))
             elif topic == self.topics.triggers and value:
                 trigger = orjson.loads(value)
                 if not self._first(trigger):
@@ -147,6 +151,13 @@ class Observer:
         self._state.by_event = dict(self._events.most_common(8))
         received = _epoch_ms(event["receivedAt"])
         self._recent.append((time.time(), max(0.0, time.time() * 1000 - received)))
+
+    def _fold_delivery(self, record: dict[str, Any]) -> None:
+        """Each delivery counted once, under its latest status (deferred until it is sent)."""
+        status = str(record.get("status"))
+        shown = status if status in ("sent", "delivered") else f"{status}: {record.get('reason')}"
+        self._outcomes[str(record.get("delivery_id"))] = shown
+        self._state.deliveries = dict(Counter(self._outcomes.values()))
 
     def _fold_segment(self, transition: dict[str, Any]) -> None:
         members = self._members.setdefault(str(transition.get("segment")), set())

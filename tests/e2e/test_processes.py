@@ -228,7 +228,7 @@ def test_demo_accounts_for_every_event(tmp_path: Path) -> None:
         "WAYLINE_API_PORT": str(free_port()),
         "WAYLINE_DATA_DIR": str(tmp_path / "data"),
     }
-    process = Process(tmp_path, "demo", "--duration", "6", "--rate", "30", env=env)
+    process = Process(tmp_path, "demo", "--duration", "12", "--rate", "30", env=env)
     try:
         pid = broker_pid(process)
         assert process.finish(timeout_s=90) == 0, process.output()
@@ -242,6 +242,15 @@ def test_demo_accounts_for_every_event(tmp_path: Path) -> None:
         assert sent > 100
         assert (validated, dead) == (sent - broken, broken)
         assert "every event accounted for exactly once" in process.output()
+        decided = re.search(
+            r"([\d,]+) deliveries decided: ([\d,]+) sent or delivered, .* the local receivers "
+            r"got ([\d,]+) messages",
+            " ".join(process.output().split()),
+        )
+        assert decided, process.output()
+        _total, reached, got = (int(g.replace(",", "")) for g in decided.groups())
+        assert reached > 0  # new buyers reached the team's Slack and milestones the CRM
+        assert got >= reached  # every one the pipeline counts arrived (more may be in flight)
         assert gone_within(pid, 5)
         assert (tmp_path / "data" / "broker.log").exists()
     finally:
