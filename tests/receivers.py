@@ -56,6 +56,8 @@ class HttpReceiver:
         async def receive(path: str, request: Request) -> Response:
             body = await request.body()
             self.received.append(Received(f"/{path}", dict(request.headers), body))
+            if path.startswith("slow/"):  # a base URL under /slow: a provider that takes 1 s
+                await asyncio.sleep(1)
             if path.endswith("/Messages.json"):
                 return _sms(request, body)
             if path == "redirect":
@@ -105,7 +107,7 @@ def http_receiver() -> Iterator[HttpReceiver]:
 
 
 class Mailbox:
-    """Accepts mail, except for bounce@ (550) and full@ (452)."""
+    """Accepts mail, except for bounce@ (550) and full@ (452); slow@ takes a second."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
@@ -117,6 +119,8 @@ class Mailbox:
             return "550 5.1.1 no such user"
         if address.startswith("full@"):
             return "452 4.2.2 mailbox full"
+        if address.startswith("slow@"):
+            await asyncio.sleep(1)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
