@@ -36,6 +36,7 @@ from wayline.schemas.topics import Topics
 from wayline.segments.policy import Contact, ContactPolicy, Request, decide
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.ledger import LEDGER, SENT, Entry, Ledger, RecordQueue, SendHistory
+from wayline.streams.metrics import DELIVERIES
 from wayline.streams.routes import (
     Live,
     Profiles,
@@ -315,13 +316,15 @@ class DeliveryStep:
         data = trigger.get("data") or {}
         route = self.routes.get(entry.route)
         self._counts[status] += 1
+        channel_type = route.channel_type if route else "webhook"
+        DELIVERIES.labels(entry.route, channel_type, status, reason).inc()
         record = {
             "delivery_id": did,
             "trigger_id": trigger.get("id", ""),
             "trigger": data.get("trigger", ""),
             "subscription": entry.route,
             "channel": route.channel if route else "",
-            "channel_type": route.channel_type if route else "webhook",
+            "channel_type": channel_type,
             "kind": route.kind if route else "marketing",
             "profile_id": data.get("profile_id") or trigger.get("subject", ""),
             "status": status,

@@ -24,6 +24,12 @@ DEAD_LETTERS = Counter(
     "wayline_dead_letters_total", "Records written to the dead-letter topic", ["worker", "reason"]
 )
 
+DELIVERIES = Counter(
+    "wayline_deliveries_total",
+    "Delivery decisions and attempts, by subscription, channel type, status and reason",
+    ["subscription", "channel", "status", "reason"],
+)
+
 _COUNTERS = {
     "events_in": "Records taken from the worker's input topics",
     "events_out": "Records the worker produced (outputs, not dead letters)",

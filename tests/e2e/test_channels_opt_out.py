@@ -21,7 +21,7 @@ from kafkatest import read_topic
 from receivers import HttpReceiver, Mailbox, smtp_receiver
 from segment.analytics import Client as SegmentClient
 from twilio.request_validator import RequestValidator
-from waylineproc import SOURCES, Running
+from waylineproc import API_KEY, SOURCES, Running
 
 from wayline.streams.clients import KafkaConfig
 
@@ -100,6 +100,12 @@ def test_every_way_of_saying_no_stops_that_channel(
         shown = running.cli("tail", "deliveries").splitlines()
         assert len(shown) == sum(map(len, found.values()))  # one line per record
         assert sum("suppressed" in s and "no_consent" in s for s in shown) == 3
+        metrics = httpx.get(f"{running.url}/metrics",
+                            headers={"authorization": f"Bearer {API_KEY}"}).text  # fmt: skip
+        assert (
+            'wayline_deliveries_total{channel="sms",reason="sms_stop",status="suppressed",'
+            'subscription="cart_text"} 1.0' in metrics
+        )
         as_json = running.cli("tail", "triggers", "--json", "--limit", "3").splitlines()
         assert [orjson.loads(j)["value"]["type"] for j in as_json] == [
             "wayline.trigger.cart_abandoned"] * 3  # fmt: skip
