@@ -109,6 +109,25 @@ def test_every_way_of_saying_no_stops_that_channel(
         as_json = running.cli("tail", "triggers", "--json", "--limit", "3").splitlines()
         assert [orjson.loads(j)["value"]["type"] for j in as_json] == [
             "wayline.trigger.cart_abandoned"] * 3  # fmt: skip
+
+        assert _text_in(running, PHONES["u4"], "START").status_code == 200  # back in
+        assert _status(running, PHONES["u1"], "21610").status_code == 200  # the provider's STOP
+        time.sleep(2)
+        _abandon_carts(web, "third")
+        third = deliveries.read(24, timeout_s=60)
+        carts_now = _carts(running, 12)
+    texts_third = {}
+    for records in third.values():
+        final = final_of(records)
+        user, cart = carts_now[final["trigger_id"]]
+        if cart.startswith("third") and final["subscription"] == "cart_text":
+            texts_third[user] = (final["status"], final["reason"])
+    assert texts_third == {
+        "u1": ("suppressed", "sms_stop"),
+        "u2": ("sent", "http_201"),
+        "u3": ("sent", "http_201"),
+        "u4": ("sent", "http_201"),
+    }
     outcome = {}
     for records in found.values():
         final = final_of(records)
@@ -126,14 +145,14 @@ def test_every_way_of_saying_no_stops_that_channel(
         ("u4", "cart_text"): ("suppressed", "sms_stop"),
     }
     mails = sorted(str(m["To"]) for m in box.messages)
-    assert mails == [*(f"{u}@example.com" for u in PHONES), "u4@example.com"]
+    assert mails == [*(f"{u}@example.com" for u in PHONES), *["u4@example.com"] * 2]
     texts = [r for r in receiver.received if r.path.endswith("/Messages.json")]
-    assert len(texts) == 4 + 3
+    assert len(texts) == 4 + 3 + 3
 
 
-def _carts(running: Running) -> dict[str, tuple[str, str]]:
+def _carts(running: Running, expect: int = 8) -> dict[str, tuple[str, str]]:
     """trigger id → (user id, cart id) of every abandoned cart."""
-    found = read_topic(running.kafka, running.topics.triggers, 8)
+    found = read_topic(running.kafka, running.topics.triggers, expect)
     docs = [orjson.loads(m.value or b"") for m in found]
     return {d["id"]: (d["data"]["identifiers"]["user_id"][0], d["data"]["payload"]["cart_id"])
             for d in docs}  # fmt: skip
@@ -143,6 +162,15 @@ def _abandon_carts(web: SegmentClient, round_name: str) -> None:
     for user in PHONES:
         props = {"product_id": "SH-1", "price": 60.0, "cart_id": f"{round_name}-{user}"}
         web.track(user_id=user, event="Product Added", properties=props)
+
+
+def _status(running: Running, number: str, error: str) -> httpx.Response:
+    """Twilio's status callback for a message to ``number`` that failed with ``error``."""
+    url = f"{running.url}/v1/sources/sms/twilio/status"
+    form = {"MessageSid": f"SM{number}", "MessageStatus": "undelivered", "To": number,
+            "From": "+15550100", "ErrorCode": error}  # fmt: skip
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    return httpx.post(url, data=form, headers={"X-Twilio-Signature": signature})
 
 
 def _text_in(running: Running, number: str, body: str, token: str = AUTH_TOKEN) -> httpx.Response:
