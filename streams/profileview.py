@@ -113,11 +113,7 @@ class ProfileView:
 
     def _run(self) -> None:
         settings = {"enable.partition.eof": True, "fetch.wait.max.ms": 20}
-        probe = self.kafka.consumer("unused", **settings)
-        try:
-            partitions = self._partitions(probe)
-        finally:
-            probe.close()
+        partitions = self._partitions(self.kafka.admin(log_level=0))
         start = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions]
         tail = Tail(self.kafka, "profile view", start, settings)
         ended: set[int] = set()
@@ -141,10 +137,10 @@ class ProfileView:
         finally:
             tail.close()
 
-    def _partitions(self, consumer: Any) -> list[int]:
+    def _partitions(self, admin: Any) -> list[int]:
         while not self._stop.is_set():
             try:
-                meta = consumer.list_topics(self.topic, timeout=5)
+                meta = admin.list_topics(timeout=5)  # all: naming one may create it
                 found = meta.topics.get(self.topic)
                 if found is not None and found.error is None and found.partitions:
                     return sorted(found.partitions)
