@@ -80,6 +80,7 @@ bench: $(LINKED) $(BENCH_STAMP)
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.collector
 	$(BIN)/python -m bench.profiles
+	$(BIN)/python -m bench.deliveries
 
 clean:
 	rm -rf $(VENV) build *.egg-info
