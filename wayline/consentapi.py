@@ -21,6 +21,7 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,7 @@ from wayline.config import Source
 from wayline.connectors.collector import Collector
 from wayline.connectors.consent import Change, consent_event
 from wayline.connectors.links import Links
+from wayline.routes import ErrorReply
 
 STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
@@ -39,6 +41,21 @@ HELP_WORDS = frozenset({"HELP", "INFO"})
 OPTED_OUT = "21610"
 UNSUBSCRIBES = Source(name="wayline", channel="email", write_keys=["wayline-consent-events"])
 TWIML = "application/xml"
+_GONE = {"model": ErrorReply, "description": "not a link Wayline made (or altered)"}
+_BUSY = {"model": ErrorReply, "description": "broker unavailable; retry after Retry-After"}
+_BAD = {"model": ErrorReply, "description": "the consent event is invalid (an address)"}
+PAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "the page with the button"},
+    404: {"content": {"text/html": {}}, "description": "not a link Wayline made"},
+}
+UNSUBSCRIBE: dict[int | str, dict[str, Any]] = {400: _BAD, 404: _GONE, 503: _BUSY}
+TWILIO: dict[int | str, dict[str, Any]] = {
+    200: {"content": {TWIML: {}}, "description": "TwiML: empty, or the HELP reply"},
+    400: _BAD,
+    403: {"model": ErrorReply, "description": "missing or wrong X-Twilio-Signature"},
+    404: {"model": ErrorReply, "description": "no such source with a Twilio auth token"},
+    503: _BUSY,
+}
 
 
 def twilio_signature(auth_token: str, url: str, form: dict[str, str]) -> str:
@@ -50,7 +67,7 @@ def twilio_signature(auth_token: str, url: str, form: dict[str, str]) -> str:
 
 def mount_consent(app: FastAPI, collector: Collector, links: Links, public_url: str | None) -> None:
     @app.get("/v1/unsubscribe/{token}", summary="The unsubscribe page (a button that posts)",
-             tags=["consent"], response_class=HTMLResponse)  # fmt: skip
+             tags=["consent"], response_class=HTMLResponse, responses=PAGE)  # fmt: skip
     def unsubscribe_page(token: str) -> HTMLResponse:
         if links.read(token) is None:
             return HTMLResponse(_page("This link is not valid.", ""), 404)
@@ -59,7 +76,7 @@ def mount_consent(app: FastAPI, collector: Collector, links: Links, public_url: 
         return HTMLResponse(_page("Unsubscribe from these e-mails?", form))
 
     @app.post("/v1/unsubscribe/{token}", summary="RFC 8058 one-click unsubscribe",
-              tags=["consent"])  # fmt: skip
+              tags=["consent"], responses=UNSUBSCRIBE)  # fmt: skip
     async def unsubscribe(token: str, request: Request) -> Response:
         recipient = links.read(token)
         if recipient is None:
@@ -75,7 +92,8 @@ def mount_consent(app: FastAPI, collector: Collector, links: Links, public_url: 
     sources = {s.name: s for s in collector.config.sources if s.twilio_auth_token}
 
     @app.post("/v1/sources/{source}/twilio/{kind}", summary="Twilio SMS webhooks: inbound "
-              "(STOP/START/HELP) and status callbacks", tags=["sources"])  # fmt: skip
+              "(STOP/START/HELP) and status callbacks", tags=["sources"],
+              responses=TWILIO)  # fmt: skip
     async def twilio(source: str, kind: str, request: Request) -> Response:
         found = sources.get(source)
         if found is None or kind not in ("inbound", "status"):

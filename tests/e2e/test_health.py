@@ -21,7 +21,7 @@ def test_health_and_readiness_say_no_more_than_ok(wayline_up: Running) -> None:
         status = client.get("/v1/status", headers={"Authorization": f"Bearer {API_KEY}"}).json()
     assert status["ready"] is True
     assert status["reasons"] == []
-    assert set(status["workers"]) == {"validate", "identity", "profile"}
+    assert set(status["workers"]) == {"validate", "identity", "profile", "deliver"}
     assert all(w["assigned"] for w in status["workers"].values())
 
 
