@@ -9,7 +9,7 @@ import pytest
 from kafkatest import wait_for
 
 from wayline.schemas.errors import ConfigError
-from wayline.schemas.topics import Cleanup, Topics
+from wayline.schemas.topics import SUFFIXES, Cleanup, Topics
 from wayline.streams.admin import delete_topics, describe_topics, ensure_topics
 from wayline.streams.broker import EmbeddedBroker, free_port
 from wayline.streams.clients import KafkaConfig
@@ -48,7 +48,7 @@ def test_topics_are_created_with_partitions_and_cleanup_policy(kafka: KafkaConfi
 
 def test_ensure_topics_is_idempotent(kafka: KafkaConfig, topics: Topics) -> None:
     assert ensure_topics(kafka, topics.specs()) == []
-    assert len(describe_topics(kafka, [s.name for s in topics.specs()])) == 10
+    assert len(describe_topics(kafka, [s.name for s in topics.specs()])) == len(SUFFIXES)
 
 
 def test_broker_on_a_taken_port_names_the_setting() -> None:
