@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from wayline.connectors.clickhouse import Client
 from wayline.connectors.dispatch import Dispatcher
 from wayline.profiles.identity import IdentityRules
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled
 from wayline.segments.triggers import TriggerConfig
+from wayline.streams.analytics import AnalyticsStep
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.dedupe import Dedupe
 from wayline.streams.definitions import Rules
@@ -138,6 +140,20 @@ def default_registry() -> dict[str, WorkerSpec]:
         ),
     ]
     return {spec.name: spec for spec in specs}
+
+
+ANALYTICS_INPUTS = ("events.resolved", "triggers", "deliveries", "segments", "profiles", "identity")
+
+
+def analytics_spec(client: Callable[[], Client], database: str = "wayline") -> WorkerSpec:
+    """The ClickHouse sink (``streams.analytics``), given how to reach ClickHouse."""
+    return WorkerSpec(
+        name="analytics",
+        description="every output topic → ClickHouse tables (idempotent inserts)",
+        inputs=lambda t: [t.name(s) for s in ANALYTICS_INPUTS],
+        build=lambda c: AnalyticsStep(c.topics, client, database),
+        dead_letter=lambda t: t.dlq,
+    )
 
 
 def store_topics(registry: dict[str, WorkerSpec]) -> dict[str, list[str]]:

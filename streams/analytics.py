@@ -1,0 +1,82 @@
+"""The ``analytics`` worker: every output topic → ClickHouse (``connectors.warehouse``).
+
+Per batch and task (partition), the rows of each table are inserted once, with an insert
+deduplication token naming exactly the records they came from (topic, partition, first and
+last offset): a batch run again after a fault inserts nothing twice. A replay after a crash may
+cut batches differently; its rows then repeat with the same source partition and offset, which
+the ReplacingMergeTree folds away (queries read ``FINAL``). Offsets are committed only after
+the inserts returned. ClickHouse unreachable: the batch is retried with backoff (``RetryableError``)
+and the lag grows; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from wayline.connectors.clickhouse import ClickHouseError, Client
+from wayline.connectors.warehouse import TABLES, Row
+from wayline.schemas.errors import RetryableError
+from wayline.schemas.topics import Topics
+from wayline.streams.envelope import Envelope, Output
+from wayline.streams.task import TaskContext
+
+log = logging.getLogger(__name__)
+
+
+class AnalyticsStep:
+    def __init__(self, topics: Topics, client: Callable[[], Client], database: str) -> None:
+        self.by_topic = {topics.name(suffix): table for suffix, table in TABLES.items()}
+        self.client_of = client
+        self.database = database
+        self._client: Client | None = None
+        # partition → table → rows; and partition → topic → (first offset, last offset)
+        self._rows: dict[int, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
+        self._spans: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+        self.inserted = 0
+
+    def counters(self) -> dict[str, int]:
+        return {"rows_inserted": self.inserted}
+
+    def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
+        table = self.by_topic.get(message.topic)
+        if table is None:
+            return []
+        doc: Any = orjson.loads(message.value) if message.value is not None else None
+        headers = {k: v for k, v in message.headers}
+        row = table.row(message.key, doc, headers)
+        if row is not None:
+            self._rows[ctx.partition][table.name].append([*row, message.partition, message.offset])
+        first, _last = self._spans[ctx.partition].get(message.topic, (message.offset, 0))
+        self._spans[ctx.partition][message.topic] = (first, message.offset)
+        return []
+
+    def end_batch(self, ctx: TaskContext) -> list[Output]:
+        rows = self._rows.pop(ctx.partition, {})
+        spans = self._spans.pop(ctx.partition, {})
+        token = ";".join(f"{t}:{ctx.partition}:{a}-{b}" for t, (a, b) in sorted(spans.items()))
+        columns = {t.name: t.columns for t in TABLES.values()}
+        try:
+            for name, batch in sorted(rows.items()):
+                self._connected().insert(f"{self.database}.{name}", batch,
+                                         column_names=list(columns[name]),
+                                         settings={"insert_deduplication_token":
+                                                   f"{name}|{token}"})  # fmt: skip
+                self.inserted += len(batch)
+        except (ClickHouseError, OSError) as exc:
+            self._client = None  # a new connection for the retry
+            raise RetryableError(f"ClickHouse did not take the batch: {exc}") from exc
+        return []
+
+    def abort_batch(self) -> None:
+        self._rows.clear()
+        self._spans.clear()
+
+    def _connected(self) -> Client:
+        if self._client is None:
+            self._client = self.client_of()
+        return self._client
