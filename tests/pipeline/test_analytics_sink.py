@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -56,7 +57,7 @@ def test_every_record_once_and_a_full_replay_changes_nothing(
 ) -> None:
     client, database = warehouse
     migrate(client, database)
-    events = []
+    events: list[dict[str, Any]] = []
     for i in range(60):
         user = f"u{i % 12}"
         name = "Order Completed" if i % 5 == 0 else "Product Viewed"
