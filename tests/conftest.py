@@ -17,6 +17,7 @@ from equality import CONFIG_YAML
 from receivers import HttpReceiver, http_receiver
 from waylineproc import API_KEY, SOURCES, Running
 
+from wayline.connectors.clickhouse import Client, connect
 from wayline.connectors.webhook import WebhookSender
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
@@ -190,3 +191,18 @@ async def sender() -> AsyncIterator[WebhookSender]:
     sending = WebhookSender()
     yield sending
     await sending.close()
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chdb runs one engine per process: every test of the session shares one data path and
+    takes a database of its own."""
+    return tmp_path_factory.mktemp("clickhouse")
+
+
+@pytest.fixture
+def warehouse(chdb_path: Path) -> Iterator[tuple[Client, str]]:
+    database = f"w{uuid.uuid4().hex[:10]}"
+    client = connect(None, chdb_path, database)
+    yield client, database
+    client.command(f"DROP DATABASE IF EXISTS {database}")

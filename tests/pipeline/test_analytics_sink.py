@@ -5,8 +5,6 @@ a full replay of the topics (a new consumer group, from the beginning) changes n
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +13,13 @@ import pytest
 from kafkatest import TEST_CONSUMER, produce, read_topic, replay_pipeline, running
 
 from wayline.config import parse_config
-from wayline.connectors.clickhouse import Client, applied, connect, migrate, migrations
+from wayline.connectors.clickhouse import Client, applied, migrate, migrations
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.registry import WorkerContext, analytics_spec
 from wayline.streams.worker import WorkerOptions
 
 pytestmark = pytest.mark.timeout(240)
 CONFIG = parse_config("triggers: {milestones: {orders: [1, 2]}}")
-
-
-@pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """chdb runs one engine per process: every test of the session shares one data path and
-    takes a database of its own."""
-    return tmp_path_factory.mktemp("clickhouse")
-
-
-@pytest.fixture
-def warehouse(chdb_path: Path) -> Iterator[tuple[Client, str]]:
-    database = f"w{uuid.uuid4().hex[:10]}"
-    client = connect(None, chdb_path, database)
-    yield client, database
-    client.command(f"DROP DATABASE IF EXISTS {database}")
 
 
 def test_migrations_apply_once_in_order(warehouse: tuple[Client, str]) -> None:

@@ -1,0 +1,93 @@
+"""The KPIs a marketer asks for, as SQL over the analytics tables (read ``FINAL``, so rows a
+replay repeated count once). Every figure covers orders whose event time falls in
+``[since, until)``; a customer is a profile.
+
+- ``orders``: the period's order count, revenue, buyers; AOV = revenue / orders; historic CLV =
+  revenue / buyers; repeat-purchase rate = buyers with two or more orders / buyers.
+- ``monthly_active_buyers``: distinct buyers per calendar month (UTC).
+- ``churn_by_cohort``: customers grouped by the month of their first order in the period; a
+  customer has churned when they placed no order in the ``inactive_days`` before ``until``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from wayline.connectors.clickhouse import Client
+
+ORDER = "event = 'Order Completed'"
+
+
+@dataclass(frozen=True)
+class Orders:
+    orders: int
+    revenue: float
+    buyers: int
+    repeat_buyers: int
+
+    @property
+    def aov(self) -> float:
+        return self.revenue / self.orders if self.orders else 0.0
+
+    @property
+    def historic_clv(self) -> float:
+        return self.revenue / self.buyers if self.buyers else 0.0
+
+    @property
+    def repeat_purchase_rate(self) -> float:
+        return self.repeat_buyers / self.buyers if self.buyers else 0.0
+
+
+@dataclass(frozen=True)
+class Cohort:
+    month: str  # YYYY-MM of the first order
+    customers: int
+    churned: int
+
+    @property
+    def churn_rate(self) -> float:
+        return self.churned / self.customers if self.customers else 0.0
+
+
+def _period(since: datetime, until: datetime) -> dict[str, Any]:
+    return {"since": since, "until": until}
+
+
+def orders(client: Client, db: str, since: datetime, until: datetime) -> Orders:
+    sql = f"""
+        SELECT count(), sum(revenue), uniqExact(profile_id),
+               (SELECT count() FROM (SELECT profile_id FROM {db}.events FINAL
+                 WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s
+                 GROUP BY profile_id HAVING count() >= 2))
+        FROM {db}.events FINAL
+        WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s"""
+    n, revenue, buyers, repeat = client.query(sql, parameters=_period(since, until)).result_rows[0]
+    return Orders(int(n), float(revenue or 0.0), int(buyers), int(repeat))
+
+
+def monthly_active_buyers(client: Client, db: str, since: datetime, until: datetime
+                          ) -> dict[str, int]:  # fmt: skip
+    sql = f"""
+        SELECT formatDateTime(timestamp, '%%Y-%%m') AS month, uniqExact(profile_id)
+        FROM {db}.events FINAL
+        WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s
+        GROUP BY month ORDER BY month"""
+    rows = client.query(sql, parameters=_period(since, until)).result_rows
+    return {str(month): int(n) for month, n in rows}
+
+
+def churn_by_cohort(client: Client, db: str, since: datetime, until: datetime,
+                    inactive_days: int = 90) -> list[Cohort]:  # fmt: skip
+    sql = f"""
+        SELECT formatDateTime(first, '%%Y-%%m') AS month, count(),
+               countIf(last < %(until)s - toIntervalDay(%(days)s))
+        FROM (SELECT profile_id, min(timestamp) AS first, max(timestamp) AS last
+              FROM {db}.events FINAL
+              WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s
+              GROUP BY profile_id)
+        GROUP BY month ORDER BY month"""
+    params = {**_period(since, until), "days": inactive_days}
+    rows = client.query(sql, parameters=params).result_rows
+    return [Cohort(str(month), int(n), int(churned)) for month, n, churned in rows]
