@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from wayline.connectors.clickhouse import Client
+from wayline.segments.uplift import Arm
 
 ORDER = "event = 'Order Completed'"
 
@@ -91,3 +92,33 @@ def churn_by_cohort(client: Client, db: str, since: datetime, until: datetime,
     params = {**_period(since, until), "days": inactive_days}
     rows = client.query(sql, parameters=params).result_rows
     return [Cohort(str(month), int(n), int(churned)) for month, n, churned in rows]
+
+
+def uplift_arms(client: Client, db: str, subscription: str, window_days: int,
+                since: datetime, until: datetime) -> tuple[Arm, Arm]:  # fmt: skip
+    """The treated and held-out arms of one subscription: the profiles it reached (``sent``,
+    ``delivered``) and those it held out (holdout or control group) in ``[since, until)``, each
+    from its first such delivery; converted = an order within ``window_days`` after it."""
+    sql = f"""
+        SELECT held, count(), countIf(orders > 0), groupArray(revenue)
+        FROM (
+            SELECT e.profile_id AS profile_id, e.held AS held,
+                   countIf(o.timestamp > e.t0
+                           AND o.timestamp <= e.t0 + toIntervalDay(%(days)s)) AS orders,
+                   sumIf(o.revenue, o.timestamp > e.t0
+                         AND o.timestamp <= e.t0 + toIntervalDay(%(days)s)) AS revenue
+            FROM (SELECT profile_id, status = 'held_out' AS held, min(at) AS t0
+                  FROM {db}.deliveries FINAL
+                  WHERE subscription = %(sub)s AND final = 1
+                    AND status IN ('sent', 'delivered', 'held_out')
+                    AND at >= %(since)s AND at < %(until)s
+                  GROUP BY profile_id, held) AS e
+            LEFT JOIN (SELECT profile_id, timestamp, revenue FROM {db}.events FINAL
+                       WHERE {ORDER}) AS o ON o.profile_id = e.profile_id
+            GROUP BY profile_id, held)
+        GROUP BY held"""
+    params = {**_period(since, until), "sub": subscription, "days": window_days}
+    rows = client.query(sql, parameters=params).result_rows
+    arms = {bool(held): Arm(int(n), int(converted), [float(r) for r in revenue])
+            for held, n, converted, revenue in rows}  # fmt: skip
+    return arms.get(False, Arm(0, 0)), arms.get(True, Arm(0, 0))
