@@ -122,3 +122,24 @@ def uplift_arms(client: Client, db: str, subscription: str, window_days: int,
     arms = {bool(held): Arm(int(n), int(converted), [float(r) for r in revenue])
             for held, n, converted, revenue in rows}  # fmt: skip
     return arms.get(False, Arm(0, 0)), arms.get(True, Arm(0, 0))
+
+
+FUNNEL = ("Product Viewed", "Product Added", "Order Completed")
+
+
+def conversion_funnel(client: Client, db: str, since: datetime, until: datetime,
+                      window_s: int = 7 * 86_400) -> list[int]:  # fmt: skip
+    """Profiles that reached each step of view → add to cart → order, each step after the one
+    before it and within ``window_s`` of the view that began the chain (``windowFunnel``)."""
+    steps = ", ".join(f"event = '{name}'" for name in FUNNEL)
+    sql = f"""
+        SELECT level, count() FROM (
+            SELECT profile_id, windowFunnel(%(window)s)(toDateTime(timestamp), {steps}) AS level
+            FROM {db}.events FINAL
+            WHERE timestamp >= %(since)s AND timestamp < %(until)s
+            GROUP BY profile_id)
+        GROUP BY level"""
+    params = {**_period(since, until), "window": window_s}
+    at_level = {int(level): int(n) for level, n in client.query(sql, parameters=params).result_rows}
+    return [sum(n for level, n in at_level.items() if level >= step)
+            for step in range(1, len(FUNNEL) + 1)]  # fmt: skip
