@@ -143,3 +143,39 @@ def conversion_funnel(client: Client, db: str, since: datetime, until: datetime,
     at_level = {int(level): int(n) for level, n in client.query(sql, parameters=params).result_rows}
     return [sum(n for level, n in at_level.items() if level >= step)
             for step in range(1, len(FUNNEL) + 1)]  # fmt: skip
+
+
+def segment_sizes(client: Client, db: str, since: datetime, until: datetime
+                  ) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Segment → day (YYYY-MM-DD, UTC) → members at the end of that day, for the days in the
+    period on which the segment changed (it keeps its size on the days between)."""
+    sql = f"""
+        SELECT segment, toString(day), size FROM (
+            SELECT segment, day,
+                   sum(net) OVER (PARTITION BY segment ORDER BY day
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS size
+            FROM (SELECT segment, toDate(at) AS day,
+                         sum(if(transition = 'enter', 1, -1)) AS net
+                  FROM {db}.segment_transitions FINAL
+                  WHERE at < %(until)s
+                  GROUP BY segment, day))
+        WHERE day >= toDate(%(since)s)
+        ORDER BY segment, day"""
+    out: dict[str, dict[str, int]] = {}
+    for segment, day, size in client.query(sql, parameters=_period(since, until)).result_rows:
+        out.setdefault(str(segment), {})[str(day)] = int(size)
+    return out
+
+
+def delivery_outcomes(client: Client, db: str, since: datetime, until: datetime
+                      ) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Subscription → final status → deliveries decided in the period (sent, delivered,
+    suppressed, frequency_capped, held_out, failed, exhausted)."""
+    sql = f"""
+        SELECT subscription, status, count() FROM {db}.deliveries FINAL
+        WHERE final = 1 AND at >= %(since)s AND at < %(until)s
+        GROUP BY subscription, status ORDER BY subscription, status"""
+    out: dict[str, dict[str, int]] = {}
+    for sub, status, n in client.query(sql, parameters=_period(since, until)).result_rows:
+        out.setdefault(str(sub), {})[str(status)] = int(n)
+    return out
