@@ -46,7 +46,8 @@ def insert(client: Client, database: str, table: str, docs: list[dict[str, Any]]
 def test_sizes_over_time_and_outcomes_equal_pandas(warehouse: tuple[Client, str]) -> None:
     client, database = warehouse
     rng = random.Random(4)
-    transitions, inside = [], {}
+    transitions: list[dict[str, Any]] = []
+    inside: dict[tuple[str, str], bool] = {}
     for n in range(3000):
         segment, pid = rng.choice(["vip", "lapsed"]), f"p{rng.randrange(300)}"
         key = (segment, pid)
