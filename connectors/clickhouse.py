@@ -63,10 +63,6 @@ def migrations(folder: Path = MIGRATIONS) -> list[Migration]:
 
 def migrate(client: Client, database: str = "wayline") -> list[Migration]:
     """Apply the migrations not applied yet, in order; the ones applied now."""
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree ORDER BY version"
-    )
     done = {version for version, _name, _at in applied(client, database)}
     now = []
     for migration in migrations():
@@ -82,6 +78,11 @@ def migrate(client: Client, database: str = "wayline") -> list[Migration]:
 
 
 def applied(client: Client, database: str = "wayline") -> list[tuple[int, str, datetime]]:
+    """The migrations applied so far: version, name, when."""
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations (version UInt32, name String, "
+        "applied_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree ORDER BY version"
+    )
     rows: Any = client.query(
         f"SELECT version, name, applied_at FROM {database}.schema_migrations FINAL ORDER BY version"
     ).result_rows

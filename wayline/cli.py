@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from wayline.analyticscli import add_analytics
 from wayline.config import DEMO_CONFIG, WaylineConfig, load_config
 from wayline.schemas.errors import ConfigError, RetryableError
 from wayline.segmentscli import add_segments
@@ -115,6 +116,7 @@ def build_cli() -> typer.Typer:
     add_segments(app, lambda: state.settings)
     add_subscriptions(app, lambda: state.settings)
     add_tail(app, lambda: state.settings)
+    add_analytics(app, lambda: state.settings)
     return app
 
 
