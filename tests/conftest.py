@@ -17,7 +17,7 @@ from equality import CONFIG_YAML
 from receivers import HttpReceiver, http_receiver
 from waylineproc import API_KEY, SOURCES, Running
 
-from wayline.connectors.clickhouse import Client, connect
+from wayline.connectors.clickhouse import Client, connect, migrate
 from wayline.connectors.webhook import WebhookSender
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
@@ -204,5 +204,15 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def warehouse(chdb_path: Path) -> Iterator[tuple[Client, str]]:
     database = f"w{uuid.uuid4().hex[:10]}"
     client = connect(None, chdb_path, database)
+    yield client, database
+    client.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+@pytest.fixture
+def migrated(chdb_path: Path) -> Iterator[tuple[Client, str]]:
+    """A database of this test's own on the shared engine, with every migration applied."""
+    database = f"m{uuid.uuid4().hex[:10]}"
+    client = connect(None, chdb_path, database)
+    migrate(client, database)
     yield client, database
     client.command(f"DROP DATABASE IF EXISTS {database}")

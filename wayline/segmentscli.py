@@ -41,21 +41,9 @@ def add_segments(app: typer.Typer, settings: Callable[[], Settings]) -> None:
         current = read_definitions(kafka, topics.definitions)
         changes = plan(config, current, int(datetime.now(UTC).timestamp() * 1000))
         publish(kafka, topics.definitions, changes)
-        changed = {f"{c['kind']}:{c['name']}": c for c in changes}
-        table = Table(title=f"{len(changes)} definitions published to {topics.definitions}")
-        for column in ("kind", "name", "version", "status"):
-            table.add_column(column)
         names = [f"segment:{s.name}" for s in config.segments]
         names += ["trigger:triggers"] if "triggers" in config.model_fields_set else []
-        for key in names:
-            kind, name = key.split(":", 1)
-            if key in changed:
-                version = changed[key]["version"]
-                status = "created" if version == 1 else "updated"
-            else:
-                version, status = current[key]["version"], "unchanged"
-            table.add_row(kind, name, str(version), status)
-        Console(width=120).print(table)
+        Console(width=120).print(applied_table(names, current, changes, topics.definitions))
 
     @segments.command("delete")
     def delete(
@@ -107,6 +95,26 @@ def add_segments(app: typer.Typer, settings: Callable[[], Settings]) -> None:
         until_ms = _until(until)
         timeline.run(canonical, until_ms)
         _show(timeline, len(canonical), rejected)
+
+
+def applied_table(
+    keys: list[str], current: dict[str, Any], changes: list[dict[str, Any]], topic: str
+) -> Table:
+    """What ``apply`` did to each definition the file has (``kind:name`` keys): created,
+    updated or unchanged, with its version."""
+    changed = {f"{c['kind']}:{c['name']}": c for c in changes}
+    table = Table(title=f"{len(changes)} definitions published to {topic}")
+    for column in ("kind", "name", "version", "status"):
+        table.add_column(column)
+    for key in keys:
+        kind, name = key.split(":", 1)
+        if key in changed:
+            version = changed[key]["version"]
+            status = "created" if version == 1 else "updated"
+        else:
+            version, status = current[key]["version"], "unchanged"
+        table.add_row(kind, name, str(version), status)
+    return table
 
 
 def _cluster(settings: Settings) -> tuple[KafkaConfig, Topics]:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wayline.segmentscli import _cluster, _read_events, _until
+from wayline.segmentscli import _cluster, _read_events, _until, applied_table
 
 if TYPE_CHECKING:
     from wayline.config import WaylineConfig
@@ -126,21 +126,9 @@ def _checked(file: Path, current: dict[str, Any], own: Path | None) -> WaylineCo
 def _applied(
     config: WaylineConfig, current: dict[str, Any], changes: list[dict[str, Any]], topic: str
 ) -> Table:
-    changed = {f"{c['kind']}:{c['name']}": c for c in changes}
-    table = Table(title=f"{len(changes)} definitions published to {topic}")
-    for column in ("kind", "name", "version", "status"):
-        table.add_column(column)
     keys = [f"subscription:{s.name}" for s in config.subscriptions]
     keys += ["policy:contact_policy"] if "contact_policy" in config.model_fields_set else []
-    for key in keys:
-        kind, name = key.split(":", 1)
-        if key in changed:
-            version = changed[key]["version"]
-            status = "created" if version == 1 else "updated"
-        else:
-            version, status = current[key]["version"], "unchanged"
-        table.add_row(kind, name, str(version), status)
-    return table
+    return applied_table(keys, current, changes, topic)
 
 
 def _published(found: dict[str, Any], topic: str) -> Table:

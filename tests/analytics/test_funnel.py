@@ -5,30 +5,18 @@ gaps inside and outside the window."""
 from __future__ import annotations
 
 import random
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from wayline.connectors.clickhouse import Client, connect, migrate
+from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import FUNNEL, conversion_funnel
 from wayline.connectors.warehouse import TABLES
 
 pytestmark = pytest.mark.timeout(120)
 START = datetime(2026, 9, 1, tzinfo=UTC)
 WINDOW_S = 3 * 86_400
-
-
-@pytest.fixture
-def warehouse(chdb_path: Path) -> Iterator[tuple[Client, str]]:
-    database = f"funnel_{uuid.uuid4().hex[:8]}"
-    client = connect(None, chdb_path, database)
-    migrate(client, database)
-    yield client, database
-    client.command(f"DROP DATABASE IF EXISTS {database}")
 
 
 def reached(events: list[tuple[datetime, str]]) -> int:
@@ -46,8 +34,8 @@ def reached(events: list[tuple[datetime, str]]) -> int:
     return max(start, default=-1) + 1
 
 
-def test_funnel_equals_the_walk(warehouse: tuple[Client, str]) -> None:
-    client, database = warehouse
+def test_funnel_equals_the_walk(migrated: tuple[Client, str]) -> None:
+    client, database = migrated
     rng = random.Random(9)
     rows: list[list[Any]] = []
     by_profile: dict[str, list[tuple[datetime, str]]] = {}

@@ -4,30 +4,18 @@ equal to a pandas fold of the same transitions and deliveries (replayed copies i
 from __future__ import annotations
 
 import random
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from wayline.connectors.clickhouse import Client, connect, migrate
+from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import delivery_outcomes, segment_sizes
 from wayline.connectors.warehouse import TABLES
 
 pytestmark = pytest.mark.timeout(120)
 START = datetime(2026, 9, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def warehouse(chdb_path: Path) -> Iterator[tuple[Client, str]]:
-    database = f"sizes_{uuid.uuid4().hex[:8]}"
-    client = connect(None, chdb_path, database)
-    migrate(client, database)
-    yield client, database
-    client.command(f"DROP DATABASE IF EXISTS {database}")
 
 
 def insert(client: Client, database: str, table: str, docs: list[dict[str, Any]]) -> None:
@@ -43,8 +31,8 @@ def insert(client: Client, database: str, table: str, docs: list[dict[str, Any]]
     )
 
 
-def test_sizes_over_time_and_outcomes_equal_pandas(warehouse: tuple[Client, str]) -> None:
-    client, database = warehouse
+def test_sizes_over_time_and_outcomes_equal_pandas(migrated: tuple[Client, str]) -> None:
+    client, database = migrated
     rng = random.Random(4)
     transitions: list[dict[str, Any]] = []
     inside: dict[tuple[str, str], bool] = {}

@@ -5,16 +5,13 @@ before the message, or after the window, do not count."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from wayline.connectors.clickhouse import Client, connect, migrate
+from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import uplift_arms
 from wayline.connectors.warehouse import TABLES
 from wayline.segments.policy import in_holdout
@@ -22,17 +19,6 @@ from wayline.segments.uplift import uplift
 
 pytestmark = pytest.mark.timeout(180)
 START = datetime(2026, 10, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def warehouse(chdb_path: Path) -> Iterator[tuple[Client, str]]:
-    database = f"uplift_{uuid.uuid4().hex[:8]}"
-    client = connect(None, chdb_path, database)
-    client.command(f"DROP DATABASE IF EXISTS {database}")
-    client.command(f"CREATE DATABASE {database}")
-    migrate(client, database)
-    yield client, database
-    client.command(f"DROP DATABASE IF EXISTS {database}")
 
 
 def plant(client: Client, database: str, lift: float, seed: int) -> dict[bool, int]:
@@ -77,8 +63,8 @@ def _row(table: str, doc: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize(("lift", "seed"), [(0.03, 3), (0.0, 4)])
-def test_uplift_against_the_holdout(warehouse: tuple[Client, str], lift: float, seed: int) -> None:
-    client, database = warehouse
+def test_uplift_against_the_holdout(migrated: tuple[Client, str], lift: float, seed: int) -> None:
+    client, database = migrated
     converted = plant(client, database, lift, seed)
     treated, held = uplift_arms(client, database, "winback", 7, START, START + timedelta(days=30))
     assert treated.profiles + held.profiles == 12_000
