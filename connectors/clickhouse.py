@@ -13,18 +13,69 @@ applied versions are kept in ``{db}.schema_migrations``.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.query import QueryResult
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-__all__ = ["ClickHouseError", "Client", "Migration", "connect", "migrate", "migrations"]
+__all__ = [
+    "ClickHouseError", "Client", "Migration", "Queries", "SharedClient", "connect", "migrate",
+    "migrations",
+]  # fmt: skip
+
+
+class Queries(Protocol):
+    """What Wayline asks of ClickHouse: a clickhouse-connect ``Client`` or a ``SharedClient``."""
+
+    def query(self, query: str, parameters: dict[str, Any] | None = None) -> QueryResult: ...
+
+    def command(self, cmd: str) -> Any: ...
+
+    def insert(
+        self,
+        table: str,
+        data: Sequence[Sequence[Any]],
+        *,
+        column_names: Sequence[str],
+        settings: dict[str, Any] | None = None,
+    ) -> Any: ...
+
+
+class SharedClient:
+    """One client used by several threads (the sink's worker, the API): they take turns, as
+    the embedded engine's session is not safe for concurrent use."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._turn = threading.Lock()
+
+    def query(self, query: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        with self._turn:
+            return self.client.query(query, parameters=parameters)
+
+    def command(self, cmd: str) -> Any:
+        with self._turn:
+            return self.client.command(cmd)
+
+    def insert(
+        self,
+        table: str,
+        data: Sequence[Sequence[Any]],
+        *,
+        column_names: Sequence[str],
+        settings: dict[str, Any] | None = None,
+    ) -> Any:
+        with self._turn:
+            return self.client.insert(table, data, column_names=column_names, settings=settings)
 
 
 @dataclass(frozen=True)
@@ -61,7 +112,7 @@ def migrations(folder: Path = MIGRATIONS) -> list[Migration]:
     return found
 
 
-def migrate(client: Client, database: str = "wayline") -> list[Migration]:
+def migrate(client: Queries, database: str = "wayline") -> list[Migration]:
     """Apply the migrations not applied yet, in order; the ones applied now."""
     done = {version for version, _name, _at in applied(client, database)}
     now = []
@@ -77,7 +128,7 @@ def migrate(client: Client, database: str = "wayline") -> list[Migration]:
     return now
 
 
-def applied(client: Client, database: str = "wayline") -> list[tuple[int, str, datetime]]:
+def applied(client: Queries, database: str = "wayline") -> list[tuple[int, str, datetime]]:
     """The migrations applied so far: version, name, when."""
     client.command(
         f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations (version UInt32, name String, "

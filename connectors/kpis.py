@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wayline.connectors.clickhouse import Client
+from wayline.connectors.clickhouse import Queries
 from wayline.segments.uplift import Arm
 
 ORDER = "event = 'Order Completed'"
@@ -56,7 +56,7 @@ def _period(since: datetime, until: datetime) -> dict[str, Any]:
     return {"since": since, "until": until}
 
 
-def orders(client: Client, db: str, since: datetime, until: datetime) -> Orders:
+def orders(client: Queries, db: str, since: datetime, until: datetime) -> Orders:
     sql = f"""
         SELECT count(), sum(revenue), uniqExact(profile_id),
                (SELECT count() FROM (SELECT profile_id FROM {db}.events FINAL
@@ -68,7 +68,7 @@ def orders(client: Client, db: str, since: datetime, until: datetime) -> Orders:
     return Orders(int(n), float(revenue or 0.0), int(buyers), int(repeat))
 
 
-def monthly_active_buyers(client: Client, db: str, since: datetime, until: datetime
+def monthly_active_buyers(client: Queries, db: str, since: datetime, until: datetime
                           ) -> dict[str, int]:  # fmt: skip
     sql = f"""
         SELECT formatDateTime(timestamp, '%%Y-%%m') AS month, uniqExact(profile_id)
@@ -79,7 +79,7 @@ def monthly_active_buyers(client: Client, db: str, since: datetime, until: datet
     return {str(month): int(n) for month, n in rows}
 
 
-def churn_by_cohort(client: Client, db: str, since: datetime, until: datetime,
+def churn_by_cohort(client: Queries, db: str, since: datetime, until: datetime,
                     inactive_days: int = 90) -> list[Cohort]:  # fmt: skip
     sql = f"""
         SELECT formatDateTime(first, '%%Y-%%m') AS month, count(),
@@ -94,11 +94,21 @@ def churn_by_cohort(client: Client, db: str, since: datetime, until: datetime,
     return [Cohort(str(month), int(n), int(churned)) for month, n, churned in rows]
 
 
-def uplift_arms(client: Client, db: str, subscription: str, window_days: int,
+def uplift_arms(client: Queries, db: str, subscription: str | None, window_days: int,
                 since: datetime, until: datetime) -> tuple[Arm, Arm]:  # fmt: skip
     """The treated and held-out arms of one subscription: the profiles it reached (``sent``,
     ``delivered``) and those it held out (holdout or control group) in ``[since, until)``, each
-    from its first such delivery; converted = an order within ``window_days`` after it."""
+    from its first such delivery; converted = an order within ``window_days`` after it.
+
+    ``subscription=None``: every message against the global control group — treated are the
+    profiles any subscription reached, held out those the control group kept from all of them
+    (a subscription's own holdout is neither)."""
+    if subscription is None:
+        arm = "multiIf(status != 'held_out', 0, reason = 'control_group', 1, -1)"
+        which = "1"
+    else:
+        arm = "if(status = 'held_out', 1, 0)"
+        which = "subscription = %(sub)s"
     sql = f"""
         SELECT held, count(), countIf(orders > 0), groupArray(revenue)
         FROM (
@@ -107,27 +117,56 @@ def uplift_arms(client: Client, db: str, subscription: str, window_days: int,
                            AND o.timestamp <= e.t0 + toIntervalDay(%(days)s)) AS orders,
                    sumIf(o.revenue, o.timestamp > e.t0
                          AND o.timestamp <= e.t0 + toIntervalDay(%(days)s)) AS revenue
-            FROM (SELECT profile_id, status = 'held_out' AS held, min(at) AS t0
-                  FROM {db}.deliveries FINAL
-                  WHERE subscription = %(sub)s AND final = 1
-                    AND status IN ('sent', 'delivered', 'held_out')
-                    AND at >= %(since)s AND at < %(until)s
+            FROM (SELECT profile_id, held, min(at) AS t0
+                  FROM (SELECT profile_id, {arm} AS held, at FROM {db}.deliveries FINAL
+                        WHERE {which} AND final = 1
+                          AND status IN ('sent', 'delivered', 'held_out')
+                          AND at >= %(since)s AND at < %(until)s)
+                  WHERE held >= 0
                   GROUP BY profile_id, held) AS e
             LEFT JOIN (SELECT profile_id, timestamp, revenue FROM {db}.events FINAL
                        WHERE {ORDER}) AS o ON o.profile_id = e.profile_id
             GROUP BY profile_id, held)
         GROUP BY held"""
-    params = {**_period(since, until), "sub": subscription, "days": window_days}
+    params = {**_period(since, until), "sub": subscription or "", "days": window_days}
     rows = client.query(sql, parameters=params).result_rows
     arms = {bool(held): Arm(int(n), int(converted), [float(r) for r in revenue])
             for held, n, converted, revenue in rows}  # fmt: skip
     return arms.get(False, Arm(0, 0)), arms.get(True, Arm(0, 0))
 
 
+def subscriptions_decided(client: Queries, db: str, since: datetime, until: datetime
+                          ) -> list[str]:  # fmt: skip
+    sql = f"""SELECT DISTINCT subscription FROM {db}.deliveries FINAL
+              WHERE final = 1 AND at >= %(since)s AND at < %(until)s ORDER BY subscription"""
+    return [str(r[0]) for r in client.query(sql, parameters=_period(since, until)).result_rows]
+
+
+def cohort_retention(client: Queries, db: str, since: datetime, until: datetime
+                     ) -> dict[str, list[int]]:  # fmt: skip
+    """Cohort (YYYY-MM of the first order in the period) → buyers in month 0, 1, 2, … after
+    it (month 0: the cohort's size), up to the period's last month."""
+    sql = f"""
+        SELECT formatDateTime(f.start, '%%Y-%%m'), dateDiff('month', f.start,
+               toStartOfMonth(o.timestamp)) AS k, uniqExact(o.profile_id)
+        FROM (SELECT profile_id, timestamp FROM {db}.events FINAL
+              WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s) AS o
+        JOIN (SELECT profile_id, toStartOfMonth(min(timestamp)) AS start FROM {db}.events FINAL
+              WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s
+              GROUP BY profile_id) AS f ON f.profile_id = o.profile_id
+        GROUP BY f.start, k ORDER BY f.start, k"""
+    out: dict[str, list[int]] = {}
+    for month, k, n in client.query(sql, parameters=_period(since, until)).result_rows:
+        row = out.setdefault(str(month), [])
+        row.extend([0] * (int(k) + 1 - len(row)))
+        row[int(k)] = int(n)
+    return out
+
+
 FUNNEL = ("Product Viewed", "Product Added", "Order Completed")
 
 
-def conversion_funnel(client: Client, db: str, since: datetime, until: datetime,
+def conversion_funnel(client: Queries, db: str, since: datetime, until: datetime,
                       window_s: int = 7 * 86_400) -> list[int]:  # fmt: skip
     """Profiles that reached each step of view → add to cart → order, each step after the one
     before it and within ``window_s`` of the view that began the chain (``windowFunnel``)."""
@@ -145,7 +184,7 @@ def conversion_funnel(client: Client, db: str, since: datetime, until: datetime,
             for step in range(1, len(FUNNEL) + 1)]  # fmt: skip
 
 
-def segment_sizes(client: Client, db: str, since: datetime, until: datetime
+def segment_sizes(client: Queries, db: str, since: datetime, until: datetime
                   ) -> dict[str, dict[str, int]]:  # fmt: skip
     """Segment → day (YYYY-MM-DD, UTC) → members at the end of that day, for the days in the
     period on which the segment changed (it keeps its size on the days between)."""
@@ -167,7 +206,7 @@ def segment_sizes(client: Client, db: str, since: datetime, until: datetime
     return out
 
 
-def delivery_outcomes(client: Client, db: str, since: datetime, until: datetime
+def delivery_outcomes(client: Queries, db: str, since: datetime, until: datetime
                       ) -> dict[str, dict[str, int]]:  # fmt: skip
     """Subscription → final status → deliveries decided in the period (sent, delivered,
     suppressed, frequency_capped, held_out, failed, exhausted)."""
@@ -178,4 +217,54 @@ def delivery_outcomes(client: Client, db: str, since: datetime, until: datetime
     out: dict[str, dict[str, int]] = {}
     for sub, status, n in client.query(sql, parameters=_period(since, until)).result_rows:
         out.setdefault(str(sub), {})[str(status)] = int(n)
+    return out
+
+
+ENGAGEMENT = {  # event → (channel type, funnel step)
+    "Email Delivered": ("email", "delivered"),
+    "Email Opened": ("email", "opened"),
+    "Email Link Clicked": ("email", "clicked"),
+    "Unsubscribed": ("email", "unsubscribed"),
+    "SMS Opted Out": ("sms", "unsubscribed"),
+}
+FUNNEL_STEPS = ("sent", "delivered", "opened", "clicked", "unsubscribed")
+
+
+def delivery_funnel(client: Queries, db: str, since: datetime, until: datetime,
+                    attribution_days: int = 7) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Subscription → sent, delivered, opened, clicked, unsubscribed: deliveries (final in the
+    period) that reached the provider, and of those the ones a later event of the recipient
+    answered. An engagement event (an e-mail opened, clicked, unsubscribed; an SMS STOP) is
+    credited to the latest delivery on its channel to that profile at or before it, within
+    ``attribution_days``; a delivery counts once per step. ``delivered``: the connector's own
+    confirmation (a webhook's 2xx) or an ``Email Delivered`` event."""
+    period = _period(since, until)
+    sent = f"""
+        SELECT subscription, count(), countIf(status = 'delivered') FROM {db}.deliveries FINAL
+        WHERE final = 1 AND status IN ('sent', 'delivered') AND at >= %(since)s AND at < %(until)s
+        GROUP BY subscription"""
+    out = {str(sub): {"sent": int(n), "delivered": int(confirmed), "opened": 0, "clicked": 0,
+                      "unsubscribed": 0}
+           for sub, n, confirmed in client.query(sent, parameters=period).result_rows}  # fmt: skip
+    cases = " ".join(f"WHEN '{name}' THEN '{kind}'" for name, (kind, _s) in ENGAGEMENT.items())
+    steps = " ".join(f"WHEN '{name}' THEN '{step}'" for name, (_k, step) in ENGAGEMENT.items())
+    names = ", ".join(f"'{name}'" for name in ENGAGEMENT)
+    engaged = f"""
+        SELECT d.subscription, e.step, uniqExact(d.delivery_id)
+        FROM (SELECT profile_id, timestamp, CASE event {cases} END AS channel_type,
+                     CASE event {steps} END AS step
+              FROM {db}.events FINAL
+              WHERE event IN ({names}) AND timestamp >= %(since)s) AS e
+        ASOF JOIN (SELECT profile_id, channel_type, delivery_id, subscription, status, at
+                   FROM {db}.deliveries FINAL
+                   WHERE final = 1 AND status IN ('sent', 'delivered')
+                     AND at >= %(since)s AND at < %(until)s) AS d
+          ON e.profile_id = d.profile_id AND e.channel_type = d.channel_type
+             AND e.timestamp >= d.at
+        WHERE e.timestamp < d.at + toIntervalDay(%(days)s)
+          AND NOT (e.step = 'delivered' AND d.status = 'delivered')
+        GROUP BY d.subscription, e.step"""
+    params = {**period, "days": attribution_days}
+    for sub, step, n in client.query(engaged, parameters=params).result_rows:
+        out.setdefault(str(sub), dict.fromkeys(FUNNEL_STEPS, 0))[str(step)] += int(n)
     return out

@@ -2,15 +2,17 @@
 
 Per batch and task (partition), the rows of each table are inserted once, with an insert
 deduplication token naming exactly the records they came from (topic, partition, first and
-last offset): a batch run again after a fault inserts nothing twice. A replay after a crash may
-cut batches differently; its rows then repeat with the same source partition and offset, which
-the ReplacingMergeTree folds away (queries read ``FINAL``). Offsets are committed only after
-the inserts returned. ClickHouse unreachable: the batch is retried with backoff (``RetryableError``)
-and the lag grows; nothing is skipped.
+last offset, and a digest of their keys and values, so that a topic created again with the same
+offsets is not taken for a repeat): a batch run again after a fault inserts nothing twice. A
+replay after a crash may cut batches differently; its rows then repeat with the same source
+partition and offset, which the ReplacingMergeTree folds away (queries read ``FINAL``).
+Offsets are committed only after the inserts returned. ClickHouse unreachable: the batch is
+retried with backoff (``RetryableError``) and the lag grows; nothing is skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from wayline.connectors.clickhouse import ClickHouseError, Client
+from wayline.connectors.clickhouse import ClickHouseError, Queries
 from wayline.connectors.warehouse import TABLES, Row
 from wayline.schemas.errors import RetryableError
 from wayline.schemas.topics import Topics
@@ -29,14 +31,15 @@ log = logging.getLogger(__name__)
 
 
 class AnalyticsStep:
-    def __init__(self, topics: Topics, client: Callable[[], Client], database: str) -> None:
+    def __init__(self, topics: Topics, client: Callable[[], Queries], database: str) -> None:
         self.by_topic = {topics.name(suffix): table for suffix, table in TABLES.items()}
         self.client_of = client
         self.database = database
-        self._client: Client | None = None
+        self._client: Queries | None = None
         # partition → table → rows; and partition → topic → (first offset, last offset)
         self._rows: dict[int, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
         self._spans: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+        self._digests: dict[int, Any] = {}
         self.inserted = 0
 
     def counters(self) -> dict[str, int]:
@@ -53,12 +56,19 @@ class AnalyticsStep:
             self._rows[ctx.partition][table.name].append([*row, message.partition, message.offset])
         first, _last = self._spans[ctx.partition].get(message.topic, (message.offset, 0))
         self._spans[ctx.partition][message.topic] = (first, message.offset)
+        digest = self._digests.get(ctx.partition)
+        if digest is None:
+            digest = self._digests[ctx.partition] = hashlib.blake2b(digest_size=12)
+        digest.update(message.key or b"")
+        digest.update(message.value or b"")
         return []
 
     def end_batch(self, ctx: TaskContext) -> list[Output]:
         rows = self._rows.pop(ctx.partition, {})
         spans = self._spans.pop(ctx.partition, {})
+        digest = self._digests.pop(ctx.partition, None)
         token = ";".join(f"{t}:{ctx.partition}:{a}-{b}" for t, (a, b) in sorted(spans.items()))
+        token += f"#{digest.hexdigest() if digest is not None else ''}"
         columns = {t.name: t.columns for t in TABLES.values()}
         try:
             for name, batch in sorted(rows.items()):
@@ -75,8 +85,9 @@ class AnalyticsStep:
     def abort_batch(self) -> None:
         self._rows.clear()
         self._spans.clear()
+        self._digests.clear()
 
-    def _connected(self) -> Client:
+    def _connected(self) -> Queries:
         if self._client is None:
             self._client = self.client_of()
         return self._client

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from wayline.connectors.clickhouse import Client
+from wayline.connectors.clickhouse import Queries
 from wayline.connectors.dispatch import Dispatcher
 from wayline.profiles.identity import IdentityRules
+from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled
 from wayline.segments.triggers import TriggerConfig
@@ -29,6 +30,8 @@ from wayline.streams.routes import DeliverySetup
 from wayline.streams.validate import ValidateStep
 from wayline.streams.worker import Worker, WorkerOptions
 
+ANALYTICS_INPUTS = ("events.resolved", "triggers", "deliveries", "segments", "profiles", "identity")
+
 
 @dataclass(frozen=True)
 class WorkerContext:
@@ -45,6 +48,8 @@ class WorkerContext:
     reorder_window_ms: int = 600_000  # replay mode: disorder within a raw partition put right
     reorder_idle_ms: int = 5_000  # replay mode: raw input quiet this long holds nothing back
     delivery: DeliverySetup = field(default_factory=DeliverySetup)
+    warehouse: Callable[[], Queries] | None = None  # ClickHouse, for the analytics sink
+    database: str = "wayline"
 
 
 def _validate(c: WorkerContext) -> ValidateStep:
@@ -71,6 +76,12 @@ def _deliver(c: WorkerContext) -> DeliveryStep:
         setup.unsubscribe,
         setup.live,
     )
+
+
+def _analytics(c: WorkerContext) -> AnalyticsStep:
+    if c.warehouse is None:
+        raise ConfigError("setting WAYLINE_ANALYTICS: the analytics worker needs ClickHouse")
+    return AnalyticsStep(c.topics, c.warehouse, c.database)
 
 
 @dataclass(frozen=True)
@@ -138,22 +149,15 @@ def default_registry() -> dict[str, WorkerSpec]:
             stores=("ledger", "sent", "timers"),
             wall_clock_only=True,
         ),
+        WorkerSpec(
+            name="analytics",
+            description="every output topic → ClickHouse tables (idempotent inserts)",
+            inputs=lambda t: [t.name(s) for s in ANALYTICS_INPUTS],
+            build=_analytics,
+            dead_letter=lambda t: t.dlq,
+        ),
     ]
     return {spec.name: spec for spec in specs}
-
-
-ANALYTICS_INPUTS = ("events.resolved", "triggers", "deliveries", "segments", "profiles", "identity")
-
-
-def analytics_spec(client: Callable[[], Client], database: str = "wayline") -> WorkerSpec:
-    """The ClickHouse sink (``streams.analytics``), given how to reach ClickHouse."""
-    return WorkerSpec(
-        name="analytics",
-        description="every output topic → ClickHouse tables (idempotent inserts)",
-        inputs=lambda t: [t.name(s) for s in ANALYTICS_INPUTS],
-        build=lambda c: AnalyticsStep(c.topics, client, database),
-        dead_letter=lambda t: t.dlq,
-    )
 
 
 def store_topics(registry: dict[str, WorkerSpec]) -> dict[str, list[str]]:

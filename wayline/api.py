@@ -23,6 +23,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wayline import __version__
+from wayline.analyticsapi import mount_analytics
 from wayline.config import WaylineConfig
 from wayline.connectors.collector import Collector
 from wayline.connectors.links import Links, link_secret
@@ -39,6 +40,7 @@ from wayline.streams.clients import KafkaConfig
 from wayline.streams.definitions import DefinitionsView
 from wayline.streams.metrics import WorkerCollector
 from wayline.streams.profileview import ProfileView
+from wayline.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,14 @@ HTTP_RESPONSES = Counter(
 )
 
 
-def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) -> FastAPI:
-    """The FastAPI application; OpenAPI documentation is served at ``/docs``."""
+def create_app(
+    settings: Settings,
+    config: WaylineConfig,
+    stats: StatsSource,
+    warehouse: Warehouse | None = None,
+) -> FastAPI:
+    """The FastAPI application; OpenAPI documentation is served at ``/docs``. ``warehouse``:
+    ClickHouse, when this process may query it (``/v1/analytics``)."""
     producer = AsyncProducer(KafkaConfig(settings.bootstrap, dict(settings.kafka_options)))
     topics = Topics(settings.topic_prefix, settings.partitions)
     collector = Collector(config, topics, producer.send)
@@ -91,6 +99,7 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     mount_consent(app, collector, links, settings.public_url)
     mount_profiles(app, config, profiles)
     mount_segments(app, config, profiles, lambda: definitions.rules)
+    mount_analytics(app, config, warehouse, _unavailable(settings))
 
     metrics = CollectorRegistry()
     metrics.register(WorkerCollector(stats))
@@ -156,6 +165,13 @@ def create_app(settings: Settings, config: WaylineConfig, stats: StatsSource) ->
     return app
 
 
+def _unavailable(settings: Settings) -> str:
+    if not settings.analytics:
+        return "analytics is off in this process (setting WAYLINE_ANALYTICS)"
+    return ("the embedded ClickHouse engine belongs to the process that runs the analytics "
+            "worker: ask its API, or set WAYLINE_CLICKHOUSE_URL to a server")  # fmt: skip
+
+
 class CollectorCors:
     """CORS for the collector paths browsers post events to, and for nothing else: the profile,
     segment and status endpoints answer no cross-origin request (their API keys are secrets)."""
@@ -180,9 +196,15 @@ class CollectorCors:
 class ApiServer:
     """uvicorn in a background thread; ``start()`` returns once it accepts connections."""
 
-    def __init__(self, settings: Settings, config: WaylineConfig, stats: StatsSource) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: WaylineConfig,
+        stats: StatsSource,
+        warehouse: Warehouse | None = None,
+    ) -> None:
         self.settings = settings
-        app = create_app(settings, config, stats)
+        app = create_app(settings, config, stats, warehouse)
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,

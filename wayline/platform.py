@@ -36,6 +36,7 @@ from wayline.streams.registry import WorkerContext, WorkerSpec, default_registry
 from wayline.streams.routes import DeliverySetup
 from wayline.streams.worker import Worker, WorkerOptions
 from wayline.subscriptions import LiveSubscriptions
+from wayline.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Platform:
     failed: threading.Event = field(default_factory=threading.Event)
     definitions: DefinitionsView | None = None
     locks: DataDirLocks = field(init=False)
+    warehouse: Warehouse | None = field(init=False)
     subscriptions: LiveSubscriptions = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _admin: AdminClient | None = None
@@ -76,6 +78,21 @@ class Platform:
     def __post_init__(self) -> None:
         self.locks = DataDirLocks(self.settings.data_dir)
         self.subscriptions = LiveSubscriptions(self.config)
+        self.warehouse = Warehouse(self.settings) if self.settings.analytics else None
+
+    @property
+    def names(self) -> list[str]:
+        """The workers this process runs."""
+        if self.workers is not None:
+            return self.workers
+        return [n for n in self.registry if n != "analytics" or self.warehouse is not None]
+
+    @property
+    def analytics(self) -> Warehouse | None:
+        """ClickHouse, when this process may query it: a server, or the embedded engine when
+        this process runs the analytics worker (which owns it)."""
+        w = self.warehouse
+        return w if w is not None and (not w.embedded or "analytics" in self.names) else None
 
     @property
     def topics(self) -> Topics:
@@ -99,13 +116,14 @@ class Platform:
             if self.broker_only:
                 return
             tune_garbage_collector()
-            names = self.workers if self.workers is not None else list(self.registry)
-            if "profile" in names or "deliver" in names:
+            if "profile" in self.names or "deliver" in self.names:
                 self._follow_definitions()
-            for name in names:
+            for name in self.names:
                 self._start_worker(self.registry[name])
             if self.api:
-                self.api_server = ApiServer(self.settings, self.config, self.worker_stats)
+                self.api_server = ApiServer(
+                    self.settings, self.config, self.worker_stats, self.analytics
+                )
                 self.api_server.start()
         except BaseException:
             self.stop()
@@ -123,10 +141,12 @@ class Platform:
                 raise ConfigError(
                     f"setting {setting}: port {port} on {host} is already in use; choose another"
                 )
-        names = self.workers if self.workers is not None else list(self.registry)
-        parts = [f"worker-{n}" for n in names] + (["api"] if self.api else [])
+        parts = [f"worker-{n}" for n in self.names] + (["api"] if self.api else [])
+        engine = ["clickhouse"] if self.warehouse is not None and self.warehouse.embedded else []
+        if "analytics" in self.names:
+            parts += engine
         if self.settings.embedded_broker:
-            parts += ["broker"] + [f"worker-{n}" for n in self.registry]
+            parts += ["broker"] + [f"worker-{n}" for n in self.registry] + engine
         self.locks.acquire(list(dict.fromkeys(parts)))
 
     def _warn_about_config(self) -> None:
@@ -149,12 +169,15 @@ class Platform:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         # The embedded broker keeps its log in memory: local state left by an earlier run
         # belongs to a broker that is gone (its checkpoints point past the new, empty topics).
-        stale = Path(self.settings.data_dir) / "state"
-        if stale.exists():
-            shutil.rmtree(stale)
-            log.info("embedded broker: cleared local state of an earlier run in %s", stale)
-        running = set(self.workers if self.workers is not None else self.registry)
+        # So do the analytics tables of the embedded engine (the records they were made of).
+        for stale in (Path(self.settings.data_dir) / "state", self._engine_dir()):
+            if stale is not None and stale.exists():
+                shutil.rmtree(stale)
+                log.info("embedded broker: cleared what an earlier run left in %s", stale)
+        running = set(self.names)
         self.locks.release([f"worker-{n}" for n in self.registry if n not in running])
+        if "analytics" not in running:
+            self.locks.release(["clickhouse"])
         self.broker = EmbeddedBroker(
             self.settings.broker_host,
             self.settings.broker_port,
@@ -162,6 +185,10 @@ class Platform:
         )
         self.broker.start()
         log.info("embedded broker ready on %s (pid %s)", self.broker.bootstrap, self.broker.pid)
+
+    def _engine_dir(self) -> Path | None:
+        w = self.warehouse
+        return Path(self.settings.data_dir) / "clickhouse" if w is not None and w.embedded else None
 
     def _follow_definitions(self) -> None:
         def changed(rules: Rules, latest: dict[str, Any]) -> None:
@@ -199,6 +226,7 @@ class Platform:
                 clock=self.config.clock,
                 grace_ms=self.settings.timer_grace_ms,
             ),
+            warehouse=self.warehouse.client if self.warehouse is not None else None,
         )
         running = _Running(spec.create(context), lambda: spec.create(context))
         running.thread = threading.Thread(

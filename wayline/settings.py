@@ -38,7 +38,16 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: Port = 8080
     config: Path | None = Field(default=None, description="YAML config file.")
-    clickhouse_url: str | None = None
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="A ClickHouse server (http(s)://user:password@host:8123); when unset, the "
+        "embedded engine under the data directory.",
+    )
+    analytics: bool = Field(
+        default=True,
+        description="Run the analytics sink (every topic into ClickHouse) and answer "
+        "/v1/analytics; off: neither.",
+    )
     data_dir: Path = Path("wayline-data")
     default_phone_region: str | None = Field(
         default=None, description="ISO region for phone numbers written without +country code."

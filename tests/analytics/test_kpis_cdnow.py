@@ -1,6 +1,6 @@
 """KPIs from the analytics tables equal an independent pandas computation on the real CDNOW
 purchase log (23,570 customers, 69,659 orders): repeat-purchase rate, AOV, historic CLV,
-monthly active buyers and churn by cohort, for the whole period and for a part of it."""
+monthly active buyers, churn and retention by cohort, for the whole period and for a part of it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from wayline.connectors.cdnow import cdnow_path
 from wayline.connectors.clickhouse import Client, connect, migrate
-from wayline.connectors.kpis import churn_by_cohort, monthly_active_buyers, orders
+from wayline.connectors.kpis import churn_by_cohort, cohort_retention, monthly_active_buyers, orders
 from wayline.connectors.warehouse import TABLES
 
 pytestmark = pytest.mark.timeout(180)
@@ -98,3 +98,24 @@ def test_monthly_buyers_and_cohort_churn_equal_pandas(
     ]
     assert sum(c.customers for c in cohorts) == part["customer_id"].nunique()
     assert any(c.churned for c in cohorts)
+
+
+@pytest.mark.parametrize(("since", "until"), PERIODS)
+def test_cohort_retention_equals_pandas(
+    loaded: tuple[Client, str], log: pd.DataFrame, since: datetime, until: datetime
+) -> None:
+    client, database = loaded
+    part = within(log, since, until).copy()
+    part["month"] = part["at"].dt.year * 12 + part["at"].dt.month - 1
+    first = part.groupby("customer_id")["month"].min().rename("first")
+    part = part.join(first, on="customer_id")
+    part["k"] = part["month"] - part["first"]
+    table = part.groupby(["first", "k"])["customer_id"].nunique()
+    expected: dict[str, list[int]] = {}
+    for (start, k), n in table.items():
+        row = expected.setdefault(f"{start // 12}-{start % 12 + 1:02d}", [])
+        row.extend([0] * (k + 1 - len(row)))
+        row[k] = n
+    found = cohort_retention(client, database, since, until)
+    assert found == expected
+    assert sum(row[0] for row in found.values()) == part["customer_id"].nunique()

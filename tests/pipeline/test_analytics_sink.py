@@ -15,7 +15,7 @@ from kafkatest import TEST_CONSUMER, produce, read_topic, replay_pipeline, runni
 from wayline.config import parse_config
 from wayline.connectors.clickhouse import Client, applied, migrate, migrations
 from wayline.streams.clients import KafkaConfig
-from wayline.streams.registry import WorkerContext, analytics_spec
+from wayline.streams.registry import WorkerContext, default_registry
 from wayline.streams.worker import WorkerOptions
 
 pytestmark = pytest.mark.timeout(240)
@@ -59,8 +59,9 @@ def test_every_record_once_and_a_full_replay_changes_nothing(
         def sink(group_suffix: str) -> int:
             options = WorkerOptions(consumer_overrides={**TEST_CONSUMER, "group.id": group_suffix},
                                     state_dir=tmp_path / "sink")  # fmt: skip
-            context = WorkerContext(topics=topics, kafka=kafka, options=options)
-            spec = analytics_spec(lambda: client, database)
+            context = WorkerContext(topics=topics, kafka=kafka, options=options,
+                                    warehouse=lambda: client, database=database)  # fmt: skip
+            spec = default_registry()["analytics"]
             records = len(resolved) + len(triggers) + len(profiles)
             with running(spec.create(context)) as worker:
                 deadline = time.monotonic() + 60
