@@ -46,28 +46,42 @@ class AnalyticsStep:
         return {"rows_inserted": self.inserted}
 
     def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
-        table = self.by_topic.get(message.topic)
-        if table is None:
-            return []
-        doc: Any = orjson.loads(message.value) if message.value is not None else None
-        headers = {k: v for k, v in message.headers}
-        row = table.row(message.key, doc, headers)
-        if row is not None:
-            self._rows[ctx.partition][table.name].append([*row, message.partition, message.offset])
-        first, _last = self._spans[ctx.partition].get(message.topic, (message.offset, 0))
-        self._spans[ctx.partition][message.topic] = (first, message.offset)
-        digest = self._digests.get(ctx.partition)
-        if digest is None:
-            digest = self._digests[ctx.partition] = hashlib.blake2b(digest_size=12)
-        digest.update(message.key or b"")
-        digest.update(message.value or b"")
+        self.add(message, ctx.partition)
         return []
 
     def end_batch(self, ctx: TaskContext) -> list[Output]:
-        rows = self._rows.pop(ctx.partition, {})
-        spans = self._spans.pop(ctx.partition, {})
-        digest = self._digests.pop(ctx.partition, None)
-        token = ";".join(f"{t}:{ctx.partition}:{a}-{b}" for t, (a, b) in sorted(spans.items()))
+        self.flush(ctx.partition)
+        return []
+
+    def add(self, message: Envelope, task: int) -> None:
+        """Keep the row of ``message`` (of the task for partition ``task``) for ``flush``."""
+        table = self.by_topic.get(message.topic)
+        if table is None:
+            return
+        doc: Any = orjson.loads(message.value) if message.value else None  # b"": a tick
+        headers = {k: v for k, v in message.headers}
+        row = table.row(message.key, doc, headers)
+        if row is not None:
+            self._rows[task][table.name].append([*row, message.partition, message.offset])
+        first, _last = self._spans[task].get(message.topic, (message.offset, 0))
+        self._spans[task][message.topic] = (first, message.offset)
+        digest = self._digests.get(task)
+        if digest is None:
+            digest = self._digests[task] = hashlib.blake2b(digest_size=12)
+        digest.update(message.key or b"")
+        digest.update(message.value or b"")
+
+    def pending(self) -> list[int]:
+        """The tasks with records not flushed yet."""
+        return list(self._spans)
+
+    def flush(self, task: int) -> None:
+        """Insert the rows kept for ``task``, one INSERT per table (``RetryableError`` when
+        ClickHouse does not take them; inserting them again adds nothing)."""
+        rows = self._rows.get(task, {})
+        spans = self._spans.get(task, {})
+        digest = self._digests.get(task)
+        token = ";".join(f"{t}:{task}:{a}-{b}" for t, (a, b) in sorted(spans.items()))
         token += f"#{digest.hexdigest() if digest is not None else ''}"
         columns = {t.name: t.columns for t in TABLES.values()}
         try:
@@ -80,7 +94,9 @@ class AnalyticsStep:
         except (ClickHouseError, OSError) as exc:
             self._client = None  # a new connection for the retry
             raise RetryableError(f"ClickHouse did not take the batch: {exc}") from exc
-        return []
+        self._rows.pop(task, None)
+        self._spans.pop(task, None)
+        self._digests.pop(task, None)
 
     def abort_batch(self) -> None:
         self._rows.clear()

@@ -110,6 +110,7 @@ def _wayline(
         "WAYLINE_DATA_DIR": str(tmp_path / "data"),
         # group joins take about half of session.timeout.ms on the embedded broker
         "WAYLINE_KAFKA_OPTIONS": orjson.dumps(FAST_GROUPS).decode(),
+        "WAYLINE_ANALYTICS": "false",  # the tests of analytics turn it on
         **(env or {}),
     }
     running = Running(f"http://127.0.0.1:{port}", Topics(prefix, 3), kafka, env, tmp_path)
@@ -127,6 +128,12 @@ def _wayline(
 def wayline_up(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
     """``wayline up`` as a process, on this session's broker, with topics of its own."""
     yield from _wayline(kafka, tmp_path)
+
+
+@pytest.fixture
+def wayline_up_analytics(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Running]:
+    """``wayline up`` with the analytics sink and /v1/analytics (the embedded engine)."""
+    yield from _wayline(kafka, tmp_path, env={"WAYLINE_ANALYTICS": "true"})
 
 
 @pytest.fixture

@@ -138,7 +138,8 @@ def _add_up(app: typer.Typer, state: State) -> None:
                 raise typer.BadParameter(
                     f"unknown worker {name!r}; workers: {', '.join(registry)}", param_hint="--skip"
                 )
-        workers = [name for name in registry if name not in (skip or [])]
+        off = [*(skip or []), *([] if state.settings.analytics else ["analytics"])]
+        workers = [name for name in registry if name not in off]
         platform = Platform(state.settings, state.config, workers=workers)
         s = state.settings
         _serve(platform, f"Wayline up: Kafka {s.bootstrap}, API http://{s.api_host}:{s.api_port}")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from cdnow_oracle import cdnow_log, expected_churn, expected_orders, within
 
-from wayline.connectors.cdnow import cdnow_path
 from wayline.connectors.clickhouse import Client, connect, migrate
 from wayline.connectors.kpis import churn_by_cohort, cohort_retention, monthly_active_buyers, orders
 from wayline.connectors.warehouse import TABLES
@@ -24,12 +24,7 @@ PERIODS = [
 
 @pytest.fixture(scope="module")
 def log() -> pd.DataFrame:
-    frame = pd.read_csv(cdnow_path(), sep=r"\s+", dtype={"customer_id": str, "date": str},
-                        engine="python")  # fmt: skip
-    frame["at"] = pd.to_datetime(frame["date"], format="%Y%m%d").dt.tz_localize("UTC")
-    frame["at"] = frame["at"] + pd.Timedelta(hours=12)
-    frame["order_id"] = [f"cdnow-{n}" for n in range(1, len(frame) + 1)]
-    return frame
+    return cdnow_log()
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +54,18 @@ def loaded(log: pd.DataFrame, chdb_path: Any) -> Any:
     client.command(f"DROP DATABASE IF EXISTS {database}")
 
 
-def within(log: pd.DataFrame, since: datetime, until: datetime) -> pd.DataFrame:
-    return log[(log["at"] >= pd.Timestamp(since)) & (log["at"] < pd.Timestamp(until))]
-
-
 @pytest.mark.parametrize(("since", "until"), PERIODS)
 def test_order_kpis_equal_pandas(
     loaded: tuple[Client, str], log: pd.DataFrame, since: datetime, until: datetime
 ) -> None:
     client, database = loaded
-    part = within(log, since, until)
-    per_customer = part.groupby("customer_id").size()
+    expected = expected_orders(log, since, until)
     found = orders(client, database, since, until)
-    assert found.orders == len(part)
-    assert found.buyers == part["customer_id"].nunique()
-    assert found.revenue == pytest.approx(part["dollar_value"].sum(), rel=1e-9)
-    assert found.aov == pytest.approx(part["dollar_value"].sum() / len(part), rel=1e-9)
-    assert found.historic_clv == pytest.approx(part["dollar_value"].sum() / len(per_customer))
-    assert found.repeat_purchase_rate == pytest.approx((per_customer >= 2).mean())
+    assert (found.orders, found.buyers) == (expected["orders"], expected["buyers"])
+    assert found.revenue == pytest.approx(expected["revenue"], rel=1e-9)
+    assert found.aov == pytest.approx(expected["aov"], rel=1e-9)
+    assert found.historic_clv == pytest.approx(expected["historic_clv"], rel=1e-9)
+    assert found.repeat_purchase_rate == pytest.approx(expected["repeat_purchase_rate"])
 
 
 @pytest.mark.parametrize(("since", "until"), PERIODS)
@@ -84,19 +73,13 @@ def test_monthly_buyers_and_cohort_churn_equal_pandas(
     loaded: tuple[Client, str], log: pd.DataFrame, since: datetime, until: datetime
 ) -> None:
     client, database = loaded
-    part = within(log, since, until).copy()
-    part["month"] = part["at"].dt.strftime("%Y-%m")
-    expected_active = part.groupby("month")["customer_id"].nunique().to_dict()
-    assert monthly_active_buyers(client, database, since, until) == expected_active
-    spans = part.groupby("customer_id")["at"].agg(["min", "max"])
-    spans["cohort"] = spans["min"].dt.strftime("%Y-%m")
-    spans["churned"] = spans["max"] < pd.Timestamp(until) - pd.Timedelta(days=90)
-    expected = spans.groupby("cohort")["churned"].agg(["size", "sum"])
+    expected = expected_orders(log, since, until)
+    assert (
+        monthly_active_buyers(client, database, since, until) == expected["active_buyers_by_month"]
+    )
     cohorts = churn_by_cohort(client, database, since, until)
-    assert [(c.month, c.customers, c.churned) for c in cohorts] == [
-        (month, int(row["size"]), int(row["sum"])) for month, row in expected.iterrows()
-    ]
-    assert sum(c.customers for c in cohorts) == part["customer_id"].nunique()
+    assert [(c.month, c.customers, c.churned) for c in cohorts] == expected_churn(log, since, until)
+    assert sum(c.customers for c in cohorts) == expected["buyers"]
     assert any(c.churned for c in cohorts)
 
 
