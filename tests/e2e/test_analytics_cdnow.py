@@ -62,8 +62,13 @@ def wait_for(up: Running, orders: int, timeout_s: float) -> int:
 def send(up: Running, log: pd.DataFrame) -> None:
     logging.getLogger("segment").setLevel(logging.CRITICAL)
     errors: list[str] = []
-    client = SegmentClient("wk_web_e2e_1", host=up.url, max_queue_size=len(log) + 1,
-                           upload_size=500, on_error=lambda e, _b: errors.append(str(e)))  # fmt: skip
+    client = SegmentClient(
+        "wk_web_e2e_1",
+        host=up.url,
+        max_queue_size=len(log) + 1,
+        upload_size=500,
+        on_error=lambda e, _b: errors.append(str(e)),
+    )
     for row in log.itertuples():
         properties = {"order_id": row.order_id, "revenue": float(row.dollar_value)}
         ok, _msg = client.track(user_id=f"C{row.customer_id}", event="Order Completed",
