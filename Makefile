@@ -34,7 +34,17 @@ demo: $(LINKED)
 EMBEDDED_LANE := (not broker and not soak and not cluster) or embedded_only or faults
 APACHE_LANE := (broker or soak or faults or cluster) and not embedded_only
 
-test: $(LINKED)
+# The report page's tests render it in Debian's chromium (Playwright drives it; the browser is
+# never downloaded by `playwright install`).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
+	else echo "the report page tests need Debian's chromium: sudo apt-get install chromium"; fi
+
+test: $(LINKED) $(CHROMIUM)
 	@mkdir -p $(VENV)/lanes
 	@( WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -p no:cacheprovider -m "$(APACHE_LANE)" $(ARGS) \
 		> $(VENV)/lanes/apache.log 2>&1; echo $$? > $(VENV)/lanes/apache.rc ) & \
@@ -46,7 +56,7 @@ test: $(LINKED)
 	done; \
 	test "$$(cat $(VENV)/lanes/embedded.rc)$$(cat $(VENV)/lanes/apache.rc)" = "00"
 
-test-embedded: $(LINKED)
+test-embedded: $(LINKED) $(CHROMIUM)
 	WAYLINE_TEST_BROKER=embedded $(BIN)/pytest -q -m "$(EMBEDDED_LANE)" $(ARGS)
 
 test-apache: $(LINKED)

@@ -9,19 +9,92 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from wayline.schemas.errors import ConfigError
+from wayline.schemas.errors import ConfigError, RetryableError
 
 DATABASE = "wayline"  # as wayline.warehouse.DATABASE (not imported: it loads the client)
 
 if TYPE_CHECKING:
+    from wayline.config import WaylineConfig
     from wayline.connectors.clickhouse import SharedClient
+    from wayline.kpireport import Period
     from wayline.settings import Settings
+
+
+def add_report(app: typer.Typer, settings: Callable[[], Settings],
+               config: Callable[[], WaylineConfig]) -> None:  # fmt: skip
+    @app.command()
+    def report(
+        since: Annotated[
+            str | None, typer.Option(help="Start, ISO date or time (default: until − 90 days).")
+        ] = None,
+        until: Annotated[str | None, typer.Option(help="End, exclusive (default: now).")] = None,
+        out: Annotated[Path, typer.Option(help="Where to write the page.")] = Path("report.html"),
+        window_days: Annotated[
+            int, typer.Option(min=1, max=90, help="Uplift: days after a message an order counts.")
+        ] = 7,
+    ) -> None:
+        """Write one HTML page of the period's KPIs and plots (funnel, cohorts, segments, uplift).
+
+        The figures come from ClickHouse: a server (WAYLINE_CLICKHOUSE_URL), the embedded engine
+        when no Wayline process owns it, or else the API of the process that does."""
+        from datetime import UTC, datetime
+
+        from wayline.kpireport import Period
+        from wayline.report import render
+
+        try:
+            period = Period.parse(since, until, datetime.now(UTC))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        doc = fetch_report(settings(), config(), period, window_days)
+        out.write_text(render(doc), encoding="utf-8")
+        o = doc["orders"]
+        Console().print(f"report for {period.since:%Y-%m-%d} – {period.until:%Y-%m-%d} written to "
+                        f"{out}: {o['orders']:,} orders, {o['buyers']:,} buyers, "
+                        f"{len(doc['uplift']['uplift'])} uplift rows")  # fmt: skip
+
+
+def fetch_report(s: Settings, config: WaylineConfig, period: Period, window_days: int
+                 ) -> dict[str, Any]:  # fmt: skip
+    """The report document, from whoever may query ClickHouse."""
+    from wayline import kpireport
+    from wayline.datadir import DataDirLocks
+
+    if s.clickhouse_url is not None or DataDirLocks(s.data_dir).free("clickhouse"):
+        with _engine(s) as client:
+            from wayline.connectors.clickhouse import migrate
+
+            migrate(client, DATABASE)
+            return kpireport.report(client, DATABASE, period, window_days)
+    return _from_api(s, config, period, window_days)
+
+
+def _from_api(s: Settings, config: WaylineConfig, period: Period, window_days: int
+              ) -> dict[str, Any]:  # fmt: skip
+    import httpx
+
+    if not config.api_keys:
+        raise ConfigError("the running Wayline owns the analytics engine and its API needs a "
+                          "key: add api_keys to the config file (WAYLINE_CONFIG)")  # fmt: skip
+    url = f"{s.base_url}/v1/analytics/report"
+    params: dict[str, str | int] = {**period.json(), "window_days": window_days}
+    try:
+        reply = httpx.get(url, params=params, timeout=300,
+                          headers={"Authorization": f"Bearer {config.api_keys[0]}"})  # fmt: skip
+    except httpx.HTTPError as exc:
+        raise RetryableError(f"the running Wayline's API at {s.base_url} did not answer: {exc}"
+                             ) from None  # fmt: skip
+    if reply.status_code != 200:
+        raise RetryableError(f"{url} answered {reply.status_code}: {reply.text[:300]}")
+    doc: dict[str, Any] = reply.json()
+    return doc
 
 
 def add_analytics(app: typer.Typer, settings: Callable[[], Settings]) -> None:

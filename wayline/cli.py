@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from wayline.analyticscli import add_analytics
+from wayline.analyticscli import add_analytics, add_report
 from wayline.config import DEMO_CONFIG, WaylineConfig, load_config
 from wayline.schemas.errors import ConfigError, RetryableError
 from wayline.segmentscli import add_segments
@@ -117,6 +117,7 @@ def build_cli() -> typer.Typer:
     add_subscriptions(app, lambda: state.settings)
     add_tail(app, lambda: state.settings)
     add_analytics(app, lambda: state.settings)
+    add_report(app, lambda: state.settings, lambda: state.config)
     return app
 
 

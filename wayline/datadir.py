@@ -49,6 +49,15 @@ class DataDirLocks:
             self._held[name] = handle
             taken.append(name)
 
+    def free(self, name: str) -> bool:
+        """True when no process holds ``name`` (checked by taking it for an instant)."""
+        try:
+            self.acquire([name])
+        except ConfigError:
+            return False
+        self.release([name])
+        return True
+
     def release(self, names: list[str] | None = None) -> None:
         for name in list(self._held) if names is None else names:
             handle = self._held.pop(name, None)

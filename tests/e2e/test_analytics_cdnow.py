@@ -23,6 +23,7 @@ PERIODS = [
     (datetime(1997, 3, 1, tzinfo=UTC), datetime(1997, 9, 1, tzinfo=UTC)),
 ]
 ALL = PERIODS[0]
+REPORT = ("report", "--since", "1997-01-01", "--until", "1998-07-01")
 
 
 def get(up: Running, part: str, since: datetime, until: datetime) -> Any:
@@ -119,11 +120,18 @@ def test_cdnow_through_the_collector_equals_pandas_across_a_crash_and_a_backfill
     assert sink["steps"]["rows_inserted"] >= len(log) / 2  # since the restart
     before = {p: rounded(get(up, p, *ALL)) for p in ("orders", "cohorts", "funnel")}
 
+    # `wayline report` asks the process that owns the engine, over its API
+    assert "69,659 orders" in " ".join(up.cli(*REPORT, "--out", "live.html").split())
+    assert "69,659" in (up.cwd / "live.html").read_text()
+
     up.stop()  # the embedded engine is the sink's: backfill needs it free
     refused = up.cli("analytics", "backfill", refused=True, code=2)
     assert "--replace" in refused
     out = up.cli("analytics", "backfill", "--replace", timeout_s=600)
     assert "events" in out
+    # nobody owns the engine now: `wayline report` opens it itself, and draws the same page
+    up.cli(*REPORT, "--out", "local.html")
+    assert (up.cwd / "local.html").read_text() == (up.cwd / "live.html").read_text()
     up.start()
     assert orders_counted(up) == len(log)
     assert {p: rounded(get(up, p, *ALL)) for p in ("orders", "cohorts", "funnel")} == before
