@@ -59,8 +59,9 @@ def shop(client: Client, database: str, seed: int = 11) -> None:
                 events.append(event(pid, n := n + 1, "Product Added", at + timedelta(minutes=5)))
                 if rng.random() < 0.5:
                     at += timedelta(minutes=20)
+                    value = rng.choice([19.0, 45.0, 80.0])
                     events.append(event(pid, n := n + 1, "Order Completed", at,
-                                        order_id=f"{pid}-o{n}", revenue=rng.choice([19.0, 45.0, 80.0])))  # fmt: skip
+                                        order_id=f"{pid}-o{n}", revenue=value))  # fmt: skip
         sub = "cart-mail" if p % 2 else "winback-sms"
         kind, lift = SUBSCRIPTIONS[sub]
         sent = first + timedelta(days=rng.randint(0, 5))
@@ -88,9 +89,10 @@ def shop(client: Client, database: str, seed: int = 11) -> None:
                                     "segment": segment, "transition": "enter",
                                     "at": entered.isoformat()})  # fmt: skip
                 if rng.random() < 0.4:
+                    left = entered + timedelta(days=20)
                     transitions.append({"profile_id": pid, "id": f"{pid}-{segment}-out",
                                         "segment": segment, "transition": "exit",
-                                        "at": (entered + timedelta(days=20)).isoformat()})  # fmt: skip
+                                        "at": left.isoformat()})  # fmt: skip
     insert(client, database, "events.resolved", events)
     insert(client, database, "deliveries", deliveries)
     insert(client, database, "segments", transitions)
@@ -105,8 +107,8 @@ def browser() -> Any:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])  # fmt: skip
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
         yield launched
         launched.close()
 
