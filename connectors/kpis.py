@@ -137,8 +137,11 @@ def uplift_arms(client: Queries, db: str, subscription: str | None, window_days:
 
 def subscriptions_decided(client: Queries, db: str, since: datetime, until: datetime
                           ) -> list[str]:  # fmt: skip
+    """The marketing subscriptions that decided deliveries in the period (transactional ones
+    are never held out: there is no uplift to measure)."""
     sql = f"""SELECT DISTINCT subscription FROM {db}.deliveries FINAL
-              WHERE final = 1 AND at >= %(since)s AND at < %(until)s ORDER BY subscription"""
+              WHERE final = 1 AND kind = 'marketing' AND at >= %(since)s AND at < %(until)s
+              ORDER BY subscription"""
     return [str(r[0]) for r in client.query(sql, parameters=_period(since, until)).result_rows]
 
 
@@ -184,25 +187,34 @@ def conversion_funnel(client: Queries, db: str, since: datetime, until: datetime
             for step in range(1, len(FUNNEL) + 1)]  # fmt: skip
 
 
-def segment_sizes(client: Queries, db: str, since: datetime, until: datetime
-                  ) -> dict[str, dict[str, int]]:  # fmt: skip
-    """Segment → day (YYYY-MM-DD, UTC) → members at the end of that day, for the days in the
-    period on which the segment changed (it keeps its size on the days between)."""
+def segment_sizes(client: Queries, db: str, since: datetime, until: datetime,
+                  bucket_s: int = 86_400) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Segment → bucket → members at the end of that bucket, for the buckets in the period in
+    which the segment changed (it keeps its size in the buckets between). Buckets are days
+    (``YYYY-MM-DD``, UTC) by default, else ``bucket_s`` seconds (ISO times of their starts)."""
+    day = bucket_s == 86_400
+    start = "toDate(at)" if day else "toStartOfInterval(at, toIntervalSecond(%(bucket)s))"
+    label = "toString(bucket)" if day else "formatDateTime(bucket, '%%Y-%%m-%%dT%%H:%%i:%%S')"
+    since_at = "toDateTime(%(since)s, 'UTC')"
+    first = f"toStartOfInterval({since_at}, toIntervalSecond(%(bucket)s))"
+    if day:
+        first = "toDate(%(since)s)"
     sql = f"""
-        SELECT segment, toString(day), size FROM (
-            SELECT segment, day,
-                   sum(net) OVER (PARTITION BY segment ORDER BY day
+        SELECT segment, {label}, size FROM (
+            SELECT segment, bucket,
+                   sum(net) OVER (PARTITION BY segment ORDER BY bucket
                                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS size
-            FROM (SELECT segment, toDate(at) AS day,
+            FROM (SELECT segment, {start} AS bucket,
                          sum(if(transition = 'enter', 1, -1)) AS net
                   FROM {db}.segment_transitions FINAL
                   WHERE at < %(until)s
-                  GROUP BY segment, day))
-        WHERE day >= toDate(%(since)s)
-        ORDER BY segment, day"""
+                  GROUP BY segment, bucket))
+        WHERE bucket >= {first}
+        ORDER BY segment, bucket"""
     out: dict[str, dict[str, int]] = {}
-    for segment, day, size in client.query(sql, parameters=_period(since, until)).result_rows:
-        out.setdefault(str(segment), {})[str(day)] = int(size)
+    params = {**_period(since, until), "bucket": bucket_s}
+    for segment, at, size in client.query(sql, parameters=params).result_rows:
+        out.setdefault(str(segment), {})[str(at)] = int(size)
     return out
 
 

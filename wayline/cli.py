@@ -202,6 +202,7 @@ def _add_demo(app: typer.Typer, state: State) -> None:
             receivers.start()
             data = config.model_dump(mode="json", exclude_unset=True)
             data |= {"channels": receivers.channels(), "subscriptions": demo_subscriptions()}
+            data.setdefault("contact_policy", {"control_group_pct": 10})  # uplift to measure
             config = WaylineConfig.model_validate(data)
         console = Console()
         run = Demo(state.settings, config, duration, rate, seed, console, receivers)
@@ -229,6 +230,8 @@ def _add_demo(app: typer.Typer, state: State) -> None:
             err_console.print("[red]not every event came out of the pipeline exactly once[/red]")
             raise typer.Exit(1)
         console.print("every event accounted for exactly once")
+        if result.report is not None:
+            console.print(f"the run's report: {result.report} (open it in a browser)")
 
 
 def found_names(config: WaylineConfig) -> list[str]:

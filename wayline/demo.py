@@ -1,14 +1,17 @@
 """``wayline demo``: the platform, a traffic simulator and a live terminal view.
 
 At the end the demo checks its own books: every event the simulator sent must come out of the
-pipeline exactly once, validated or dead-lettered. It exits non-zero when that is not so.
+pipeline exactly once, validated or dead-lettered. It exits non-zero when that is not so. Then
+it writes the run's report (``wayline report``'s page) into the data directory.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,6 +35,7 @@ class DemoResult:
     sent: int
     broken: int
     final: Snapshot
+    report: Path | None = None  # the HTML report of the run (None: analytics off)
 
     @property
     def balanced(self) -> bool:
@@ -67,7 +71,9 @@ class Demo:
         observer = Observer(self.platform.kafka, self.platform.topics)
         observer.start()
         try:
-            return self._drive(observer)
+            since = utc_now() - timedelta(minutes=1)
+            result = self._drive(observer)
+            return replace(result, report=self._report(since))
         finally:
             observer.stop()
             self.platform.stop()
@@ -96,6 +102,30 @@ class Demo:
             final = self._drain(observer, sent)
             live.update(self._view(final, time.monotonic() - started, sent))
         return DemoResult(time.monotonic() - started, sent, self.simulator.broken, final)
+
+    def _report(self, since: datetime) -> Path | None:
+        """The run's report, once the analytics sink has written what the pipeline made (its
+        row count has stood still for two seconds, or 30 s passed)."""
+        warehouse = self.platform.analytics
+        if warehouse is None:
+            return None
+        from wayline import kpireport
+        from wayline.report import render
+
+        with self.console.status("writing the report: waiting for the analytics sink"):
+            client = warehouse.client()
+            count = f"SELECT count() FROM {warehouse.database}.events"
+            seen, still, deadline = -1, 0.0, time.monotonic() + 30
+            while still < 2 and time.monotonic() < deadline:
+                now = int(client.query(count).result_rows[0][0])
+                still = still + 0.5 if now == seen else 0.0
+                seen = now
+                time.sleep(0.5)
+            period = kpireport.Period(since, utc_now() + timedelta(minutes=1))
+            doc = kpireport.report(client, warehouse.database, period)
+        path = Path(self.platform.settings.data_dir) / "report.html"
+        path.write_text(render(doc, "Wayline demo report"), encoding="utf-8")
+        return path
 
     def _send(self, producer: Any, source: str, event: dict[str, Any]) -> None:
         key = event.get("userId") or event.get("anonymousId") or event["messageId"]

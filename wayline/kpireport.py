@@ -72,7 +72,10 @@ def cohorts(client: Queries, db: str, p: Period, inactive_days: int = 90) -> dic
 
 
 def segments(client: Queries, db: str, p: Period) -> dict[str, Any]:
-    return {"sizes": kpis.segment_sizes(client, db, p.since, p.until)}
+    """Sizes by day; by hour for a period under three days, by minute under three hours."""
+    span = (p.until - p.since).total_seconds()
+    bucket = 86_400 if span >= 3 * 86_400 else 3600 if span >= 3 * 3600 else 60
+    return {"bucket_s": bucket, "sizes": kpis.segment_sizes(client, db, p.since, p.until, bucket)}
 
 
 def deliveries(client: Queries, db: str, p: Period) -> dict[str, Any]:

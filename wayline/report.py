@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -69,8 +69,8 @@ def _funnel(figure: Any, doc: dict[str, Any]) -> bool:
 
 def _retention(figure: Any, doc: dict[str, Any]) -> bool:
     rows = [c for c in doc["cohorts"]["cohorts"] if c["retention"]]
-    if not rows:
-        return False
+    if max((len(c["retention"]) for c in rows), default=0) < 2:
+        return False  # no month after a first one: nothing returned yet
     import numpy as np
 
     width = max(len(c["retention"]) for c in rows)
@@ -79,12 +79,11 @@ def _retention(figure: Any, doc: dict[str, Any]) -> bool:
         grid[i, : len(c["retention"])] = c["retention"]
     figure.set_size_inches(7.2, max(2.4, 0.28 * len(rows) + 1.2))
     ax = figure.subplots()
-    image = ax.imshow(grid[:, 1:] if width > 1 else grid, aspect="auto", cmap="Blues",
-                      vmin=0, interpolation="nearest")  # fmt: skip
+    image = ax.imshow(grid[:, 1:], aspect="auto", cmap="Blues", vmin=0,
+                      interpolation="nearest")  # fmt: skip
     ax.set_yticks(range(len(rows)), [f"{c['cohort']} ({c['customers']:,})" for c in rows])
-    ax.set_xlabel("months after the first order" if width > 1 else "month of the first order")
-    if width > 1:
-        ax.set_xticks(range(width - 1), [str(k) for k in range(1, width)])
+    ax.set_xlabel("months after the first order")
+    ax.set_xticks(range(width - 1), [str(k) for k in range(1, width)])
     figure.colorbar(image, ax=ax, label="share of the cohort buying", format="{x:.0%}")
     return True
 
@@ -105,12 +104,14 @@ def _segments(figure: Any, doc: dict[str, Any]) -> bool:
     if not sizes:
         return False
     ax = figure.subplots()
-    until = date.fromisoformat(doc["period"]["until"][:10])
-    for i, (segment, by_day) in enumerate(sorted(sizes.items())[: len(PALETTE)]):
-        days = [date.fromisoformat(d) for d in by_day]
-        values = list(by_day.values())
-        ax.step([*days, until], [*values, values[-1]], where="post", label=segment,
+    since, until = (_when(doc["period"][end]) for end in ("since", "until"))
+    for i, (segment, by_bucket) in enumerate(sorted(sizes.items())[: len(PALETTE)]):
+        at = [_when(b) for b in by_bucket]
+        values = list(by_bucket.values())
+        ax.step([*at, until], [*values, values[-1]], where="post", label=segment,
                 color=PALETTE[i])  # fmt: skip
+    ax.set_xlim(min(since, *(_when(b) for s in sizes.values() for b in s)), until)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("members")
     ax.legend(frameon=False, loc="upper left", ncols=min(4, len(sizes)))
     figure.autofmt_xdate()
@@ -152,6 +153,12 @@ def _uplift(figure: Any, doc: dict[str, Any]) -> bool:
     ax.set_yticks(range(len(rows)), [r["subscription"] for r in rows[::-1]])
     ax.set_xlabel("conversion uplift, percentage points (95 % interval)")
     return True
+
+
+def _when(text: str) -> datetime:
+    """A bucket or period end as a naive UTC time (what matplotlib's date axis takes)."""
+    moment = datetime.fromisoformat(text)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 PLOTS: dict[str, Callable[[Any, dict[str, Any]], bool]] = {

@@ -64,6 +64,13 @@ def test_sizes_over_time_and_outcomes_equal_pandas(migrated: tuple[Client, str])
     expected = {s: {d: int(v) for (seg, d), v in daily.items() if seg == s and d >= "2026-09-04"}
                 for s in ("lapsed", "vip")}  # fmt: skip
     assert segment_sizes(client, database, since, until) == expected
+    # by hour: the sizes at the end of each hour that changed, from the hour of `since` on
+    frame["hour"] = frame["at"].dt.floor("h")
+    hourly = frame.groupby(["segment", "hour"])["net"].sum().groupby(level=0).cumsum()
+    first_hour = pd.Timestamp(since)
+    by_hour = {s: {h.strftime("%Y-%m-%dT%H:%M:%S"): int(v) for (seg, h), v in hourly.items()
+                   if seg == s and h >= first_hour} for s in ("lapsed", "vip")}  # fmt: skip
+    assert segment_sizes(client, database, since, until, 3600) == by_hour
 
     chosen = pd.DataFrame(deliveries)
     chosen["at"] = pd.to_datetime(chosen["at"])

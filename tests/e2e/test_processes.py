@@ -253,5 +253,9 @@ def test_demo_accounts_for_every_event(tmp_path: Path) -> None:
         assert got >= reached  # every one the pipeline counts arrived (more may be in flight)
         assert gone_within(pid, 5)
         assert (tmp_path / "data" / "broker.log").exists()
+        report = (tmp_path / "data" / "report.html").read_text()  # the demo ends with a report
+        assert "Wayline demo report" in report
+        assert "<svg" in report  # the conversion funnel at least: shoppers browsed
+        assert "the run's report: " in process.output()
     finally:
         process.kill()
