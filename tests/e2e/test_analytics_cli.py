@@ -8,8 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
-from waylineproc import WAYLINE
+from waylineproc import API_KEY, WAYLINE, Running
 
 from wayline.datadir import DataDirLocks
 
@@ -46,3 +47,23 @@ def test_migrations_listed_applied_once_and_locked(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "setting WAYLINE_DATA_DIR" in refused.stderr
     assert "clickhouse runs there already" in refused.stderr
+
+
+def test_analytics_api_statuses_a_client_acts_on(wayline_up: Running) -> None:
+    """Without a key 401; a period that is not one 400; analytics off in this process 503 with
+    the setting named — never a 500."""
+    url = f"{wayline_up.url}/v1/analytics/orders"
+    key = {"Authorization": f"Bearer {API_KEY}"}
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+    bad = httpx.get(url, headers=key, params={"since": "last week"})
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_period"
+    backwards = httpx.get(url, headers=key, params={"since": "2026-02-01", "until": "2026-01-01"})
+    assert backwards.status_code == 400
+    assert "must be before" in backwards.json()["message"]
+    off = httpx.get(url, headers=key)
+    assert off.status_code == 503
+    assert "WAYLINE_ANALYTICS" in off.json()["message"]
+    assert httpx.get(f"{wayline_up.url}/v1/analytics/uplift", headers=key,
+                     params={"window_days": 0}).status_code == 422  # fmt: skip
