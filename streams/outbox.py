@@ -49,7 +49,7 @@ class Outbox:
         )
         retrying(run, *args)
         if self.retrying:
-            log.info("worker %s: the broker answers again", self.worker)
+            log.info("worker %s: %s is over; going on", self.worker, self.retrying[:80])
             self.retrying = ""
 
     def send(self, outputs: list[Output], what: str) -> dict[tuple[str, int], int]:

@@ -13,7 +13,9 @@ import pytest
 from kafkatest import TEST_CONSUMER, produce, read_topic, replay_pipeline, running
 
 from wayline.config import parse_config
-from wayline.connectors.clickhouse import Client, applied, migrate, migrations
+from wayline.connectors.clickhouse import Client, Queries, applied, connect, migrate, migrations
+from wayline.schemas.topics import Topics
+from wayline.streams.broker import free_port
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.registry import WorkerContext, default_registry
 from wayline.streams.worker import WorkerOptions
@@ -81,3 +83,46 @@ def test_every_record_once_and_a_full_replay_changes_nothing(
     assert count(client, database, "events", final=False) >= raw_before
     revenue = client.query(f"SELECT sum(revenue) FROM {database}.events FINAL").result_rows[0][0]
     assert revenue == pytest.approx(sum(10.0 + i for i in range(0, 60, 5)))
+
+
+def test_clickhouse_away_pauses_the_sink_and_loses_nothing(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path, warehouse: tuple[Client, str]
+) -> None:
+    """A ClickHouse server that refuses connections (a real client against a closed port) for
+    the first seconds: the sink retries with backoff, says what it waits for, keeps its lag, and
+    once ClickHouse answers writes every event exactly once."""
+    client, database = warehouse
+    migrate(client, database)
+    away_until = time.monotonic() + 6
+    attempts: list[float] = []
+
+    def reach() -> Queries:
+        attempts.append(time.monotonic())
+        if time.monotonic() < away_until:
+            return connect(f"http://127.0.0.1:{free_port()}", tmp_path, database)
+        return client
+
+    docs = [{"profile_id": f"p{i % 7}", "messageId": f"m{i}", "type": "track",
+             "event": "Product Viewed", "timestamp": "2026-11-02T10:00:00Z",
+             "receivedAt": "2026-11-02T10:00:00Z", "context": {"channel": "web"},
+             "properties": {}} for i in range(40)]  # fmt: skip
+    produce(kafka, topics.resolved, [(d["profile_id"].encode(), orjson.dumps(d)) for d in docs])
+    options = WorkerOptions(consumer_overrides=TEST_CONSUMER, state_dir=tmp_path / "sink")
+    context = WorkerContext(topics=topics, kafka=kafka, options=options, warehouse=reach,
+                            database=database)  # fmt: skip
+    waited: list[str] = []
+    with running(default_registry()["analytics"].create(context)) as worker:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and count(client, database, "events") < 40:
+            if worker.stats().retrying:
+                waited.append(worker.stats().retrying)
+            time.sleep(0.2)
+        time.sleep(1)
+        stats = worker.stats()
+    assert count(client, database, "events") == 40
+    assert count(client, database, "events", final=False) == 40  # no batch went in twice
+    assert waited
+    assert "ClickHouse" in waited[0]
+    assert len([a for a in attempts if a < away_until]) >= 2  # it tried again while away
+    assert stats.retries >= 1
+    assert stats.dead_lettered == 0
