@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from wayline.connectors.clickhouse import Queries
+from wayline.segments.clv import Customers
 from wayline.segments.uplift import Arm
 
 ORDER = "event = 'Order Completed'"
@@ -280,3 +281,24 @@ def delivery_funnel(client: Queries, db: str, since: datetime, until: datetime,
     for sub, step, n in client.query(engaged, parameters=params).result_rows:
         out.setdefault(str(sub), dict.fromkeys(FUNNEL_STEPS, 0))[str(step)] += int(n)
     return out
+
+
+def clv_customers(client: Queries, db: str, since: datetime, until: datetime
+                  ) -> tuple[Customers, float]:  # fmt: skip
+    """Each buyer's order history in the period as the CLV model reads it, in days (order days,
+    the end of observation being the last day before ``until``), and the mean first-day value."""
+    sql = f"""
+        SELECT count() - 1, dateDiff('day', min(day), max(day)),
+               dateDiff('day', min(day), toDate(%(until)s - toIntervalSecond(1))),
+               if(count() > 1, (sum(value) - argMin(value, day)) / (count() - 1), 0),
+               argMin(value, day)
+        FROM (SELECT profile_id, toDate(timestamp) AS day, sum(revenue) AS value
+              FROM {db}.events FINAL
+              WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s
+              GROUP BY profile_id, day)
+        GROUP BY profile_id ORDER BY profile_id"""
+    rows = client.query(sql, parameters=_period(since, until)).result_rows
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
+    customers = Customers(*(tuple(float(v) for v in col) for col in columns[:4]))
+    first = columns[4]
+    return customers, (sum(float(v) for v in first) / len(first) if first else 0.0)

@@ -82,6 +82,12 @@ def mount_analytics(app: FastAPI, config: WaylineConfig, warehouse: Warehouse | 
     def orders(credentials: Credentials, since: Since = None, until: Until = None) -> Any:
         return run(credentials, since, until, kpireport.orders)
 
+    @get("clv", "Predicted orders and revenue of the period's buyers (BG/NBD + Gamma-Gamma)")
+    def clv(credentials: Credentials, since: Since = None, until: Until = None,
+            horizon_days: Annotated[int, Query(ge=1, le=3650)] = 365) -> Any:  # fmt: skip
+        return run(credentials, since, until,
+                   lambda c, db, p: kpireport.clv(c, db, p, horizon_days))  # fmt: skip
+
     @get("funnel", "Conversion: product viewed → added → order, within a window of the view")
     def funnel(credentials: Credentials, since: Since = None, until: Until = None,
                window_hours: Annotated[int, Query(ge=1, le=24 * 90)] = 168) -> Any:  # fmt: skip

@@ -52,6 +52,18 @@ def orders(client: Queries, db: str, p: Period) -> dict[str, Any]:
             "active_buyers_by_month": by_month}  # fmt: skip
 
 
+def clv(client: Queries, db: str, p: Period, horizon_days: int = 365) -> dict[str, Any]:
+    """Predicted orders and revenue of the period's buyers over the next ``horizon_days``."""
+    from wayline.segments.clv import forecast
+
+    customers, first_mean = kpis.clv_customers(client, db, p.since, p.until)
+    found = forecast(customers, horizon_days, first_mean)
+    if found is None:
+        return {"horizon_days": horizon_days, "forecast": None}
+    return {"horizon_days": horizon_days, "model": "BG/NBD + Gamma-Gamma",
+            "forecast": {**asdict(found), "clv_per_customer": found.clv_per_customer}}  # fmt: skip
+
+
 def funnel(client: Queries, db: str, p: Period, window_hours: int = 168) -> dict[str, Any]:
     counts = kpis.conversion_funnel(client, db, p.since, p.until, window_hours * 3600)
     steps = [{"step": name, "profiles": n,
@@ -111,5 +123,6 @@ def report(client: Queries, db: str, p: Period, window_days: int = 7) -> dict[st
     """Every part, as ``GET /v1/analytics/report`` answers it."""
     return {"period": p.json(), "orders": orders(client, db, p), "funnel": funnel(client, db, p),
             "cohorts": cohorts(client, db, p), "segments": segments(client, db, p),
+            "clv": clv(client, db, p),
             "deliveries": deliveries(client, db, p),
             "uplift": uplifts(client, db, p, window_days)}  # fmt: skip

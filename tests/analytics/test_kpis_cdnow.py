@@ -4,6 +4,9 @@ monthly active buyers, churn and retention by cohort, for the whole period and f
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,9 +14,17 @@ import pandas as pd
 import pytest
 from cdnow_oracle import cdnow_log, expected_churn, expected_orders, within
 
+from wayline.connectors.cdnow import cdnow_path
 from wayline.connectors.clickhouse import Client, connect, migrate
-from wayline.connectors.kpis import churn_by_cohort, cohort_retention, monthly_active_buyers, orders
+from wayline.connectors.kpis import (
+    churn_by_cohort,
+    clv_customers,
+    cohort_retention,
+    monthly_active_buyers,
+    orders,
+)
 from wayline.connectors.warehouse import TABLES
+from wayline.segments import clv
 
 pytestmark = pytest.mark.timeout(180)
 PERIODS = [
@@ -102,3 +113,60 @@ def test_cohort_retention_equals_pandas(
     found = cohort_retention(client, database, since, until)
     assert found == expected
     assert sum(row[0] for row in found.values()) == part["customer_id"].nunique()
+
+
+LIFETIMES = """
+import json, sys
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import summary_data_from_transaction_data
+since, until, path = sys.argv[1:4]
+frame = pd.read_csv(path, sep=r"\\s+", dtype={"customer_id": str, "date": str}, engine="python")
+frame["day"] = pd.to_datetime(frame["date"], format="%Y%m%d")
+frame = frame[(frame["day"] >= since) & (frame["day"] < until)]
+end = pd.Timestamp(until) - pd.Timedelta(days=1)
+s = summary_data_from_transaction_data(frame, "customer_id", "day", "dollar_value",
+                                       observation_period_end=end, freq="D").sort_index()
+bg = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+orders = bg.conditional_expected_number_of_purchases_up_to_time(365, s["frequency"],
+                                                                s["recency"], s["T"])
+repeat = s[(s["frequency"] > 0) & (s["monetary_value"] > 0)]
+gg = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+value = gg.conditional_expected_average_profit(repeat["frequency"], repeat["monetary_value"])
+print(json.dumps({"summary": s[["frequency", "recency", "T", "monetary_value"]].values.tolist(),
+                  "bgnbd": dict(bg.params_), "gamma_gamma": dict(gg.params_),
+                  "orders": float(orders.sum()), "repeat_value": float(value.sum())}))
+"""
+
+
+def test_predictive_clv_equals_lifetimes(loaded: tuple[Client, str]) -> None:
+    """BG/NBD and Gamma-Gamma fitted to the customers' histories read from ClickHouse equal
+    the ``lifetimes`` package's fit of the same log (its own summary, in a process of its own:
+    importing it changes pandas options)."""
+    since, until = PERIODS[0]
+    client, database = loaded
+    out = subprocess.run([sys.executable, "-c", LIFETIMES, since.date().isoformat(),
+                          until.date().isoformat(), str(cdnow_path())],
+                         capture_output=True, text=True, check=True, timeout=300)  # fmt: skip
+    oracle = json.loads(out.stdout.strip().splitlines()[-1])
+    customers, _first = clv_customers(client, database, since, until)
+    rows = list(zip(customers.frequency, customers.recency, customers.age, customers.value,
+                    strict=True))  # fmt: skip
+    assert len(rows) == len(oracle["summary"]) == 23_570
+    expected = sorted(map(tuple, oracle["summary"]))
+    assert [r[:3] for r in sorted(rows)] == [r[:3] for r in expected]  # counts of days: exact
+    assert [r[3] for r in sorted(rows)] == pytest.approx([r[3] for r in expected], rel=1e-9)
+    bgnbd = clv.fit_bgnbd(customers)
+    for name, value in oracle["bgnbd"].items():
+        assert bgnbd[name] == pytest.approx(value, rel=2e-3), name
+    assert clv.expected_orders(bgnbd, customers, 365).sum() == pytest.approx(
+        oracle["orders"], rel=1e-3
+    )
+    gg = clv.fit_gamma_gamma(customers)
+    assert gg is not None
+    for name, value in oracle["gamma_gamma"].items():
+        assert gg[name] == pytest.approx(value, rel=1e-2), name
+    found = clv.forecast(customers, 365, 0.0)
+    assert found is not None
+    assert found.expected_revenue > 0
+    assert found.clv_per_customer == pytest.approx(found.expected_revenue / 23_570)

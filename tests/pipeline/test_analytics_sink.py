@@ -102,11 +102,13 @@ def test_clickhouse_away_pauses_the_sink_and_loses_nothing(
             return connect(f"http://127.0.0.1:{free_port()}", tmp_path, database)
         return client
 
-    docs = [{"profile_id": f"p{i % 7}", "messageId": f"m{i}", "type": "track",
+    docs: list[dict[str, Any]] = [{"profile_id": f"p{i % 7}", "messageId": f"m{i}", "type": "track",
              "event": "Product Viewed", "timestamp": "2026-11-02T10:00:00Z",
              "receivedAt": "2026-11-02T10:00:00Z", "context": {"channel": "web"},
              "properties": {}} for i in range(40)]  # fmt: skip
-    produce(kafka, topics.resolved, [(d["profile_id"].encode(), orjson.dumps(d)) for d in docs])
+    produce(
+        kafka, topics.resolved, [(str(d["profile_id"]).encode(), orjson.dumps(d)) for d in docs]
+    )
     options = WorkerOptions(consumer_overrides=TEST_CONSUMER, state_dir=tmp_path / "sink")
     context = WorkerContext(topics=topics, kafka=kafka, options=options, warehouse=reach,
                             database=database)  # fmt: skip
