@@ -154,6 +154,7 @@ def create_app(
         return {
             "ready": found.ready,
             "reasons": found.reasons,
+            "degraded": found.degraded,
             "kafka": settings.bootstrap,
             "topic_prefix": settings.topic_prefix,
             "sources": [s.name for s in config.sources],

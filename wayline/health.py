@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wayline.streams.clients import KafkaConfig
@@ -66,21 +66,29 @@ class BrokerProbe:
 class Verdict:
     ready: bool
     reasons: list[str]
+    degraded: list[str] = field(default_factory=list)  # wrong, but not a reason to be unready
+
+
+# Workers whose trouble leaves the process ready: the collector and the pipeline go on while
+# ClickHouse is away (the analytics sink waits and catches up).
+SIDE_WORKERS = frozenset({"analytics"})
 
 
 def verdict(probe: BrokerProbe, workers: Mapping[str, Mapping[str, Any]]) -> Verdict:
     """Ready, or the reasons it is not."""
-    reasons = []
+    reasons: list[str] = []
+    degraded: list[str] = []
     if not probe.reachable:
         since = "" if probe.last_ok is None else f" for {time.monotonic() - probe.last_ok:.0f} s"
         reasons.append(f"broker {probe.kafka.bootstrap} not answering{since}: {probe.error}")
     for name, stats in workers.items():
+        found = degraded if name in SIDE_WORKERS else reasons
         if stats.get("failed"):
             reasons.append(f"worker {name} stopped: {stats['failed']}")
         elif not stats.get("assigned"):
             reasons.append(f"worker {name} holds no partitions (joining, restoring or idle)")
         if stats.get("stalled"):
-            reasons.append(f"worker {name} stalled: {stats.get('lag', 0)} messages behind")
+            found.append(f"worker {name} stalled: {stats.get('lag', 0)} messages behind")
         if stats.get("retrying"):
-            reasons.append(f"worker {name} retrying a broker fault: {stats['retrying']}")
-    return Verdict(not reasons, reasons)
+            found.append(f"worker {name} retrying: {stats['retrying']}")
+    return Verdict(not reasons, reasons, degraded)
