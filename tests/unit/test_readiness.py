@@ -4,6 +4,7 @@ trouble in a pipeline worker makes the process unready."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from wayline.health import BrokerProbe, verdict
 from wayline.streams.clients import KafkaConfig
@@ -16,7 +17,7 @@ def answering() -> BrokerProbe:
 
 
 def test_the_analytics_sink_waiting_for_clickhouse_leaves_the_process_ready() -> None:
-    workers = {
+    workers: dict[str, dict[str, Any]] = {
         "validate": {"assigned": ["raw-0"]},
         "analytics": {"assigned": ["events.resolved-0"], "retrying": "ClickHouse: refused",
                       "stalled": True, "lag": 40},
@@ -31,7 +32,7 @@ def test_the_analytics_sink_waiting_for_clickhouse_leaves_the_process_ready() ->
 
 
 def test_a_pipeline_worker_retrying_makes_it_unready() -> None:
-    workers = {"validate": {"assigned": ["raw-0"], "retrying": "broker: all brokers down"},
+    workers: dict[str, dict[str, Any]] = {"validate": {"assigned": ["raw-0"], "retrying": "broker: all brokers down"},
                "analytics": {"assigned": []}}  # fmt: skip
     found = verdict(answering(), workers)
     assert not found.ready
