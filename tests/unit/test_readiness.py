@@ -32,8 +32,10 @@ def test_the_analytics_sink_waiting_for_clickhouse_leaves_the_process_ready() ->
 
 
 def test_a_pipeline_worker_retrying_makes_it_unready() -> None:
-    workers: dict[str, dict[str, Any]] = {"validate": {"assigned": ["raw-0"], "retrying": "broker: all brokers down"},
-               "analytics": {"assigned": []}}  # fmt: skip
+    workers: dict[str, dict[str, Any]] = {
+        "validate": {"assigned": ["raw-0"], "retrying": "broker: all brokers down"},
+        "analytics": {"assigned": []},
+    }
     found = verdict(answering(), workers)
     assert not found.ready
     assert found.reasons == [
