@@ -1,6 +1,7 @@
 """The KPIs a marketer asks for, as SQL over the analytics tables (read ``FINAL``, so rows a
-replay repeated count once). Every figure covers orders whose event time falls in
-``[since, until)``; a customer is a profile.
+replay repeated count once). Money is summed as Decimal(38, 6), from each amount as written,
+so a sum does not depend on the order the engine adds the rows in. Every figure covers orders
+whose event time falls in ``[since, until)``; a customer is a profile.
 
 - ``orders``: the period's order count, revenue, buyers; AOV = revenue / orders; historic CLV =
   revenue / buyers; repeat-purchase rate = buyers with two or more orders / buyers.
@@ -59,7 +60,7 @@ def _period(since: datetime, until: datetime) -> dict[str, Any]:
 
 def orders(client: Queries, db: str, since: datetime, until: datetime) -> Orders:
     sql = f"""
-        SELECT count(), sum(revenue), uniqExact(profile_id),
+        SELECT count(), toFloat64(sum(toDecimal128(toString(revenue), 6))), uniqExact(profile_id),
                (SELECT count() FROM (SELECT profile_id FROM {db}.events FINAL
                  WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s
                  GROUP BY profile_id HAVING count() >= 2))
@@ -116,8 +117,8 @@ def uplift_arms(client: Queries, db: str, subscription: str | None, window_days:
             SELECT e.profile_id AS profile_id, e.held AS held,
                    countIf(o.timestamp > e.t0
                            AND o.timestamp <= e.t0 + toIntervalDay(%(days)s)) AS orders,
-                   sumIf(o.revenue, o.timestamp > e.t0
-                         AND o.timestamp <= e.t0 + toIntervalDay(%(days)s)) AS revenue
+                   toFloat64(sumIf(toDecimal128(toString(o.revenue), 6), o.timestamp > e.t0
+                         AND o.timestamp <= e.t0 + toIntervalDay(%(days)s))) AS revenue
             FROM (SELECT profile_id, held, min(at) AS t0
                   FROM (SELECT profile_id, {arm} AS held, at FROM {db}.deliveries FINAL
                         WHERE {which} AND final = 1
@@ -290,9 +291,11 @@ def clv_customers(client: Queries, db: str, since: datetime, until: datetime
     sql = f"""
         SELECT count() - 1, dateDiff('day', min(day), max(day)),
                dateDiff('day', min(day), toDate(%(until)s - toIntervalSecond(1))),
-               if(count() > 1, (sum(value) - argMin(value, day)) / (count() - 1), 0),
-               argMin(value, day)
-        FROM (SELECT profile_id, toDate(timestamp) AS day, sum(revenue) AS value
+               if(count() > 1,
+                  toFloat64(sum(value) - argMin(value, day)) / (count() - 1), 0),
+               toFloat64(argMin(value, day))
+        FROM (SELECT profile_id, toDate(timestamp) AS day,
+                     sum(toDecimal128(toString(revenue), 6)) AS value
               FROM {db}.events FINAL
               WHERE {ORDER} AND timestamp >= %(since)s AND timestamp < %(until)s
               GROUP BY profile_id, day)
