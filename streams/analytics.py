@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 class AnalyticsStep:
     def __init__(self, topics: Topics, client: Callable[[], Queries], database: str) -> None:
         self.by_topic = {topics.name(suffix): table for suffix, table in TABLES.items()}
+        self.columns = {t.name: list(t.columns) for t in TABLES.values()}
         self.client_of = client
         self.database = database
         self._client: Queries | None = None
@@ -83,11 +84,10 @@ class AnalyticsStep:
         digest = self._digests.get(task)
         token = ";".join(f"{t}:{task}:{a}-{b}" for t, (a, b) in sorted(spans.items()))
         token += f"#{digest.hexdigest() if digest is not None else ''}"
-        columns = {t.name: t.columns for t in TABLES.values()}
         try:
             for name, batch in sorted(rows.items()):
                 self._connected().insert(f"{self.database}.{name}", batch,
-                                         column_names=list(columns[name]),
+                                         column_names=self.columns[name],
                                          settings={"insert_deduplication_token":
                                                    f"{name}|{token}"})  # fmt: skip
                 self.inserted += len(batch)

@@ -69,9 +69,6 @@ def fetch_report(s: Settings, config: WaylineConfig, period: Period, window_days
 
     if s.clickhouse_url is not None or DataDirLocks(s.data_dir).free("clickhouse"):
         with _engine(s) as client:
-            from wayline.connectors.clickhouse import migrate
-
-            migrate(client, DATABASE)
             return kpireport.report(client, DATABASE, period, window_days)
     return _from_api(s, config, period, window_days)
 
@@ -148,15 +145,16 @@ def add_analytics(app: typer.Typer, settings: Callable[[], Settings]) -> None:
 
 @contextmanager
 def _engine(s: Settings) -> Iterator[SharedClient]:
-    """ClickHouse for this command, the embedded engine locked while it runs."""
-    from wayline.connectors.clickhouse import SharedClient, connect
+    """ClickHouse for this command, migrated (``wayline.warehouse``, as the sink opens it), the
+    embedded engine locked while it runs."""
     from wayline.datadir import DataDirLocks
+    from wayline.warehouse import Warehouse
 
     locks = DataDirLocks(s.data_dir)
     if s.clickhouse_url is None:
         locks.acquire(["clickhouse"])
     try:
-        yield SharedClient(connect(s.clickhouse_url, s.data_dir, DATABASE))
+        yield Warehouse(s, DATABASE).client()
     finally:
         locks.release()
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from warehousetest import insert_docs
 
 from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import delivery_funnel, uplift_arms
-from wayline.connectors.warehouse import TABLES
 
 pytestmark = pytest.mark.timeout(180)
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -28,12 +28,6 @@ ENGAGEMENT = {"Email Delivered": "email", "Email Opened": "email", "Email Link C
               "Unsubscribed": "email", "SMS Opted Out": "sms"}  # fmt: skip
 STEP = {"Email Delivered": "delivered", "Email Opened": "opened", "Email Link Clicked": "clicked",
         "Unsubscribed": "unsubscribed", "SMS Opted Out": "unsubscribed"}  # fmt: skip
-
-
-def row(table: str, doc: dict[str, Any], offset: int) -> list[Any]:
-    found = TABLES[table].row(None, doc, {})
-    assert found is not None
-    return [*found, 0, offset]
 
 
 def generate(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -69,10 +63,7 @@ def generate(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def load(client: Client, database: str, seed: int) -> tuple[list[Any], list[Any]]:
     deliveries, events = generate(seed)
     for table, docs in (("deliveries", deliveries), ("events.resolved", events)):
-        rows = [row(table, doc, i) for i, doc in enumerate(docs)]
-        rows += rows[::5]  # replayed copies: FINAL folds them
-        client.insert(f"{database}.{TABLES[table].name}", rows,
-                      column_names=list(TABLES[table].columns))  # fmt: skip
+        insert_docs(client, database, table, docs, again_every=5)  # replayed copies too
     return deliveries, events
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from warehousetest import insert_docs
 
 from wayline import kpireport
 from wayline.connectors.clickhouse import Client
-from wayline.connectors.warehouse import TABLES
 from wayline.kpireport import Period
 from wayline.report import render
 from wayline.segments.policy import in_holdout
@@ -24,16 +24,6 @@ CHROMIUM = "/usr/bin/chromium"
 START = datetime(2026, 5, 1, tzinfo=UTC)
 PERIOD = Period(START, START + timedelta(days=150))
 SUBSCRIPTIONS = {"cart-mail": ("email", 0.04), "winback-sms": ("sms", 0.0)}
-
-
-def insert(client: Client, database: str, table: str, docs: list[dict[str, Any]]) -> None:
-    rows = []
-    for offset, doc in enumerate(docs):
-        row = TABLES[table].row(None, doc, {})
-        assert row is not None
-        rows.append([*row, 0, offset])
-    client.insert(f"{database}.{TABLES[table].name}", rows,
-                  column_names=list(TABLES[table].columns))  # fmt: skip
 
 
 def event(pid: str, n: int, name: str, at: datetime, **props: Any) -> dict[str, Any]:
@@ -93,9 +83,9 @@ def shop(client: Client, database: str, seed: int = 11) -> None:
                     transitions.append({"profile_id": pid, "id": f"{pid}-{segment}-out",
                                         "segment": segment, "transition": "exit",
                                         "at": left.isoformat()})  # fmt: skip
-    insert(client, database, "events.resolved", events)
-    insert(client, database, "deliveries", deliveries)
-    insert(client, database, "segments", transitions)
+    insert_docs(client, database, "events.resolved", events)
+    insert_docs(client, database, "deliveries", deliveries)
+    insert_docs(client, database, "segments", transitions)
 
 
 @pytest.fixture(scope="module")

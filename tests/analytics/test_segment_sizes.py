@@ -9,26 +9,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from warehousetest import insert_docs
 
 from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import delivery_outcomes, segment_sizes
-from wayline.connectors.warehouse import TABLES
 
 pytestmark = pytest.mark.timeout(120)
 START = datetime(2026, 9, 1, tzinfo=UTC)
-
-
-def insert(client: Client, database: str, table: str, docs: list[dict[str, Any]]) -> None:
-    rows = []
-    for offset, doc in enumerate(docs):
-        row = TABLES[table].row(None, doc, {})
-        assert row is not None
-        rows.append([*row, 0, offset])
-        if offset % 5 == 0:
-            rows.append([*row, 0, offset])  # the same record again: FINAL folds it
-    client.insert(
-        f"{database}.{TABLES[table].name}", rows, column_names=list(TABLES[table].columns)
-    )
 
 
 def test_sizes_over_time_and_outcomes_equal_pandas(migrated: tuple[Client, str]) -> None:
@@ -45,14 +32,14 @@ def test_sizes_over_time_and_outcomes_equal_pandas(migrated: tuple[Client, str])
         transitions.append({"id": f"t{n}", "segment": segment, "profile_id": pid,
                             "transition": kind, "rule_version": 1, "at": at.isoformat(),
                             "cause": "test"})  # fmt: skip
-    insert(client, database, "segments", transitions)
+    insert_docs(client, database, "segments", transitions, again_every=5)
     statuses = ["sent", "suppressed", "held_out", "frequency_capped", "delivered"]
     deliveries = [{"profile_id": f"p{i}", "delivery_id": f"d{i}", "trigger_id": f"t{i}",
                    "trigger": "cart_abandoned", "subscription": rng.choice(["a", "b"]),
                    "channel": "mail", "channel_type": "email", "kind": "marketing",
                    "status": rng.choice(statuses), "final": True, "reason": "x", "attempt": 1,
                    "at": (START + timedelta(hours=i)).isoformat()} for i in range(500)]  # fmt: skip
-    insert(client, database, "deliveries", deliveries)
+    insert_docs(client, database, "deliveries", deliveries, again_every=5)
     since, until = START + timedelta(days=3), START + timedelta(days=20)
 
     frame = pd.DataFrame(transitions)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from warehousetest import table_row
 
 from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import uplift_arms
@@ -37,7 +38,7 @@ def plant(client: Client, database: str, lift: float, seed: int) -> dict[bool, i
                   "channel_type": "email", "kind": "marketing", "status": status, "final": True,
                   "reason": "holdout" if held else "smtp_250", "attempt": 0 if held else 1,
                   "at": sent_at.isoformat()}  # fmt: skip
-        deliveries.append([*_row("deliveries", record), 0, i])
+        deliveries.append(table_row("deliveries", record, i))
         before = sent_at - timedelta(days=2)  # an order before the message: not a conversion
         late = sent_at + timedelta(days=9)  # after the 7-day window: not a conversion either
         orders = [before, late] if i % 11 == 0 else []
@@ -49,17 +50,11 @@ def plant(client: Client, database: str, lift: float, seed: int) -> dict[bool, i
                    "event": "Order Completed", "timestamp": at.isoformat(),
                    "receivedAt": at.isoformat(), "context": {"channel": "web"},
                    "properties": {"order_id": f"o{i}-{n}", "revenue": 50.0}}  # fmt: skip
-            events.append([*_row("events.resolved", doc), 0, len(events)])
+            events.append(table_row("events.resolved", doc, len(events)))
     for table, rows in (("deliveries", deliveries), ("events.resolved", events)):
         columns = list(TABLES[table].columns)
         client.insert(f"{database}.{TABLES[table].name}", rows, column_names=columns)
     return converted
-
-
-def _row(table: str, doc: dict[str, Any]) -> list[Any]:
-    row = TABLES[table].row(None, doc, {})
-    assert row is not None
-    return row
 
 
 @pytest.mark.parametrize(("lift", "seed"), [(0.03, 3), (0.0, 4)])
