@@ -5,25 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: FORCE demo test test-embedded test-apache check lint format types clean bench
+.PHONY: demo test test-embedded test-apache check lint format types clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# A strict editable install links files one by one, so a new module needs a re-link: redo it
-# whenever the list of modules changes.
-MODULES := $(sort $(wildcard wayline/*.py streams/*.py profiles/*.py segments/*.py connectors/*.py schemas/*.py))
-LINKED := $(VENV)/.modules
-
-$(LINKED): $(STAMP) FORCE
-	@echo "$(MODULES)" | cmp -s - $@ || { $(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=strict && echo "$(MODULES)" > $@; }
-
-FORCE:
-
-demo: $(LINKED)
+demo: $(STAMP)
 	$(BIN)/wayline demo $(ARGS)
 
 # Two lanes at once, each on a broker of its own: the embedded broker (unit tests, real
@@ -44,7 +34,7 @@ $(CHROMIUM):
 		{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
 	else echo "the report page tests need Debian's chromium: sudo apt-get install chromium"; fi
 
-test: $(LINKED) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM)
 	@mkdir -p $(VENV)/lanes
 	@( WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -p no:cacheprovider -m "$(APACHE_LANE)" $(ARGS) \
 		> $(VENV)/lanes/apache.log 2>&1; echo $$? > $(VENV)/lanes/apache.rc ) & \
@@ -56,10 +46,10 @@ test: $(LINKED) $(CHROMIUM)
 	done; \
 	test "$$(cat $(VENV)/lanes/embedded.rc)$$(cat $(VENV)/lanes/apache.rc)" = "00"
 
-test-embedded: $(LINKED) $(CHROMIUM)
+test-embedded: $(STAMP) $(CHROMIUM)
 	WAYLINE_TEST_BROKER=embedded $(BIN)/pytest -q -m "$(EMBEDDED_LANE)" $(ARGS)
 
-test-apache: $(LINKED)
+test-apache: $(STAMP)
 	WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -m "$(APACHE_LANE)" $(ARGS)
 
 lint: $(STAMP)
@@ -70,22 +60,22 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Run from inside .venv: in the project root, ./wayline (without its subpackages) would shadow
-# the installed package that maps wayline.streams, wayline.schemas, ... onto their folders.
-types: $(LINKED)
-	cd $(VENV) && bin/mypy --config-file ../pyproject.toml -p wayline
-	$(BIN)/mypy tests bench
+# mypy --strict over every module of the package (src layout: the same from any directory), the
+# tests and the benchmarks; import-linter keeps the layers apart (contracts in pyproject.toml).
+types: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint types test
 
 BENCH_STAMP := $(VENV)/.bench
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=strict
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
 # Benchmarks are not part of `make test`; each prints ratios against a baseline of the same run.
-bench: $(LINKED) $(BENCH_STAMP)
+bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/codec.py
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.collector

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from bench.runtime import cluster, measure_raw, save_results
-from wayline.config import DEMO_CONFIG
+from wayline.config.workspace import DEMO_CONFIG
 from wayline.connectors.simulator import Simulator
 from wayline.profiles.book import ProfileBook
 from wayline.schemas.errors import InvalidEvent

@@ -12,11 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
+
 from apachekafka import ApacheKafka
 from equality import CONFIG_YAML
 from receivers import HttpReceiver, http_receiver
-from waylineproc import API_KEY, SOURCES, Running
-
 from wayline.connectors.clickhouse import Client, connect, migrate
 from wayline.connectors.webhook import WebhookSender
 from wayline.schemas.topics import Topics
@@ -24,6 +23,7 @@ from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.broker import EmbeddedBroker, free_port
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.registry import default_registry, store_topics
+from waylineproc import API_KEY, SOURCES, Running
 
 
 @dataclass

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafkatest import TEST_CONSUMER, produce, read_topic, running
 
+from kafkatest import TEST_CONSUMER, produce, read_topic, running
 from wayline.connectors.retries import RetrySchedule
 from wayline.profiles.state import apply_event, empty_state
 from wayline.profiles.view import snapshot

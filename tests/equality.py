@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from journeys import canonical
 
-from wayline.config import WaylineConfig, parse_config
+from journeys import canonical
+from wayline.config.workspace import WaylineConfig, parse_config
 from wayline.profiles.view import iso
 from wayline.segments.timeline import Timeline
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, TopicPartition
 
-from wayline.config import WaylineConfig
+from wayline.config.workspace import WaylineConfig
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.clients import KafkaConfig

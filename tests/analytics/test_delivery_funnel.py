@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from warehousetest import insert_docs
 
+from warehousetest import insert_docs
 from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import delivery_funnel, uplift_arms
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from cdnow_oracle import cdnow_log, expected_churn, expected_orders, within
 
+from cdnow_oracle import cdnow_log, expected_churn, expected_orders, within
 from wayline.connectors.cdnow import cdnow_path
 from wayline.connectors.clickhouse import Client, connect, migrate
 from wayline.connectors.kpis import (

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from warehousetest import insert_docs
 
+from warehousetest import insert_docs
 from wayline import kpireport
 from wayline.connectors.clickhouse import Client
 from wayline.kpireport import Period

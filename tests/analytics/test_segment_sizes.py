@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from warehousetest import insert_docs
 
+from warehousetest import insert_docs
 from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import delivery_outcomes, segment_sizes
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from warehousetest import table_row
 
+from warehousetest import table_row
 from wayline.connectors.clickhouse import Client
 from wayline.connectors.kpis import uplift_arms
 from wayline.connectors.warehouse import TABLES

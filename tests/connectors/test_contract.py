@@ -14,8 +14,8 @@ from urllib.parse import parse_qs
 
 import orjson
 import pytest
-from receivers import LOCAL, HttpReceiver, Mailbox, smtp_receiver
 
+from receivers import LOCAL, HttpReceiver, Mailbox, smtp_receiver
 from wayline.connectors.dispatch import Dispatcher, Job, Result, SlackTarget, Target
 from wayline.connectors.email import SmtpServer
 from wayline.connectors.sms import SmsAccount

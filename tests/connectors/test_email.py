@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from receivers import Mailbox, smtp_receiver
 
+from receivers import Mailbox, smtp_receiver
 from wayline.connectors.email import SmtpServer, send_email
 from wayline.connectors.templates import Rendered
 from wayline.streams.broker import free_port

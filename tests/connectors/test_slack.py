@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from receivers import LOCAL, HttpReceiver
 
+from receivers import LOCAL, HttpReceiver
 from wayline.connectors.slack import send_slack
 from wayline.connectors.webhook import WebhookSender
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import pytest
-from receivers import LOCAL, HttpReceiver
 
+from receivers import LOCAL, HttpReceiver
 from wayline.connectors.sms import SmsAccount, send_sms
 from wayline.connectors.webhook import WebhookSender
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from receivers import LOCAL, HttpReceiver
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from receivers import LOCAL, HttpReceiver
 from wayline.connectors.webhook import WebhookEndpoint, WebhookSender, refused
 from wayline.streams.broker import free_port
 

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from cdnow_oracle import cdnow_log, expected_churn, expected_orders
 from segment.analytics import Client as SegmentClient
+
+from cdnow_oracle import cdnow_log, expected_churn, expected_orders
 from waylineproc import API_KEY, Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

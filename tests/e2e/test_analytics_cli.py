@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from waylineproc import API_KEY, WAYLINE, Running
 
 from wayline.datadir import DataDirLocks
+from waylineproc import API_KEY, WAYLINE, Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import Broker, _wayline
 from kafkatest import read_events, wait_for
-from waylineproc import API_KEY, Running
-
 from wayline.streams.broker import EmbeddedBroker, free_port
 from wayline.streams.clients import KafkaConfig
+from waylineproc import API_KEY, Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(420)]
 

@@ -15,15 +15,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from segment.analytics import Client as SegmentClient
+from twilio.request_validator import RequestValidator
+
 from conftest import _wayline
 from deliverytest import Deliveries, final_of
 from kafkatest import read_topic
 from receivers import HttpReceiver, Mailbox, smtp_receiver
-from segment.analytics import Client as SegmentClient
-from twilio.request_validator import RequestValidator
-from waylineproc import API_KEY, SOURCES, Running
-
 from wayline.streams.clients import KafkaConfig
+from waylineproc import API_KEY, SOURCES, Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 AUTH_TOKEN = "twilio-auth-token-e2e"

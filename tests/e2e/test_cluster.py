@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_broker_faults import Sender, counted
+
 from apachekafka import ApacheKafka
 from conftest import _wayline
 from kafkatest import read_events, wait_for
-from test_broker_faults import Sender, counted
-from waylineproc import Running
-
 from wayline.streams.clients import KafkaConfig
+from waylineproc import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
 

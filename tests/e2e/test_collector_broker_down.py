@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from waylineproc import WAYLINE
 
 from wayline.streams.broker import EmbeddedBroker, free_port
+from waylineproc import WAYLINE
 
 pytestmark = pytest.mark.e2e
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from kafkatest import read_events
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
+
+from kafkatest import read_events
 from waylineproc import Running
 
 pytestmark = pytest.mark.e2e

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
 from kafkatest import read_events, read_topic
 from waylineproc import Running
 

@@ -18,14 +18,14 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
+
 from conftest import FAST_GROUPS
 from deliverytest import SECRET, Deliveries, final_of, profile_doc, publish, trigger_doc
 from receivers import HttpReceiver, smtp_receiver
-from waylineproc import WAYLINE
-
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.routes import delivery_id
+from waylineproc import WAYLINE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.timeout(420)]
 TRIGGERS = 1000

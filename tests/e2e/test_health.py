@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from waylineproc import API_KEY, Running
 
 pytestmark = pytest.mark.e2e
@@ -43,8 +44,9 @@ def test_cors_answers_on_collector_paths_only(wayline_up: Running) -> None:
 
 
 def test_metrics_count_what_happened(wayline_up: Running) -> None:
-    from kafkatest import produce, wait_for
     from prometheus_client.parser import text_string_to_metric_families
+
+    from kafkatest import produce, wait_for
 
     running = wayline_up
     batch = [

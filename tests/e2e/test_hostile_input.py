@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from kafkatest import produce, read_events, read_topic, wait_for
 from segment.analytics import Client as SegmentClient
+
+from kafkatest import produce, read_events, read_topic, wait_for
 from waylineproc import API_KEY, Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from kafkatest import read_events
 from waylineproc import WAYLINE, Running
 

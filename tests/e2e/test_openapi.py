@@ -16,6 +16,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
 from waylineproc import Running
 
 pytestmark = pytest.mark.e2e

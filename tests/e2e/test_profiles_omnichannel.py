@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from segment.analytics import Client as SegmentClient
+
 from waylineproc import API_KEY, Running, signed
 
 pytestmark = pytest.mark.e2e

@@ -23,12 +23,12 @@ import httpx
 import orjson
 import pandas as pd
 import pytest
+
 from journeys import journeys, raw_key, reference, visible
 from kafkatest import produce, read_topic
-from waylineproc import API_KEY, WAYLINE, Running
-
 from wayline.connectors.cdnow import cdnow_path, write_orders
 from wayline.streams.profileview import ProfileView
+from waylineproc import API_KEY, WAYLINE, Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

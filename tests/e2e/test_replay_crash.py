@@ -18,14 +18,14 @@ from typing import Any
 
 import orjson
 import pytest
+from test_profiles_replay import ProfileWorker
+
 from equality import CONFIG, comparable, differences, dry_run, resent_and_shuffled
 from journeys import raw_key
 from kafkatest import produce, read_topic
 from shoppers import shoppers
-from test_profiles_replay import ProfileWorker
-from waylineproc import Running
-
 from wayline.streams.profileview import ProfileView
+from waylineproc import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.timeout(600)]
 

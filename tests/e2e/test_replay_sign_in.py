@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
 from kafkatest import read_topic, wait_for
 from shoppers import sign_in_journey
 from waylineproc import API_KEY, Running

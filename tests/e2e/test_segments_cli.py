@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from segment_examples import EXAMPLE_SEGMENTS
 from test_cli_errors import one_line, wayline
+
+from segment_examples import EXAMPLE_SEGMENTS
 
 pytestmark = pytest.mark.e2e
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
 from kafkatest import produce, read_topic
 from waylineproc import API_KEY, Running
 

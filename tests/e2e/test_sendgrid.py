@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from kafkatest import read_events
 from waylineproc import Running, signed
 

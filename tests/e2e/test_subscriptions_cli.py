@@ -15,13 +15,13 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from segment.analytics import Client as SegmentClient
+
 from conftest import _wayline
 from deliverytest import SECRET, Deliveries
 from receivers import HttpReceiver
-from segment.analytics import Client as SegmentClient
-from waylineproc import WAYLINE
-
 from wayline.streams.clients import KafkaConfig
+from waylineproc import WAYLINE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

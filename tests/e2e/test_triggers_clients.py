@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
-from kafkatest import read_topic
 from segment.analytics import Client as SegmentClient
+
+from kafkatest import read_topic
 from waylineproc import Running
 
 pytestmark = pytest.mark.e2e

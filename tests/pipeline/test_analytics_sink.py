@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 import pytest
-from kafkatest import TEST_CONSUMER, produce, read_topic, replay_pipeline, running
 
-from wayline.config import parse_config
+from kafkatest import TEST_CONSUMER, produce, read_topic, replay_pipeline, running
+from wayline.config.workspace import parse_config
 from wayline.connectors.clickhouse import Client, Queries, applied, connect, migrate, migrations
 from wayline.schemas.topics import Topics
 from wayline.streams.broker import free_port

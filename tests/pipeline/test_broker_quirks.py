@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from conftest import Broker
 
+from conftest import Broker
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 

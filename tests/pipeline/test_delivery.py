@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from standardwebhooks import Webhook
+
 from deliverytest import (
     SECRET,
     Deliveries,
@@ -26,8 +28,6 @@ from deliverytest import (
 )
 from kafkatest import read_topic, wait_for
 from receivers import LOCAL, HttpReceiver, Mailbox, smtp_receiver
-from standardwebhooks import Webhook
-
 from wayline.connectors.retries import RetrySchedule
 from wayline.connectors.sms import SmsAccount
 from wayline.connectors.templates import MessageTemplate

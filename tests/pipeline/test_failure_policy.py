@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
-from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
 
+from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
 from wayline.schemas.errors import SystemicFailure
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig

@@ -19,12 +19,12 @@ from typing import Any
 
 import orjson
 import pytest
+
 from equality import CONFIG, comparable, differences, dry_run, resent_and_shuffled
 from journeys import raw_key
 from kafkatest import produce, read_topic, replay_pipeline, wait_for
 from shoppers import shoppers, sign_in_journey
-
-from wayline.config import WaylineConfig, parse_config
+from wayline.config.workspace import WaylineConfig, parse_config
 from wayline.streams.clients import KafkaConfig
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(900)]

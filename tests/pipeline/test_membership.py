@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+
 from conftest import FAST_GROUPS, Broker
 from kafkatest import produce, wait_for
-
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.membership import Callbacks, Membership

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from kafkatest import produce, wait_for
 
-from wayline.observer import Observer
+from kafkatest import produce, wait_for
 from wayline.schemas.examples import examples
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.observer import Observer
 
 pytestmark = pytest.mark.broker
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 import pytest
+
 from journeys import START, journeys, raw_key, reference, shuffled_and_duplicated, visible
 from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
-
 from wayline.schemas.codec import decode
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments

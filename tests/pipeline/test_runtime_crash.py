@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from foldworker import NAME, STORES, fold_topics, fold_worker
 from kafkatest import committed, produce, read_topic, running, wait_for
-
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.changelog import fold_changelog

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
+
 from foldworker import NAME, STORES, fold_topics, fold_worker
 from kafkatest import committed, read_topic, running, wait_for
-
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import delete_topics, ensure_topics
 from wayline.streams.clients import KafkaConfig

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from kafkatest import wait_for
 
-from wayline.config import WaylineConfig
+from kafkatest import wait_for
+from wayline.config.workspace import WaylineConfig
 from wayline.platform import Platform
 from wayline.schemas.topics import Topics
 from wayline.settings import load_settings

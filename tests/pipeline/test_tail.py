@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
 from conftest import Broker
 from kafkatest import produce
-
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.tail import Tail

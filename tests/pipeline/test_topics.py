@@ -6,8 +6,8 @@ import socket
 import uuid
 
 import pytest
-from kafkatest import wait_for
 
+from kafkatest import wait_for
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import SUFFIXES, Cleanup, Topics
 from wayline.streams.admin import delete_topics, describe_topics, ensure_topics

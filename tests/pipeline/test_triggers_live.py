@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import TopicPartition
-from kafkatest import TEST_CONSUMER, produce, running
 
-from wayline.config import parse_config
+from kafkatest import TEST_CONSUMER, produce, running
+from wayline.config.workspace import parse_config
 from wayline.schemas.messages import Trigger
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
-from kafkatest import produce, read_topic, replay_pipeline, wait_for
 
-from wayline.config import parse_config
+from kafkatest import produce, read_topic, replay_pipeline, wait_for
+from wayline.config.workspace import parse_config
 from wayline.streams.clients import KafkaConfig
 
 pytestmark = pytest.mark.broker

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
-from kafkatest import TEST_CONSUMER, committed, produce, read_topic, running, wait_for
 
+from kafkatest import TEST_CONSUMER, committed, produce, read_topic, running, wait_for
 from wayline.schemas.examples import EXAMPLE_PHONE_REGION, ROOT, examples, invalid_raw_examples
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig

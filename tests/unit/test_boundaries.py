@@ -8,11 +8,13 @@ broker, HTTP or database client.
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "src" / "wayline"
 CLIENTS = {
     "confluent_kafka",
     "aiokafka",
@@ -54,7 +56,7 @@ def clock_reads(tree: ast.AST) -> list[int]:
 
 
 def modules(folder: str) -> list[Path]:
-    return sorted((ROOT / folder).glob("**/*.py"))
+    return sorted((PACKAGE / folder).glob("**/*.py"))
 
 
 @pytest.mark.parametrize("folder", sorted(RULES))
@@ -82,3 +84,20 @@ def test_the_checks_catch_a_violation() -> None:
     tree = ast.parse("import confluent_kafka\nfrom datetime import datetime\nx = datetime.now()\n")
     assert imported_roots(tree) & IO == {"confluent_kafka"}
     assert clock_reads(tree) == [3]
+
+
+def test_the_layer_contracts_name_every_shell_module() -> None:
+    """import-linter forbids the core and the runtime to import the shell by name: a module
+    added to wayline/ must join those lists, or the contracts would not cover it."""
+    shell = {f"wayline.{path.stem}" for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    forbidden = [
+        set(c["forbidden_modules"]) for c in contracts if "wayline.cli" in c["forbidden_modules"]
+    ]
+    sources = [set(c["source_modules"]) for c in contracts if "wayline.cli" in c["source_modules"]]
+    assert len(forbidden) == 2
+    assert len(sources) == 1
+    assert all(shell <= names for names in forbidden + sources)
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == {"streams", "profiles", "segments", "connectors", "schemas", "config"}

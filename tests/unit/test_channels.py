@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from wayline.channels import ChannelSpec, Subscription, check_subscriptions
+from wayline.config.channels import ChannelSpec, Subscription, check_subscriptions
 from wayline.schemas.examples import examples
 
 EXAMPLES = {"profile": examples("profiles")["snapshot"], "triggers": examples("triggers")}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from segment_examples import EXAMPLE_SEGMENTS
 
-from wayline.config import load_config, parse_config
+from segment_examples import EXAMPLE_SEGMENTS
+from wayline.config.workspace import load_config, parse_config
 from wayline.schemas.errors import ConfigError
 from wayline.settings import load_settings
 

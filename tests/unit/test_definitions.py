@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wayline.config import parse_config
+from wayline.config.workspace import parse_config
 from wayline.streams.definitions import CannotDelete, compile_rules, plan, retire
 
 CONFIG = """

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from segment_examples import EXAMPLE_SEGMENTS
 
+from segment_examples import EXAMPLE_SEGMENTS
 from wayline.profiles.book import absorb
 from wayline.profiles.state import apply_event, empty_state
 from wayline.segments.compiler import SegmentDef, compile_segments

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from wayline import kpireport
-from wayline.config import WaylineConfig
+from wayline.config.workspace import WaylineConfig
 from wayline.connectors.clickhouse import ClickHouseError, Queries
 from wayline.kpireport import Period
 from wayline.profileapi import Answer, Credentials

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wayline import __version__
 from wayline.analyticsapi import mount_analytics
-from wayline.config import WaylineConfig
+from wayline.config.workspace import WaylineConfig
 from wayline.connectors.collector import Collector
 from wayline.connectors.links import Links, link_secret
 from wayline.consentapi import mount_consent

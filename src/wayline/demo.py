@@ -20,12 +20,12 @@ from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
-from wayline.config import DEMO_CONFIG, WaylineConfig
+from wayline.config.workspace import DEMO_CONFIG, WaylineConfig
 from wayline.connectors.simulator import Simulator, utc_now
-from wayline.observer import Observer, Snapshot
 from wayline.platform import Platform
 from wayline.receivers import DemoReceivers
 from wayline.settings import Settings
+from wayline.streams.observer import Observer, Snapshot
 from wayline.streams.validate import CHANNEL_HEADER, SOURCE_HEADER
 
 

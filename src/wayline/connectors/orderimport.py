@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wayline.config import Source
+from wayline.config.workspace import Source
 from wayline.connectors.orders import Row, RowError, file_format, order_event, read_rows
 from wayline.schemas.errors import RetryableError
 from wayline.schemas.topics import Topics

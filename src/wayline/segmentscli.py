@@ -33,7 +33,7 @@ def add_segments(app: typer.Typer, settings: Callable[[], Settings]) -> None:
         ],
     ) -> None:
         """Publish new and changed definitions; running workers switch to them without restart."""
-        from wayline.config import parse_config
+        from wayline.config.workspace import parse_config
         from wayline.streams.definitions import plan, publish, read_definitions
 
         config = parse_config(file.read_text(encoding="utf-8"), origin=str(file))
@@ -86,7 +86,7 @@ def add_segments(app: typer.Typer, settings: Callable[[], Settings]) -> None:
         ] = None,
     ) -> None:
         """Dry run: who enters and exits which segment when, which triggers fire, and why."""
-        from wayline.config import parse_config
+        from wayline.config.workspace import parse_config
         from wayline.segments.timeline import Timeline
 
         config = parse_config(file.read_text(encoding="utf-8"), origin=str(file))

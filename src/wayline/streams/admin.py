@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from wayline.schemas.errors import ConfigError, RetryableError
 from wayline.schemas.topics import TopicSpec
@@ -127,3 +127,22 @@ def delete_topics(kafka: KafkaConfig, names: list[str]) -> None:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise
+
+
+class TopicWatch:
+    """Tells whether a topic has gone from a cluster that still answers (a broker that came back
+    empty): one admin client, reused for every check."""
+
+    def __init__(self, kafka: KafkaConfig, topic: str) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self._admin: AdminClient | None = None
+
+    def lost(self) -> bool:
+        if self._admin is None:
+            self._admin = self.kafka.admin(log_level=0)
+        try:
+            metadata = self._admin.list_topics(timeout=2)
+        except Exception:
+            return False  # the cluster does not answer: that is not "the topic is gone"
+        return bool(metadata.brokers) and self.topic not in metadata.topics

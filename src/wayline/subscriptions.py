@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from wayline.channels import (
+from wayline.config.channels import (
     EmailChannel,
     SlackChannel,
     SmsChannel,
@@ -22,8 +22,8 @@ from wayline.channels import (
     routes,
     subscription_examples,
 )
+from wayline.config.contactpolicy import ContactPolicySpec
 from wayline.connectors.templates import TemplateError, context
-from wayline.contactpolicy import ContactPolicySpec
 from wayline.profiles.view import iso
 from wayline.segments.policy import Contact, ContactPolicy, Request, decide
 from wayline.streams.routes import Route, delivery_id

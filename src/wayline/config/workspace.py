@@ -43,13 +43,13 @@ from pydantic import (
     model_validator,
 )
 
-from wayline.channels import (
+from wayline.config.channels import (
     ChannelSpec,
     Subscription,
     check_subscriptions,
     subscription_examples,
 )
-from wayline.contactpolicy import ContactPolicySpec
+from wayline.config.contactpolicy import ContactPolicySpec
 from wayline.profiles.identity import DEFAULT_LIMITS, IdentityRules
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.event import Channel
@@ -230,7 +230,7 @@ class WaylineConfig(BaseModel):
     )
     reorder: Reorder = Field(default_factory=Reorder)
     channels: list[ChannelSpec] = Field(
-        default_factory=list, description="where messages go (wayline.channels)"
+        default_factory=list, description="where messages go (wayline.config.channels)"
     )
     subscriptions: list[Subscription] = Field(
         default_factory=list, description="which triggers send what, on which channel"

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from wayline.config import Source, WaylineConfig
+from wayline.config.workspace import Source, WaylineConfig
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_NESTING
 from wayline.schemas.normalize import Origin, check_nesting, message_id_of, normalize_event

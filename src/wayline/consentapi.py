@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from wayline.config import Source
+from wayline.config.workspace import Source
 from wayline.connectors.collector import Collector
 from wayline.connectors.consent import Change, consent_event
 from wayline.connectors.links import Links

@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
-
 from wayline.api import ApiServer
-from wayline.config import WaylineConfig
+from wayline.config.workspace import WaylineConfig
 from wayline.connectors.links import Links, link_secret
 from wayline.connectors.retries import RetrySchedule
 from wayline.datadir import DataDirLocks
@@ -27,7 +25,7 @@ from wayline.schemas.errors import ConfigError, RetryableError, SystemicFailure
 from wayline.schemas.topics import Topics
 from wayline.segments.triggers import trigger_types
 from wayline.settings import Settings
-from wayline.streams.admin import ensure_topics, wait_until_ready
+from wayline.streams.admin import TopicWatch, ensure_topics, wait_until_ready
 from wayline.streams.broker import EmbeddedBroker, port_in_use
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.definitions import DefinitionsView, Rules
@@ -73,7 +71,7 @@ class Platform:
     warehouse: Warehouse | None = field(init=False)
     subscriptions: LiveSubscriptions = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event)
-    _admin: AdminClient | None = None
+    _watch: TopicWatch | None = None
 
     def __post_init__(self) -> None:
         self.locks = DataDirLocks(self.settings.data_dir)
@@ -280,13 +278,9 @@ class Platform:
     def topics_lost(self) -> bool:
         """The cluster answers but Wayline's topics are gone (a broker that came back empty):
         nothing can go on, and waiting would only wedge."""
-        if self._admin is None:
-            self._admin = self.kafka.admin(log_level=0)
-        try:
-            metadata = self._admin.list_topics(timeout=2)
-        except Exception:
-            return False
-        return bool(metadata.brokers) and self.topics.raw not in metadata.topics
+        if self._watch is None:
+            self._watch = TopicWatch(self.kafka, self.topics.raw)
+        return self._watch.lost()
 
     def wait_until_assigned(self, timeout_s: float = 60.0) -> bool:
         """Block until every worker has joined its group and holds partitions (or a worker

@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from wayline.config import WaylineConfig
+from wayline.config.workspace import WaylineConfig
 from wayline.profiles.view import at_moment
 from wayline.routes import ErrorReply
 from wayline.schemas.messages import ProfileSnapshot

@@ -21,7 +21,7 @@ from wayline.schemas.errors import ConfigError, RetryableError
 DATABASE = "wayline"  # as wayline.warehouse.DATABASE (not imported: it loads the client)
 
 if TYPE_CHECKING:
-    from wayline.config import WaylineConfig
+    from wayline.config.workspace import WaylineConfig
     from wayline.connectors.clickhouse import SharedClient
     from wayline.kpireport import Period
     from wayline.settings import Settings

@@ -15,7 +15,7 @@ from rich.table import Table
 from wayline.segmentscli import _cluster, _read_events, _until, applied_table
 
 if TYPE_CHECKING:
-    from wayline.config import WaylineConfig
+    from wayline.config.workspace import WaylineConfig
     from wayline.settings import Settings
 
 FILE_HELP = "YAML with channels: and subscriptions: (and contact_policy:)"
@@ -41,7 +41,7 @@ def add_subscriptions(app: typer.Typer, settings: Callable[[], Settings]) -> Non
     ) -> None:
         """Dry run: which triggers the file's subscriptions would send, hold, cap or defer —
         each decided as if delivered when it fired — and the message they would send."""
-        from wayline.config import parse_config
+        from wayline.config.workspace import parse_config
         from wayline.profiles.view import iso
         from wayline.segments.timeline import Timeline
         from wayline.subscriptions import preview
@@ -111,7 +111,7 @@ def add_subscriptions(app: typer.Typer, settings: Callable[[], Settings]) -> Non
 def _checked(file: Path, current: dict[str, Any], own: Path | None) -> WaylineConfig:
     """The file, checked against itself, the workers' config file ``own`` (WAYLINE_CONFIG)
     and what is published (segments, triggers)."""
-    from wayline.config import load_config, parse_config
+    from wayline.config.workspace import load_config, parse_config
     from wayline.segments.triggers import trigger_types
     from wayline.streams.definitions import compile_rules
 

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-from wayline.config import WaylineConfig
+from wayline.config.workspace import WaylineConfig
 from wayline.profiles.view import iso
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
 from wayline.segments.rules import parse_rule, segments_read
@@ -161,7 +161,7 @@ def compile_rules(config: WaylineConfig, latest: dict[str, Any], generation: int
     changed = 0
     for definition in latest.values():
         if definition["kind"] not in RULE_KINDS:
-            continue  # subscriptions and the policy: the delivery worker's (wayline.channels)
+            continue  # subscriptions and the policy: the delivery worker's (config.channels)
         changed = max(changed, _ms(definition.get("updated_at")))
         spec = definition["spec"]
         if definition.get("deleted"):

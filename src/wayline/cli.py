@@ -16,7 +16,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from wayline.analyticscli import add_analytics, add_report
-from wayline.config import DEMO_CONFIG, WaylineConfig, load_config
+from wayline.config.workspace import DEMO_CONFIG, WaylineConfig, load_config
 from wayline.schemas.errors import ConfigError, RetryableError
 from wayline.segmentscli import add_segments
 from wayline.settings import Settings, load_settings
@@ -158,8 +158,8 @@ def _add_import(app: typer.Typer, state: State) -> None:
         source: Annotated[str, typer.Option(help="The configured source the orders come from.")],
     ) -> None:
         """Import store / POS orders as Order Completed events (re-importing adds nothing)."""
+        from wayline.connectors.orderimport import import_orders, summary
         from wayline.connectors.orders import file_format
-        from wayline.importer import import_orders, summary
         from wayline.schemas.topics import Topics
         from wayline.streams.clients import KafkaConfig
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from wayline.streams.clients import KafkaConfig
+from wayline.streams.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +101,29 @@ class Tail:
         consumer = self.kafka.consumer("unused", **self.settings)
         consumer.assign([TopicPartition(t, p, o) for (t, p), o in self.positions.items()])
         return consumer
+
+
+def read_topic(kafka: KafkaConfig, topic: str, follow: bool) -> Iterator[Envelope]:
+    """Every record of ``topic`` from the beginning, partition by partition as they arrive;
+    stops where every partition ends unless ``follow``. ``LookupError`` when there is no such
+    topic."""
+    consumer = kafka.consumer("unused", **{"enable.partition.eof": True, "log_level": 3})
+    try:
+        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise LookupError(f"{topic} does not exist on {kafka.bootstrap}")
+        partitions = sorted(found.partitions)
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        ended: set[int] = set()
+        while follow or ended != set(partitions):
+            for message in consumer.consume(500, 0.2):
+                error = message.error()
+                if error is None:
+                    ended.discard(message.partition() or 0)
+                    yield Envelope.from_message(message)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    ended.add(message.partition() or 0)
+            if follow:
+                time.sleep(0.01)
+    finally:
+        consumer.close()

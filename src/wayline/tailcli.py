@@ -8,7 +8,6 @@ or keeps following with ``--follow``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -47,32 +46,14 @@ def add_tail(app: typer.Typer, settings: Callable[[], Settings]) -> None:
 
 
 def _records(settings: Settings, topic: str, follow: bool) -> Iterator[Envelope]:
-    from confluent_kafka import KafkaError, TopicPartition
-
     from wayline.streams.clients import KafkaConfig
-    from wayline.streams.envelope import Envelope
+    from wayline.streams.tail import read_topic
 
     kafka = KafkaConfig(settings.bootstrap, dict(settings.kafka_options))
-    consumer = kafka.consumer("unused", **{"enable.partition.eof": True, "log_level": 3})
     try:
-        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise typer.BadParameter(f"{topic} does not exist on {settings.bootstrap}")
-        partitions = sorted(found.partitions)
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        ended: set[int] = set()
-        while follow or ended != set(partitions):
-            for message in consumer.consume(500, 0.2):
-                error = message.error()
-                if error is None:
-                    ended.discard(message.partition() or 0)
-                    yield Envelope.from_message(message)
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    ended.add(message.partition() or 0)
-            if follow:
-                time.sleep(0.01)
-    finally:
-        consumer.close()
+        yield from read_topic(kafka, topic, follow)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def line(suffix: str, message: Envelope) -> str:

@@ -1,0 +1,3 @@
+"""Wayline: a Kafka-native customer data platform."""
+
+__version__ = "0.1.0"
