@@ -74,13 +74,22 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
+# quixstreams, a baseline of bench.pipeline, pins an older confluent-kafka: a venv of its own.
+QUIX_STAMP := $(VENV)/quix/.installed
+
+$(QUIX_STAMP): $(STAMP)
+	$(PYTHON) -m venv $(VENV)/quix
+	$(VENV)/quix/bin/pip install --quiet quixstreams==3.28.1
+	touch $(QUIX_STAMP)
+
 # Benchmarks are not part of `make test`; each prints ratios against a baseline of the same run.
-bench: $(STAMP) $(BENCH_STAMP)
+bench: $(STAMP) $(BENCH_STAMP) $(QUIX_STAMP)
 	$(BIN)/python bench/codec.py
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.collector
 	$(BIN)/python -m bench.profiles
 	$(BIN)/python -m bench.deliveries
+	$(BIN)/python -m bench.pipeline
 
 clean:
 	rm -rf $(VENV) build *.egg-info
