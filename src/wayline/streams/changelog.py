@@ -16,19 +16,29 @@ keeps too) and, knowing the last committed sequence number M:
 
 Because each record carries its before-image, this stays correct under compaction: whatever
 compaction removed, the latest record of a key alone decides the key's value.
+
+**Groups.** A store may write many small keys that are only ever added and later dropped
+together (the dedupe's message ids: 24 hours of them). One record per key would double the
+records of every event, so such keys are written as *group* records: one key per batch and
+group (``GROUP_PREFIX + group + seq``) whose value packs the batch's ``(key, value)`` pairs. The
+members are local keys (in RocksDB, not on the changelog); restore expands a committed group
+into its members, and dropping a group drops each member that still holds the group's value
+(a key written again later belongs to the later group).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
 
 DATA_PREFIX = b"k"
 MARKER_KEY = b"m:applied"
+GROUP_PREFIX = b"\x01g"
 _HEADER = struct.Struct(">QBI")  # seq, flags, length of the new value
+_PAIR = struct.Struct(">HI")  # key length, value length
 _HAS_NEW = 1
 _HAS_BEFORE = 2
 
@@ -117,4 +127,41 @@ def fold_changelog(
         else:
             out.values[key] = found.before
             out.compensations[key] = found.before
+    return out
+
+
+def pack_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """A group record's value: its members, each as key length, value length, key, value."""
+    return b"".join(_PAIR.pack(len(k), len(v)) + k + v for k, v in pairs)
+
+
+def unpack_pairs(value: bytes) -> list[tuple[bytes, bytes]]:
+    out = []
+    at, size = 0, _PAIR.size
+    while at < len(value):
+        key_len, value_len = _PAIR.unpack_from(value, at)
+        at += size
+        out.append((value[at : at + key_len], value[at + key_len : at + key_len + value_len]))
+        at += key_len + value_len
+    return out
+
+
+def group_members(
+    values: Mapping[bytes, bytes | None], current: Callable[[bytes], bytes | None]
+) -> dict[bytes, bytes | None]:
+    """The member writes that restoring ``values`` implies, given the local store's current
+    values (``current``, read before ``values`` are applied): a dropped group drops its members
+    that still hold its values, then every restored group (in key order: later ones win) puts
+    its members."""
+    out: dict[bytes, bytes | None] = {}
+    groups = sorted(k for k in values if k.startswith(GROUP_PREFIX))
+    for key in groups:
+        if values[key] is None and (old := current(key)) is not None:
+            for member, value in unpack_pairs(old):
+                if current(member) == value:
+                    out[member] = None
+    for key in groups:
+        packed = values[key]
+        if packed is not None:
+            out.update(unpack_pairs(packed))
     return out

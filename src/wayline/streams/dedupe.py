@@ -1,9 +1,12 @@
 """Drop events whose ``messageId`` was already seen in the last 24 hours.
 
 Seen ids live in the task's ``dedupe`` store, so the memory survives restarts of the collector
-and of the worker (it is restored from the changelog like any state). Entries expire by hour:
-each id is also indexed under the hour it was first seen, and one timer per hour deletes that
-hour's ids once the window has passed — a handful of timers, not one per event.
+and of the worker (it is restored from the changelog like any state). Each id is one local key;
+the changelog gets one group record per batch and hour with that batch's ids
+(``streams.changelog``), not a record per id. Entries expire by hour: one timer per hour drops
+that hour's groups once the window has passed — a handful of timers, not one per event.
+Stores written before groups (each id also indexed under its hour, changelogged key by key)
+expire the same way.
 """
 
 from __future__ import annotations
@@ -35,8 +38,7 @@ class Dedupe:
             self.duplicates += 1
             return False
         hour = at_ms // HOUR_MS
-        seen.put(key, _MS.pack(at_ms))
-        seen.put(b"h" + _MS.pack(hour) + key, b"")
+        seen.add_to_group(_group(hour), key, _MS.pack(at_ms))
         bucket = b"dedupe-hour:" + _MS.pack(hour)
         if ctx.timers.due_at(bucket, EXPIRY_TAG) is None:
             ctx.timers.schedule(bucket, (hour + 1) * HOUR_MS + self.window_ms, EXPIRY_TAG)
@@ -47,8 +49,14 @@ class Dedupe:
         if timer.tag != EXPIRY_TAG:
             return False
         hour = timer.key.removeprefix(b"dedupe-hour:")
-        self.expired += _forget(ctx.store(self.store), b"h" + hour)
+        seen = ctx.store(self.store)
+        self.expired += seen.drop_groups(_group(_MS.unpack(hour)[0]))
+        self.expired += _forget(seen, b"h" + hour)  # ids indexed one by one (older stores)
         return True
+
+
+def _group(hour: int) -> bytes:
+    return b"dedupe:" + _MS.pack(hour)
 
 
 def _forget(seen: StoreView, prefix: bytes) -> int:

@@ -11,7 +11,13 @@ from pathlib import Path
 from confluent_kafka import KafkaError, TopicPartition
 
 from wayline.schemas.errors import RetryableError
-from wayline.streams.changelog import MARKER_KEY, Marker, Restored, fold_changelog
+from wayline.streams.changelog import (
+    MARKER_KEY,
+    Marker,
+    Restored,
+    fold_changelog,
+    group_members,
+)
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.store import RocksStore, StateStore
 from wayline.streams.task import (
@@ -185,7 +191,8 @@ def _apply(
     store: StateStore, restored: Restored, marker: Marker | None, end: int, name: str
 ) -> StoreView:
     meta = checkpoint_meta(marker or Marker(0, {}, 0), end)
-    store.write_batch(restored.values, meta)
+    members = group_members(restored.values, store.get)  # read before the values are applied
+    store.write_batch(members | restored.values, meta)
     view = StoreView(name, store)
     for key, value in restored.compensations.items():  # re-written as committed by the worker
         view.dirty[key] = value

@@ -12,7 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from wayline.streams.changelog import DATA_PREFIX, MARKER_KEY, Marker, Record, encode_record
+from wayline.streams.changelog import (
+    DATA_PREFIX,
+    GROUP_PREFIX,
+    MARKER_KEY,
+    Marker,
+    Record,
+    encode_record,
+    pack_pairs,
+    unpack_pairs,
+)
 from wayline.streams.envelope import Output
 from wayline.streams.store import StateStore
 from wayline.streams.timers import TimerService
@@ -24,17 +33,24 @@ _META_CHANGELOG_OFFSET = b"changelog_offset"
 
 
 class StoreView:
-    """One store of one task as a step sees it: reads see the batch's own writes."""
+    """One store of one task as a step sees it: reads see the batch's own writes.
+
+    ``put`` and ``delete`` are changelogged key by key; ``add_to_group`` writes a local member
+    of a group, changelogged as one group record per batch (``streams.changelog``)."""
 
     def __init__(self, name: str, store: StateStore) -> None:
         self.name = name
         self.store = store
         self.dirty: dict[bytes, bytes | None] = {}
         self.before: dict[bytes, bytes | None] = {}
+        self.local: dict[bytes, bytes | None] = {}  # group members: not on the changelog
+        self.groups: dict[bytes, list[tuple[bytes, bytes]]] = {}  # this batch's, by group
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.dirty:
             return self.dirty[key]
+        if key in self.local:
+            return self.local[key]
         return self.store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
@@ -45,14 +61,52 @@ class StoreView:
         self._remember(key)
         self.dirty[key] = None
 
+    def add_to_group(self, group: bytes, key: bytes, value: bytes) -> None:
+        """``key`` = ``value`` as a member of ``group`` (keys added and dropped together)."""
+        self.local[key] = value
+        self.groups.setdefault(group, []).append((key, value))
+
+    def drop_groups(self, group: bytes) -> int:
+        """Delete every record of ``group`` and each member still holding its value; the
+        number of members the group records held."""
+        dropped = 0
+        for key, value in list(self.items(GROUP_PREFIX + group)):
+            for member, held in unpack_pairs(value):
+                if self.get(member) == held:
+                    self.local[member] = None
+                dropped += 1
+            self.delete(key)
+        for member, held in self.groups.pop(group, []):
+            if self.get(member) == held:
+                self.local[member] = None
+            dropped += 1
+        return dropped
+
     def items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Committed items merged with this batch's writes, in key order."""
         merged: dict[bytes, bytes | None] = dict(self.store.items(prefix))
+        merged.update({k: v for k, v in self.local.items() if k.startswith(prefix)})
         merged.update({k: v for k, v in self.dirty.items() if k.startswith(prefix)})
         for key in sorted(merged):
             value = merged[key]
             if value is not None:
                 yield key, value
+
+    def seal_groups(self, seq: int) -> None:
+        """This batch's group members as one record per group, keyed by the batch ``seq``."""
+        for group, pairs in self.groups.items():
+            self.put(GROUP_PREFIX + group + seq.to_bytes(8, "big"), pack_pairs(pairs))
+        self.groups.clear()
+
+    def clear(self) -> None:
+        self.dirty.clear()
+        self.before.clear()
+        self.local.clear()
+        self.groups.clear()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.dirty or self.local or self.groups)
 
     def _remember(self, key: bytes) -> None:
         if key not in self.before:
@@ -121,8 +175,7 @@ class Task:
     def roll_back(self, to: TaskCheckpoint) -> None:
         """Undo a batch that was not committed: its writes, its timers, its progress."""
         for view in self.views.values():
-            view.dirty.clear()
-            view.before.clear()
+            view.clear()
         if self.timers is not None:
             view = self.views[TIMERS_STORE]
             self.timers = TimerService(view, list(view.store.items(b"d")))
@@ -130,7 +183,7 @@ class Task:
 
     @property
     def dirty(self) -> bool:
-        return any(v.dirty for v in self.views.values()) or bool(self.deferred_tombstones)
+        return any(v.changed for v in self.views.values()) or bool(self.deferred_tombstones)
 
     def prepare_commit(self) -> Commit:
         """Changelog records of this batch (produced with the outputs), and its marker (produced
@@ -141,6 +194,7 @@ class Task:
         tombstones = []
         for name, view in self.views.items():
             topic = self.changelogs[name]
+            view.seal_groups(self.seq)
             for key, value in view.dirty.items():
                 record = Record(self.seq, value, view.before.get(key))
                 records.append(_to(topic, self.partition, DATA_PREFIX + key, encode_record(record)))
@@ -159,9 +213,8 @@ class Task:
             store_meta = dict(meta)
             if end is not None:
                 store_meta[_META_CHANGELOG_OFFSET] = str(end).encode()
-            view.store.write_batch(view.dirty, store_meta)
-            view.dirty.clear()
-            view.before.clear()
+            view.store.write_batch(view.local | view.dirty, store_meta)
+            view.clear()
         self.deferred_tombstones = commit.tombstones
 
     def close(self) -> None:
