@@ -84,9 +84,8 @@ def measure_insert(client: Client, database: str, batch: list[Envelope]) -> dict
     table = TABLES["events.resolved"]
     rows = []
     for m in batch:
-        row = table.row(m.key, orjson.loads(m.value or b"null"), dict(m.headers))
-        assert row is not None
-        rows.append([*row, m.partition, m.offset])
+        for row in table.rows(m.key, orjson.loads(m.value or b"null"), dict(m.headers)):
+            rows.append([*row, m.partition, m.offset])
 
     def run() -> None:
         for start in range(0, len(rows), BATCH):

@@ -138,6 +138,9 @@ def child_pipeline(bootstrap: str, traffic: Path, rules: Path, prefix: str) -> d
         "wall_s": wall_s,
         "worker_cpu_s": clocks,
         "validated": stats["validate"].events_out,
+        "restore_cpu_s": {
+            name: round(getattr(st, "restore_cpu_seconds", 0.0), 3) for name, st in stats.items()
+        },
         "transitions": stats["profile"].steps.get("segment_transitions", 0),
         "triggers": stats["profile"].steps.get("triggers_fired", 0),
     }

@@ -79,6 +79,25 @@ def read_topic(
     return out
 
 
+def read_transitions(
+    kafka: KafkaConfig, topic: str, expect: int, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """Every transition on the segments ``topic`` (its records carry a profile's transitions of
+    a batch), in log order: at least ``expect`` of them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [
+            transition
+            for message in read_topic(kafka, topic, expect=0)
+            for transition in orjson.loads(message.value or b"{}").get("transitions") or ()
+        ]
+        if len(found) >= expect or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(found) >= expect, f"{topic}: {len(found)} transitions, {expect} expected"
+    return found
+
+
 def read_events(
     kafka: KafkaConfig, topics: Topics, expect: int, timeout_s: float = 30.0, settle_s: float = 0.0
 ) -> list[dict[str, Any]]:

@@ -96,6 +96,14 @@ def _transition(doc: dict[str, Any]) -> str:
             f"{doc.get('cause', '')}")  # fmt: skip
 
 
+def _transitions(doc: dict[str, Any]) -> str:
+    """A segments record: one line per transition it carries."""
+    transitions = doc.get("transitions")
+    if not isinstance(transitions, list) or not transitions:
+        return f"{doc.get('profile_id', '?'):<28} {orjson.dumps(doc).decode()[:200]}"
+    return "\n".join(_transition(t) for t in transitions)
+
+
 def _profile(doc: dict[str, Any]) -> str:
     computed = doc.get("computed") or {}
     return (f"{doc.get('last_seen')}  {doc.get('profile_id', '?'):<24} v{doc.get('version')} "
@@ -106,7 +114,7 @@ def _profile(doc: dict[str, Any]) -> str:
 SHAPES: dict[str, Callable[[dict[str, Any]], str]] = {
     "triggers": _trigger,
     "deliveries": _delivery,
-    "segments": _transition,
+    "segments": _transitions,
     "profiles": _profile,
 }
 

@@ -52,8 +52,7 @@ def test_funnel_equals_the_walk(migrated: tuple[Client, str]) -> None:
             doc = {"profile_id": pid, "messageId": f"{pid}-{n}", "type": "track", "event": name,
                    "timestamp": at.isoformat(), "receivedAt": at.isoformat(),
                    "context": {"channel": "web"}, "properties": {}}  # fmt: skip
-            row = TABLES["events.resolved"].row(None, doc, {})
-            assert row is not None
+            (row,) = TABLES["events.resolved"].rows(None, doc, {})
             rows.append([*row, 0, len(rows)])
     columns = list(TABLES["events.resolved"].columns)
     client.insert(f"{database}.events", rows, column_names=columns)

@@ -55,8 +55,7 @@ def loaded(log: pd.DataFrame, chdb_path: Any) -> Any:
                "timestamp": order.at.isoformat(), "receivedAt": order.at.isoformat(),
                "properties": {"order_id": order.order_id,
                               "revenue": order.dollar_value}}  # fmt: skip
-        row = table.row(None, doc, {})
-        assert row is not None
+        (row,) = table.rows(None, doc, {})
         rows.append([*row, 0, offset])
         if offset % 7 == 0:
             rows.append([*row, 1, offset])  # a replayed copy

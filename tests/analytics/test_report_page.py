@@ -85,7 +85,8 @@ def shop(client: Client, database: str, seed: int = 11) -> None:
                                         "at": left.isoformat()})  # fmt: skip
     insert_docs(client, database, "events.resolved", events)
     insert_docs(client, database, "deliveries", deliveries)
-    insert_docs(client, database, "segments", transitions)
+    records = [{"profile_id": t["profile_id"], "transitions": [t]} for t in transitions]
+    insert_docs(client, database, "segments", records)
 
 
 @pytest.fixture(scope="module")

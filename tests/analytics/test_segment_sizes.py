@@ -32,7 +32,8 @@ def test_sizes_over_time_and_outcomes_equal_pandas(migrated: tuple[Client, str])
         transitions.append({"id": f"t{n}", "segment": segment, "profile_id": pid,
                             "transition": kind, "rule_version": 1, "at": at.isoformat(),
                             "cause": "test"})  # fmt: skip
-    insert_docs(client, database, "segments", transitions, again_every=5)
+    records = [{"profile_id": t["profile_id"], "transitions": [t]} for t in transitions]
+    insert_docs(client, database, "segments", records, again_every=5)
     statuses = ["sent", "suppressed", "held_out", "frequency_capped", "delivered"]
     deliveries = [{"profile_id": f"p{i}", "delivery_id": f"d{i}", "trigger_id": f"t{i}",
                    "trigger": "cart_abandoned", "subscription": rng.choice(["a", "b"]),

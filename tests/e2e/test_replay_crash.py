@@ -31,15 +31,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.timeout(600)]
 
 
 def once_each(running: Running, topic: str) -> tuple[list[dict[str, Any]], int]:
-    """The records of ``topic``, one per id (every copy must be byte-identical); and how many
-    copies there were beyond the first."""
+    """The items of ``topic`` (its records; for the segments topic, the transitions its
+    records carry), one per id (every copy must be byte-identical); and how many copies there
+    were beyond the first."""
     by_id: dict[str, bytes] = {}
     found = read_topic(running.kafka, topic, expect=0)
-    for message in found:
-        value = message.value or b""
-        ident = orjson.loads(value)["id"]
+    items = [orjson.loads(m.value or b"") for m in found]
+    if topic == running.topics.segments:
+        items = [t for record in items for t in record["transitions"]]
+    for item in items:
+        value = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+        ident = item["id"]
         assert by_id.setdefault(ident, value) == value, f"copies of {ident} differ"
-    return [orjson.loads(v) for v in by_id.values()], len(found) - len(by_id)
+    return [orjson.loads(v) for v in by_id.values()], len(items) - len(by_id)
 
 
 def kill_everything(running: Running, worker: ProfileWorker) -> None:

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from kafkatest import produce, read_topic
+from kafkatest import produce, read_transitions
 from waylineproc import API_KEY, Running
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +34,7 @@ def apply(running: Running, tmp_path: Path, threshold: int) -> str:
 
 
 def transitions(running: Running, expect: int) -> list[tuple[str, str, int]]:
-    found = read_topic(running.kafka, running.topics.segments, expect=expect, timeout_s=60)
-    docs = [orjson.loads(m.value or b"") for m in found]
+    docs = read_transitions(running.kafka, running.topics.segments, expect=expect, timeout_s=60)
     return sorted((d["profile_id"], d["transition"], d["rule_version"]) for d in docs)
 
 

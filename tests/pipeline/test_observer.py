@@ -43,5 +43,6 @@ def test_repeats_of_a_crash_count_once_and_marks_are_not_events(
     assert snap.triggers_fired == 2
     assert len(snap.latest_triggers) == 2
     assert snap.validated == len(events)  # the mark is not an event
-    # vip: entered once (its repeat changes nothing); active_30d: exited (never entered here)
-    assert snap.segment_sizes == {"vip": 1, "active_30d": 0}
+    # vip and repeat_buyers: entered once (the record's repeat changes nothing); active_30d:
+    # exited (never entered here)
+    assert snap.segment_sizes == {"vip": 1, "repeat_buyers": 1, "active_30d": 0}

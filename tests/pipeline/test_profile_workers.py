@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from journeys import START, journeys, raw_key, reference, shuffled_and_duplicated, visible
-from kafkatest import TEST_CONSUMER, produce, read_topic, running, wait_for
+from kafkatest import TEST_CONSUMER, produce, read_topic, read_transitions, running, wait_for
 from wayline.schemas.codec import decode
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, SegmentDef, compile_segments
@@ -123,8 +123,10 @@ def test_the_transitions_of_each_profile_id_add_up_to_its_memberships(
         segments=compile_segments(SEGMENTS))  # fmt: skip
     held: dict[str, set[str]] = {}
     for message in read_topic(kafka, topics.segments, expect=1):
-        body = orjson.loads(message.value or b"{}")
-        assert message.key == body["profile_id"].encode()
+        record = orjson.loads(message.value or b"{}")
+        assert message.key == record["profile_id"].encode()
+        assert all(t["profile_id"] == record["profile_id"] for t in record["transitions"])
+    for body in read_transitions(kafka, topics.segments, expect=1):
         segments = held.setdefault(body["profile_id"], set())
         if body["transition"] == "enter":
             assert body["segment"] not in segments, body

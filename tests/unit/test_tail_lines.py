@@ -1,5 +1,6 @@
 """``wayline tail`` shows each topic's records as a person reads them: the example message of
-every topic becomes one line naming what a reader looks for."""
+every topic becomes one line naming what a reader looks for (a line per transition of a
+segments record)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def envelope(value: object, headers: tuple[tuple[str, bytes], ...] = ()) -> Enve
         ("triggers", "cart_abandoned", ["cart_abandoned", "p_dbe3c5f90", "after_minutes=60"]),
         ("deliveries", "email_suppressed", ["suppressed", "cart_reminder", "mail", "no_consent"]),
         ("deliveries", "sms_deferred", ["deferred", "quiet_hours", "until 2026-11-23T16:00:00"]),
-        ("segments", "enter", ["enter", "vip", "p-7f3a", "store-order-o-555001"]),
+        ("segments", "enter_merged", ["enter", "vip", "p-7f3a", "merged p-91c2"]),
         ("profiles", "snapshot", ["p_dbe3c5f903846e65d76b", "orders=0", "segments=-"]),
     ],
 )  # fmt: skip
@@ -40,3 +41,10 @@ def test_dead_letters_show_their_reason_and_every_topic_has_a_line() -> None:
     assert "(deleted)" in line("profiles", envelope(None))
     for suffix in SUFFIXES:
         assert line(suffix, envelope({"any": "thing"}))
+
+
+def test_a_segments_record_reads_as_a_line_per_transition() -> None:
+    shown = line("segments", envelope(examples("segments")["enter"])).splitlines()
+    assert len(shown) == 2
+    assert all("enter" in row and "store-order-o-555001" in row for row in shown)
+    assert ["vip" in shown[0], "repeat_buyers" in shown[1]] == [True, True]

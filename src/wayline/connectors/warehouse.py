@@ -1,9 +1,10 @@
-"""What each topic becomes in ClickHouse: one table per topic, one row per record.
+"""What each topic becomes in ClickHouse: one table per topic, a row per record (a row per
+transition for ``segments``, whose records carry a profile's transitions of a batch).
 
 ``TABLES[suffix]`` names the table, its columns (as in ``migrations/0001_topics.sql``) and the
-function that turns one record into a row (None: the record is not one this table keeps, such
-as the profile worker's merge hand-offs on ``events.resolved``). Every row ends with the source
-partition and offset.
+function that turns one record into its rows (none: the record is not one this table keeps,
+such as the profile worker's merge hand-offs on ``events.resolved``). Every row ends with the
+source partition and offset.
 """
 
 from __future__ import annotations
@@ -19,11 +20,23 @@ Row = list[Any]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+RowOf = Callable[[bytes | None, dict[str, Any] | None, dict[str, bytes]], Row | None]
+RowsOf = Callable[[bytes | None, dict[str, Any] | None, dict[str, bytes]], list[Row]]
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
     columns: tuple[str, ...]
-    row: Callable[[bytes | None, dict[str, Any] | None, dict[str, bytes]], Row | None]
+    rows: RowsOf  # (key, decoded value or None, headers) → the record's rows
+
+
+def _one(row: RowOf) -> RowsOf:
+    def rows(key: bytes | None, doc: dict[str, Any] | None, h: dict[str, bytes]) -> list[Row]:
+        found = row(key, doc, h)
+        return [] if found is None else [found]
+
+    return rows
 
 
 def when(text: Any) -> datetime:
@@ -72,12 +85,13 @@ def _delivery(_key: bytes | None, doc: dict[str, Any] | None, _h: dict[str, byte
         when(doc.get("at"))]  # fmt: skip
 
 
-def _transition(_key: bytes | None, doc: dict[str, Any] | None, _h: dict[str, bytes]) -> Row | None:
+def _transitions(_key: bytes | None, doc: dict[str, Any] | None, _h: dict[str, bytes]) -> list[Row]:
     if doc is None:
-        return None
-    return [str(doc.get("profile_id", "")), str(doc.get("id", "")), str(doc.get("segment", "")),
-            str(doc.get("transition", "")), int(doc.get("rule_version") or 0),
-            when(doc.get("at")), str(doc.get("cause") or "")]  # fmt: skip
+        return []
+    return [[str(t.get("profile_id", "")), str(t.get("id", "")), str(t.get("segment", "")),
+             str(t.get("transition", "")), int(t.get("rule_version") or 0),
+             when(t.get("at")), str(t.get("cause") or "")]
+            for t in doc.get("transitions") or ()]  # fmt: skip
 
 
 def _profile(key: bytes | None, doc: dict[str, Any] | None, _h: dict[str, bytes]) -> Row | None:
@@ -109,16 +123,16 @@ SOURCE = ("src_partition", "src_offset")
 TABLES: dict[str, Table] = {
     "events.resolved": Table("events", ("profile_id", "message_id", "type", "event", "channel",
                              "timestamp", "received_at", "order_id", "revenue", "properties",
-                             *SOURCE), _event),
+                             *SOURCE), _one(_event)),
     "triggers": Table("triggers", ("profile_id", "id", "trigger", "occasion", "rule_version",
-                      "time", "data", *SOURCE), _trigger),
+                      "time", "data", *SOURCE), _one(_trigger)),
     "deliveries": Table("deliveries", ("profile_id", "delivery_id", "trigger_id", "trigger",
                         "subscription", "channel", "channel_type", "kind", "status", "final",
-                        "reason", "attempt", "at", *SOURCE), _delivery),
+                        "reason", "attempt", "at", *SOURCE), _one(_delivery)),
     "segments": Table("segment_transitions", ("profile_id", "id", "segment", "transition",
-                      "rule_version", "at", "cause", *SOURCE), _transition),
+                      "rule_version", "at", "cause", *SOURCE), _transitions),
     "profiles": Table("profiles", ("profile_id", "deleted", "order_count", "revenue",
-                      "first_seen", "last_seen", "segments", "document", *SOURCE), _profile),
+                      "first_seen", "last_seen", "segments", "document", *SOURCE), _one(_profile)),
     "identity": Table("identity_merges", ("profile_id", "merged_id", "kind", "reason",
-                      "message_id", "at", "record", *SOURCE), _merge),
+                      "message_id", "at", "record", *SOURCE), _one(_merge)),
 }  # fmt: skip

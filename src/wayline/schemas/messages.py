@@ -151,7 +151,7 @@ class ResolvedEvent(CanonicalEvent):
 
 
 class SegmentTransition(BaseModel):
-    """``wayline.segments``: a profile entered or left a segment (key = profile id)."""
+    """A profile entered or left a segment."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -169,6 +169,17 @@ class SegmentTransition(BaseModel):
         "(a changed or deleted segment), 'merged' (this profile was merged into another) or "
         "'merged ID' (profile ID was merged into this one)"
     )
+
+
+class SegmentTransitions(BaseModel):
+    """``wayline.segments``: what one profile's segments did in one batch of the profile worker,
+    in order (key = profile id): one record for the transitions an event, a merge or a timer
+    caused together, not a record per transition."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile_id: str
+    transitions: list[SegmentTransition] = Field(min_length=1)
 
 
 class TriggerData(BaseModel):
@@ -288,7 +299,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     "events.resolved": ResolvedEvent,
     "identity": IdentityRecord,
     "profiles": ProfileSnapshot,
-    "segments": SegmentTransition,
+    "segments": SegmentTransitions,
     "triggers": Trigger,
     "deliveries": Delivery,
     "deliveries.dlq": DeliveryDeadLetterHeaders,

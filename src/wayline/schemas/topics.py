@@ -44,7 +44,7 @@ _CONTRACT: tuple[tuple[str, bool, bool, str], ...] = (
     ("events.resolved", False, False, "events with their profile id, and merge hand-offs"),
     ("identity", False, False, "the merge log: merges and refused merges"),
     ("profiles", True, False, "profile snapshot after each change; key = profile id"),
-    ("segments", False, False, "segment enter/exit transitions"),
+    ("segments", False, False, "segment enter/exit transitions, a record per profile and batch"),
     ("triggers", False, False, "triggers as CloudEvents 1.0"),
     ("deliveries", False, False, "every decision and attempt of every delivery, with why"),
     ("deliveries.dlq", False, False, "triggers whose delivery exhausted its retries"),

@@ -61,8 +61,7 @@ class AnalyticsStep:
             return
         doc: Any = orjson.loads(message.value) if message.value else None  # b"": a tick
         headers = {k: v for k, v in message.headers}
-        row = table.row(message.key, doc, headers)
-        if row is not None:
+        for row in table.rows(message.key, doc, headers):
             self._rows[task][table.name].append([*row, message.partition, message.offset])
         first, _last = self._spans[task].get(message.topic, (message.offset, 0))
         self._spans[task][message.topic] = (first, message.offset)

@@ -43,6 +43,7 @@ _GAUGES = {
     "lag": "Messages behind the ends of the assigned partitions",
     "timers_pending": "Timers scheduled",
     "restore_seconds": "Time spent restoring local state from changelogs",
+    "restore_cpu_seconds": "CPU time spent restoring local state from changelogs",
     "stalled": "1 while the worker is stalled",
 }
 

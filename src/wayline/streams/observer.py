@@ -116,9 +116,9 @@ class Observer:
                 (self._profiles.add if value else self._profiles.discard)(key)
                 self._state.profiles = len(self._profiles)
             elif topic == self.topics.segments and value:
-                transition = orjson.loads(value)
-                if self._first(transition):
-                    self._fold_segment(transition)
+                for transition in orjson.loads(value).get("transitions") or ():
+                    if self._first(transition):
+                        self._fold_segment(transition)
             elif topic == self.topics.deliveries and value:
                 self._fold_delivery(orjson.loads(value))
             elif topic == self.topics.triggers and value:

@@ -22,6 +22,7 @@ class WorkerStats:
     store_keys: int = 0
     restored_records: int = 0
     restore_seconds: float = 0.0
+    restore_cpu_seconds: float = 0.0  # of this worker's thread: opening stores, reading logs
     lag: int = 0
     stalls: int = 0
     retries: int = 0  # batches retried after a broker fault

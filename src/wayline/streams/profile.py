@@ -24,7 +24,7 @@ latest change.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -64,6 +64,7 @@ class _Entry:
     state: State | None  # None: merged away in this batch
     changed: bool = False
     as_of: int = 0  # the moment of the latest change: the document's windows are as of it
+    transitions: list[dict[str, Any]] = field(default_factory=list)  # this batch's, in order
 
     def touch(self, now_ms: int) -> None:
         self.changed = True
@@ -263,6 +264,8 @@ class ProfileStep:
         store = ctx.store(PROFILES)
         outputs: list[Output] = []
         for pid, entry in entries.items():
+            if entry.transitions:
+                outputs.append(self._transitions(pid, entry))
             if not entry.changed:
                 continue
             if entry.state is None:
@@ -326,12 +329,16 @@ class ProfileStep:
     def _emit(
         self, pid: str, state: State, outcome: Outcome, cause: str, ctx: TaskContext
     ) -> list[Output]:
-        """Transitions and triggers as messages; the profile's timer set to its next due."""
+        """Triggers as messages, transitions kept for the profile's record of the batch
+        (``end_batch``); the profile's timer set to its next due."""
         if outcome.next_due is None:
             ctx.timers.cancel(pid.encode(), WAKE)
         elif ctx.timers.due_at(pid.encode(), WAKE) != outcome.next_due:
             ctx.timers.schedule(pid.encode(), outcome.next_due, WAKE)
-        outputs = [self._transition(pid, t, cause) for t in outcome.transitions]
+        if outcome.transitions:
+            pending = self._entry(pid, ctx).transitions
+            pending += [self._transition(pid, t, cause) for t in outcome.transitions]
+        outputs: list[Output] = []
         for fired in outcome.fired:
             doc = trigger_document(self.segments, self.triggers, fired, pid, state)
             outputs.append(
@@ -343,8 +350,8 @@ class ProfileStep:
         self.triggers_fired += len(outcome.fired)
         return outputs
 
-    def _transition(self, pid: str, t: Transition, cause: str) -> Output:
-        body = {
+    def _transition(self, pid: str, t: Transition, cause: str) -> dict[str, Any]:
+        return {
             "id": transition_id(pid, t),
             "segment": t.segment,
             "rule_version": t.version,
@@ -352,8 +359,14 @@ class ProfileStep:
             "transition": t.kind,
             "at": iso(t.at_ms),
             "cause": cause,
+            "at_ms": t.at_ms,
         }
-        return Output(self.topics.segments, pid.encode(), orjson.dumps(body), timestamp_ms=t.at_ms)
+
+    def _transitions(self, pid: str, entry: _Entry) -> Output:
+        """A profile's transitions of the batch, in order, as one record."""
+        last = max(t.pop("at_ms") for t in entry.transitions)
+        body = {"profile_id": pid, "transitions": entry.transitions}
+        return Output(self.topics.segments, pid.encode(), orjson.dumps(body), timestamp_ms=last)
 
     def _merge_away(self, pid: str, survivor: str, ctx: TaskContext, ts_ms: int) -> list[Output]:
         if self._forward_of(pid, ctx) is not None:  # a replayed merge record
@@ -364,7 +377,7 @@ class ProfileStep:
         entry.state, entry.changed = None, True
         self.merges_out += 1
         ctx.timers.cancel(pid.encode(), WAKE)
-        exits = [
+        entry.transitions += [
             self._transition(pid, Transition(name, version, "exit", ts_ms, False), "merged")
             for name, (version, _since) in sorted((state.get("segments") or {}).items())
         ]
@@ -375,16 +388,14 @@ class ProfileStep:
             "as_of": entry.as_of,
             "state": state,
         }
-        return [
-            *exits,
-            Output(
-                self.topics.resolved,
-                survivor.encode(),
-                orjson.dumps(body),
-                headers=((KIND_HEADER, HANDOFF),),
-                timestamp_ms=ts_ms,
-            ),
-        ]
+        handoff = Output(
+            self.topics.resolved,
+            survivor.encode(),
+            orjson.dumps(body),
+            headers=((KIND_HEADER, HANDOFF),),
+            timestamp_ms=ts_ms,
+        )
+        return [handoff]
 
     def _take_in(
         self, pid: str, body: dict[str, Any], ctx: TaskContext, now_ms: int

@@ -329,6 +329,7 @@ class Worker:
         if not self.layout.changelogs:
             self.tasks[partition] = Task(partition, {}, {}, self.layout.clock, self.layout.grace_ms)
             return
+        cpu = time.thread_time()
         task, report = restore_task(self.kafka, self.layout, partition)
         self.tasks[partition] = task
         if task.dirty:  # compensations for a batch that crashed before its marker
@@ -345,6 +346,7 @@ class Worker:
         with self._lock:
             self._stats.restored_records += report.records
             self._stats.restore_seconds += report.seconds
+            self._stats.restore_cpu_seconds += time.thread_time() - cpu
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {f"{p.topic}[{p.partition}]" for p in partitions}
