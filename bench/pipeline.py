@@ -15,6 +15,7 @@ so the same driver runs the baseline's code and this tree's. Beside them, in the
   reading them back.
 
     python -m bench.pipeline --json [--baseline REF] [--segments 0,100,1000] [--events 30000]
+        [--rounds 3]
 
 Results go to ``bench/results/pipeline.json`` and a plot to ``bench/results/pipeline.svg``.
 """
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="a commit; '' for none")
     parser.add_argument("--segments", default="0,100,1000")
     parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved; medians reported")
     parser.add_argument("--no-quix", action="store_true")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args()
@@ -267,7 +269,7 @@ def main() -> None:
         from bench.pipelinerun import run_all
 
         counts = [int(n) for n in args.segments.split(",") if n.strip()]
-        run_all(args.baseline, counts, args.events, not args.no_quix, args.json)
+        run_all(args.baseline, counts, args.events, not args.no_quix, args.json, args.rounds)
 
 
 if __name__ == "__main__":

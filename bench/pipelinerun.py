@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -92,9 +93,28 @@ def measure(
     return result
 
 
-def run_all(baseline: str, counts: list[int], events: int, quix: bool, as_json: bool) -> None:
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median rate, with every round's rate and the median µs/event per worker."""
+    ordered = sorted(runs, key=lambda r: r["events_per_cpu_s"])
+    middle = dict(ordered[len(ordered) // 2])
+    middle["rounds_events_per_cpu_s"] = [r["events_per_cpu_s"] for r in runs]
+    middle["us_per_event"] = {
+        name: statistics.median(r["us_per_event"][name] for r in runs)
+        for name in middle["us_per_event"]
+    }
+    return middle
+
+
+def run_all(
+    baseline: str, counts: list[int], events: int, quix: bool, as_json: bool, repeat: int = 3
+) -> None:
     python = Path(sys.executable)
-    results: dict[str, Any] = {"benchmark": "pipeline", "events": events, "baseline": baseline}
+    results: dict[str, Any] = {
+        "benchmark": "pipeline",
+        "events": events,
+        "baseline": baseline,
+        "rounds": repeat,
+    }
     runs: dict[str, dict[int, dict[str, Any]]] = {"current": {}, "baseline": {}}
     with tempfile.TemporaryDirectory() as tmp, cluster() as kafka:
         folder = Path(tmp)
@@ -105,9 +125,13 @@ def run_all(baseline: str, counts: list[int], events: int, quix: bool, as_json: 
                 trees["baseline"] = old
             for count in counts:  # interleaved, so drift of the machine hits both alike
                 rules = rules_file(folder, count)
-                for label, path in trees.items():
-                    print(f"{count} segments, {label}", file=sys.stderr)
-                    runs[label][count] = measure(kafka, python, path, traffic, rules, label)
+                rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
+                for round_no in range(repeat):
+                    for label, path in trees.items():
+                        print(f"{count} segments, {label}, round {round_no + 1}", file=sys.stderr)
+                        rounds[label].append(measure(kafka, python, path, traffic, rules, label))
+                for label, measured in rounds.items():
+                    runs[label][count] = median_run(measured)
         first = runs["current"][counts[0]]
         raw = measure_raw(kafka, f"{first['prefix']}.events.raw", PARTITIONS, events)
         results["raw_consume_events_per_cpu_s"] = round(events / raw["cpu_s"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from wayline.streams.task import TaskContext
+from wayline.streams.task import Task, TaskContext
 
 PARKED = "parked"
 
@@ -76,14 +76,52 @@ class Parked:
 
 
 class Parking:
-    """The ``parked`` store of the profile worker's tasks."""
+    """The ``parked`` store of the profile worker's tasks.
+
+    Which profiles wait is known in memory (read from the store once per task), so the other
+    profiles' records cost no store read; a waiting profile's entry is decoded once per batch
+    and written once, at the batch's end (``flush``)."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, tuple[Task, set[str]]] = {}  # partition → its task, who waits
+        self._open: dict[int, dict[str, Parked | None]] = {}  # this batch's entries; None: gone
 
     def get(self, pid: str, ctx: TaskContext) -> Parked | None:
+        opened = self._open.setdefault(ctx.partition, {})
+        if pid in opened:
+            return opened[pid]
+        if pid not in self._who_waits(ctx):
+            return None
         raw = ctx.store(PARKED).get(pid.encode())
-        return None if raw is None else Parked.decode(raw)
+        parked = opened[pid] = None if raw is None else Parked.decode(raw)
+        return parked
 
     def put(self, pid: str, parked: Parked, ctx: TaskContext) -> None:
-        ctx.store(PARKED).put(pid.encode(), parked.encode())
+        self._open.setdefault(ctx.partition, {})[pid] = parked
+        self._who_waits(ctx).add(pid)
 
     def drop(self, pid: str, ctx: TaskContext) -> None:
-        ctx.store(PARKED).delete(pid.encode())
+        self._open.setdefault(ctx.partition, {})[pid] = None
+        self._who_waits(ctx).discard(pid)
+
+    def flush(self, ctx: TaskContext) -> None:
+        """Write the batch's changed entries of this task to its store."""
+        store = ctx.store(PARKED)
+        for pid, parked in self._open.pop(ctx.partition, {}).items():
+            if parked is None:
+                if store.get(pid.encode()) is not None:
+                    store.delete(pid.encode())
+            else:
+                store.put(pid.encode(), parked.encode())
+
+    def forget(self) -> None:
+        """The batch was rolled back: what is in memory is read again from the stores."""
+        self._open.clear()
+        self._waiting.clear()
+
+    def _who_waits(self, ctx: TaskContext) -> set[str]:
+        known = self._waiting.get(ctx.partition)
+        if known is None or known[0] is not ctx.task:  # a task opened anew: read it again
+            names = {key.decode() for key, _ in ctx.store(PARKED).items()}
+            known = self._waiting[ctx.partition] = (ctx.task, names)
+        return known[1]

@@ -260,6 +260,7 @@ class ProfileStep:
         return self._emit(pid, entry.state, outcome, "timer", ctx)
 
     def end_batch(self, ctx: TaskContext) -> list[Output]:
+        self.parking.flush(ctx)
         entries = self._batch.pop(ctx.partition, {})
         store = ctx.store(PROFILES)
         outputs: list[Output] = []
@@ -280,6 +281,7 @@ class ProfileStep:
 
     def abort_batch(self) -> None:
         self._batch.clear()
+        self.parking.forget()
 
     def counters(self) -> dict[str, int]:
         return {
