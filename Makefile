@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: demo test test-embedded test-apache check lint format types clean bench
+.PHONY: native demo test test-embedded test-apache check lint format types clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The per-event core compiled with mypyc (optional: without a C compiler the pure-Python
+# reference runs; `wayline up` logs which). Rebuilt whenever a source changes.
+NATIVE_STAMP := $(VENV)/.native
+NATIVE_SOURCES := $(wildcard src/wayline/*/*.py)
+
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES) native/build.py
+	$(BIN)/python native/build.py
+	touch $(NATIVE_STAMP)
+
+native: $(NATIVE_STAMP)
+
+demo: $(STAMP) $(NATIVE_STAMP)
 	$(BIN)/wayline demo $(ARGS)
 
 # Two lanes at once, each on a broker of its own: the embedded broker (unit tests, real
@@ -34,7 +45,7 @@ $(CHROMIUM):
 		{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
 	else echo "the report page tests need Debian's chromium: sudo apt-get install chromium"; fi
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(NATIVE_STAMP) $(CHROMIUM)
 	@mkdir -p $(VENV)/lanes
 	@( WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -p no:cacheprovider -m "$(APACHE_LANE)" $(ARGS) \
 		> $(VENV)/lanes/apache.log 2>&1; echo $$? > $(VENV)/lanes/apache.rc ) & \
@@ -46,10 +57,10 @@ test: $(STAMP) $(CHROMIUM)
 	done; \
 	test "$$(cat $(VENV)/lanes/embedded.rc)$$(cat $(VENV)/lanes/apache.rc)" = "00"
 
-test-embedded: $(STAMP) $(CHROMIUM)
+test-embedded: $(STAMP) $(NATIVE_STAMP) $(CHROMIUM)
 	WAYLINE_TEST_BROKER=embedded $(BIN)/pytest -q -m "$(EMBEDDED_LANE)" $(ARGS)
 
-test-apache: $(STAMP)
+test-apache: $(STAMP) $(NATIVE_STAMP)
 	WAYLINE_TEST_BROKER=apache $(BIN)/pytest -q -m "$(APACHE_LANE)" $(ARGS)
 
 lint: $(STAMP)
@@ -83,7 +94,7 @@ $(QUIX_STAMP): $(STAMP)
 	touch $(QUIX_STAMP)
 
 # Benchmarks are not part of `make test`; each prints ratios against a baseline of the same run.
-bench: $(STAMP) $(BENCH_STAMP) $(QUIX_STAMP)
+bench: $(STAMP) $(NATIVE_STAMP) $(BENCH_STAMP) $(QUIX_STAMP)
 	$(BIN)/python bench/codec.py
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.collector

@@ -71,8 +71,11 @@ def baseline_tree(ref: str) -> Iterator[Path]:
         yield package.parent
 
 
-def run_child(python: Path, path: Path, args: list[str]) -> dict[str, Any]:
+def run_child(
+    python: Path, path: Path, args: list[str], extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     env = os.environ | {"PYTHONPATH": f"{path}{os.pathsep}{ROOT}", "PYTHONHASHSEED": "0"}
+    env |= extra or {}
     done = subprocess.run(
         [str(python), "-m", "bench.pipeline", *args],
         env=env,
@@ -92,6 +95,7 @@ def run_child(python: Path, path: Path, args: list[str]) -> dict[str, Any]:
 
 
 def child_pipeline(bootstrap: str, traffic: Path, rules: Path, prefix: str) -> dict[str, Any]:
+    core = _activate()
     from wayline.schemas.topics import Topics
     from wayline.segments.compiler import SegmentDef, compile_segments
     from wayline.segments.triggers import TriggerConfig
@@ -134,6 +138,7 @@ def child_pipeline(bootstrap: str, traffic: Path, rules: Path, prefix: str) -> d
                 thread.join(60)
         stats = {worker.name: worker.stats() for worker in workers}
     return {
+        "core": core,
         "events": events,
         "cpu_s": cpu_s,
         "wall_s": wall_s,
@@ -145,6 +150,16 @@ def child_pipeline(bootstrap: str, traffic: Path, rules: Path, prefix: str) -> d
         "transitions": stats["profile"].steps.get("segment_transitions", 0),
         "triggers": stats["profile"].steps.get("triggers_fired", 0),
     }
+
+
+def _activate() -> str:
+    """The compiled per-event core unless ``WAYLINE_NATIVE=0`` (a tree without one: "none")."""
+    try:
+        from wayline import native  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return "none"
+    found: str = native.activate(os.environ.get("WAYLINE_NATIVE", "1") != "0")
+    return found
 
 
 def produce_traffic(kafka: Any, topic: str, traffic: Path) -> int:

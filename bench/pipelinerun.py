@@ -68,10 +68,17 @@ def count_records(kafka: KafkaConfig, prefix: str, idle_s: float = 3.0) -> dict[
 
 
 def measure(
-    kafka: KafkaConfig, python: Path, path: Path, traffic: Path, rules: Path, label: str
+    kafka: KafkaConfig,
+    python: Path,
+    tree: tuple[Path, dict[str, str]],
+    traffic: Path,
+    rules: Path,
+    label: str,
 ) -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    result = run_child(python, path, ["child", kafka.bootstrap, str(traffic), str(rules), prefix])
+    path, env = tree
+    args = ["child", kafka.bootstrap, str(traffic), str(rules), prefix]
+    result = run_child(python, path, args, env)
     records = count_records(kafka, prefix)
     produced = sum(n for topic, n in records.items() if topic != "events.raw")
     events = result["events"]
@@ -86,7 +93,7 @@ def measure(
         "produced_per_event": round(produced / events, 2),
     }
     print(
-        f"  {label}: {result['events_per_cpu_s']:,} events/CPU-s, "
+        f"  {label} ({result.get('core')}): {result['events_per_cpu_s']:,} events/CPU-s, "
         f"{result['produced_per_event']} produced/event, µs/event {result['us_per_event']}",
         file=sys.stderr,
     )
@@ -115,21 +122,24 @@ def run_all(
         "baseline": baseline,
         "rounds": repeat,
     }
-    runs: dict[str, dict[int, dict[str, Any]]] = {"current": {}, "baseline": {}}
+    runs: dict[str, dict[int, dict[str, Any]]] = {"current": {}, "reference": {}, "baseline": {}}
     with tempfile.TemporaryDirectory() as tmp, cluster() as kafka:
         folder = Path(tmp)
         traffic = traffic_file(folder, events)
-        trees = {"current": ROOT / "src"}
+        trees = {
+            "current": (ROOT / "src", {}),
+            "reference": (ROOT / "src", {"WAYLINE_NATIVE": "0"}),
+        }
         with baseline_tree(baseline) if baseline else _none() as old:
             if old is not None:
-                trees["baseline"] = old
+                trees["baseline"] = (old, {})
             for count in counts:  # interleaved, so drift of the machine hits both alike
                 rules = rules_file(folder, count)
                 rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
                 for round_no in range(repeat):
-                    for label, path in trees.items():
+                    for label, tree in trees.items():
                         print(f"{count} segments, {label}, round {round_no + 1}", file=sys.stderr)
-                        rounds[label].append(measure(kafka, python, path, traffic, rules, label))
+                        rounds[label].append(measure(kafka, python, tree, traffic, rules, label))
                 for label, measured in rounds.items():
                     runs[label][count] = median_run(measured)
         first = runs["current"][counts[0]]
@@ -165,6 +175,12 @@ def summarize(runs: dict[str, dict[int, dict[str, Any]]], counts: list[int]) -> 
         now = runs["current"][count]
         out[f"events_per_cpu_s_{count}"] = now["events_per_cpu_s"]
         out[f"produced_per_event_{count}"] = now["produced_per_event"]
+        reference = runs["reference"].get(count)
+        if reference is not None:
+            out[f"reference_events_per_cpu_s_{count}"] = reference["events_per_cpu_s"]
+            out[f"native_vs_reference_{count}"] = round(
+                now["events_per_cpu_s"] / reference["events_per_cpu_s"], 2
+            )
         was = runs["baseline"].get(count)
         if was is not None:
             out[f"baseline_events_per_cpu_s_{count}"] = was["events_per_cpu_s"]
@@ -182,10 +198,12 @@ def plot(
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 3.5))
-    width = 0.38
-    for i, label in enumerate(("baseline", "current")):
+    labels = [label for label in ("baseline", "reference", "current") if runs[label]]
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
         values = [runs[label][c]["events_per_cpu_s"] if c in runs[label] else 0 for c in counts]
-        axis.bar([x + (i - 0.5) * width for x in range(len(counts))], values, width, label=label)
+        offset = (i - (len(labels) - 1) / 2) * width
+        axis.bar([x + offset for x in range(len(counts))], values, width, label=label)
     axis.set_xticks(range(len(counts)), [f"{c} segments" for c in counts])
     axis.set_ylabel("events per CPU-second")
     axis.legend()

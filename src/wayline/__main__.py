@@ -1,3 +1,3 @@
-from wayline.cli import main
+from wayline.launch import main
 
 main()

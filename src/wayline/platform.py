@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wayline import native
 from wayline.api import ApiServer
 from wayline.config.workspace import WaylineConfig
 from wayline.connectors.links import Links, link_secret
@@ -113,6 +114,7 @@ class Platform:
             log.info("topics: %d created with prefix %r", len(created), self.topics.prefix)
             if self.broker_only:
                 return
+            log.info(native.describe())
             tune_garbage_collector()
             if "profile" in self.names or "deliver" in self.names:
                 self._follow_definitions()

@@ -212,7 +212,7 @@ def favorite_category(state: State) -> str | None:
 
 def recently_viewed(state: State) -> list[str]:
     viewed = sorted(state["viewed"].items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))
-    return [product for product, _ in reversed(viewed)]
+    return [kv[0] for kv in viewed[::-1]]
 
 
 def computed(state: State, now_ms: int) -> dict[str, Any]:
