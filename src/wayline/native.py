@@ -46,6 +46,7 @@ MODULES = (
     "wayline.streams.worker",
     "wayline.streams.outbox",
     "wayline.streams.clients",
+    "wayline.streams.envelope",
 )
 MANIFEST = "manifest.json"
 PACKAGE = Path(__file__).resolve().parent

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from wayline.config.workspace import WaylineConfig
@@ -79,6 +80,10 @@ class Answer:
                 return JSONResponse({"code": "invalid_at", "message": message}, status_code=400)
         if doc is None:
             return JSONResponse({"code": "not_found", "message": f"no {what}"}, status_code=404)
+        if isinstance(doc, bytes):  # the document as the topic has it: answered as is
+            if moment is None:
+                return Response(doc, media_type="application/json")
+            doc = orjson.loads(doc)
         return JSONResponse(doc if moment is None else at_moment(doc, moment))
 
 
@@ -91,9 +96,9 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
         responses=RESPONSES,
         tags=["profiles"],
     )
-    def profile_by_id(profile_id: str, credentials: Credentials, at: At = None) -> Any:
+    async def profile_by_id(profile_id: str, credentials: Credentials, at: At = None) -> Any:
         what = f"profile with id {profile_id!r}"
-        return answer(credentials, view.by_id(profile_id), what, at)
+        return answer(credentials, view.raw_by_id(profile_id), what, at)
 
     @app.get(
         "/v1/profiles/{identifier_type}/{value:path}",
@@ -103,14 +108,14 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
         responses=RESPONSES,
         tags=["profiles"],
     )
-    def profile_by_identifier(
+    async def profile_by_identifier(
         identifier_type: str,
         value: str,
         credentials: Credentials,
         at: At = None,
     ) -> Any:
         lookup = _normalized(identifier_type, value)
-        doc = view.by_identifier(identifier_type, lookup)
+        doc = view.raw_by_identifier(identifier_type, lookup)
         return answer(credentials, doc, f"profile for {identifier_type} {value!r}", at)
 
 

@@ -11,7 +11,7 @@ from wayline.streams.timers import Timer, TimerService
 
 def service() -> tuple[TimerService, StoreView]:
     view = StoreView("timers", MemoryStore())
-    return TimerService(view, []), view
+    return TimerService(view), view
 
 
 def drain(timers: TimerService, now: int) -> list[Timer]:
@@ -59,7 +59,8 @@ def test_timers_are_rebuilt_from_the_store() -> None:
         timers.schedule(f"k{i}".encode(), 1000 - i, "t")
     timers.cancel(b"k7", "t")
     view.store.write_batch(view.dirty)
-    rebuilt = TimerService(view, list(view.store.items(b"d")))
+    view.clear()
+    rebuilt = TimerService(view)
     assert rebuilt.pending == 49
     fired = drain(rebuilt, 10**6)
     assert [t.due_ms for t in fired] == sorted(1000 - i for i in range(50) if i != 7)
@@ -69,3 +70,31 @@ def test_keys_with_any_bytes_and_tags_round_trip() -> None:
     timers, _ = service()
     timers.schedule(b"\x00\xffodd:key", 5, "tag with spaces/ü")
     assert drain(timers, 5) == [Timer(5, b"\x00\xffodd:key", "tag with spaces/ü")]
+
+
+def test_moving_a_timer_is_one_write() -> None:
+    """A profile's due time moves with nearly every event: one store entry (one changelog
+    record per batch), not a second, due-ordered one."""
+    timers, view = service()
+    timers.schedule(b"p", 100, "wake")
+    view.store.write_batch(view.dirty)
+    view.clear()
+    timers.schedule(b"p", 200, "wake")
+    timers.schedule(b"p", 150, "wake")
+    assert len(view.dirty) == 1
+    assert timers.pending == 1
+    assert drain(timers, 10**6) == [Timer(150, b"p", "wake")]
+
+
+def test_a_store_with_due_ordered_entries_loads_and_drops_them() -> None:
+    """Stores written before this release hold each timer twice; loading keeps the timers and
+    deletes the second entries."""
+    store = MemoryStore()
+    ident = len(b"k").to_bytes(2, "big") + b"k" + b"t"
+    due = (500).to_bytes(8, "big")
+    store.write_batch({b"i" + ident: due, b"d" + due + ident: b""})
+    view = StoreView("timers", store)
+    timers = TimerService(view)
+    assert timers.pending == 1
+    assert view.dirty == {b"d" + due + ident: None}
+    assert drain(timers, 1000) == [Timer(500, b"k", "t")]

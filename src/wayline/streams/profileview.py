@@ -33,6 +33,7 @@ class ProfileView:
         self.kafka = kafka
         self.topic = topic
         self._profiles: dict[str, dict[str, Any]] = {}
+        self._raw: dict[str, bytes] = {}  # the documents as the topic has them (JSON)
         self._index: dict[tuple[str, str], str] = {}
         self._members: dict[str, SortedSet] = {}  # segment → profile ids, sorted
         self._gone: set[str] = set()  # ids whose latest record is a tombstone (merged away)
@@ -64,6 +65,16 @@ class ProfileView:
         with self._lock:
             return self._profiles.get(profile_id)
 
+    def raw_by_id(self, profile_id: str) -> bytes | None:
+        """The document as JSON, as the topic has it (what a lookup answers, unparsed)."""
+        with self._lock:
+            return self._raw.get(profile_id)
+
+    def raw_by_identifier(self, kind: str, value: str) -> bytes | None:
+        with self._lock:
+            pid = self._index.get((kind, value))
+            return None if pid is None else self._raw.get(pid)
+
     def documents(self) -> dict[str, dict[str, Any]]:
         """Every profile document in the view, by profile id (a copy of the index)."""
         with self._lock:
@@ -92,6 +103,7 @@ class ProfileView:
         pid = key.decode()
         with self._lock:
             old = self._profiles.pop(pid, None)
+            self._raw.pop(pid, None)
             for ident in _idents(old):
                 if self._index.get(ident) == pid:
                     del self._index[ident]
@@ -105,6 +117,7 @@ class ProfileView:
             self._gone.discard(pid)
             doc = orjson.loads(value)
             self._profiles[pid] = doc
+            self._raw[pid] = value
             for ident in _idents(doc):
                 self._index[ident] = pid
             for segment in doc.get("segments", ()):

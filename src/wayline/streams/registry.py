@@ -21,12 +21,12 @@ from wayline.streams.clients import KafkaConfig
 from wayline.streams.dedupe import Dedupe
 from wayline.streams.definitions import Rules
 from wayline.streams.delivery import DeliveryStep
-from wayline.streams.envelope import Processor
 from wayline.streams.identity import IdentityStep
 from wayline.streams.order import OrderBuffer
 from wayline.streams.profile import ProfileStep
 from wayline.streams.profileview import ProfileView
 from wayline.streams.routes import DeliverySetup
+from wayline.streams.steps import Processor
 from wayline.streams.validate import ValidateStep
 from wayline.streams.worker import Worker, WorkerOptions
 

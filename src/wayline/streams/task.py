@@ -149,7 +149,7 @@ class Task:
     def __post_init__(self) -> None:
         if TIMERS_STORE in self.views:
             view = self.views[TIMERS_STORE]
-            self.timers = TimerService(view, list(view.store.items(b"d")))
+            self.timers = TimerService(view)
 
     @property
     def primary(self) -> str:
@@ -178,7 +178,7 @@ class Task:
             view.clear()
         if self.timers is not None:
             view = self.views[TIMERS_STORE]
-            self.timers = TimerService(view, list(view.store.items(b"d")))
+            self.timers = TimerService(view)
         self.seq, self.offsets, self.stream_time_ms = to.seq, dict(to.offsets), to.stream_time_ms
 
     @property

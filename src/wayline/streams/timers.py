@@ -1,16 +1,19 @@
 """Durable timers of one partition: ``(key, due, tag)`` kept in a state store, fired in due order.
 
-Two entries per timer in the store, so both "what is due next" and "is (key, tag) scheduled"
-are one lookup: ``d`` + due (8 bytes, big-endian) + key length + key + tag, and ``i`` + key
-length + key + tag → due. Because they are ordinary store writes, timers go to the changelog
-with the batch that scheduled or fired them and survive crashes and rebalances exactly like the
-rest of the state. A heap mirrors the ``d`` entries in memory; it is rebuilt on restore.
+One entry per timer in the store: ``i`` + key length + key + tag → due (8 bytes, big-endian).
+Because it is an ordinary store write, a timer goes to the changelog with the batch that
+scheduled, moved or fired it — one record, whatever it replaced — and survives crashes and
+rebalances exactly like the rest of the state. What is due next is a heap in memory, rebuilt
+from the entries on restore; an entry of the heap whose timer moved or went is dropped when it
+comes up. (Stores written before kept a second, due-ordered entry per timer, ``d`` + due + key
+length + key + tag; loading such a store deletes those.)
 """
 
 from __future__ import annotations
 
 import heapq
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +33,8 @@ class KeyValues(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
+    def items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]: ...
+
     def put(self, key: bytes, value: bytes) -> None: ...
 
     def delete(self, key: bytes) -> None: ...
@@ -48,16 +53,17 @@ def _parse_ident(raw: bytes) -> tuple[bytes, str]:
 class TimerService:
     """Schedule, cancel and pop due timers of one partition."""
 
-    def __init__(self, store: KeyValues, entries: list[tuple[bytes, bytes]]) -> None:
-        """``entries``: the store's ``d``-prefixed items at restore."""
+    def __init__(self, store: KeyValues) -> None:
+        """The timers of ``store`` as it is (on restore, and after a rolled-back batch)."""
         self._store = store
         self._heap: list[Timer] = []
-        for raw, _ in entries:
-            (due,) = _DUE.unpack_from(raw, 1)
-            key, tag = _parse_ident(raw[1 + _DUE.size :])
-            self._heap.append(Timer(due, key, tag))
+        for raw, due in store.items(b"i"):
+            key, tag = _parse_ident(raw[1:])
+            self._heap.append(Timer(_DUE.unpack(due)[0], key, tag))
         heapq.heapify(self._heap)
         self._pending = len(self._heap)
+        for legacy, _ in list(store.items(b"d")):  # the due-ordered entries of older stores
+            store.delete(legacy)
 
     @property
     def pending(self) -> int:
@@ -66,23 +72,17 @@ class TimerService:
     def schedule(self, key: bytes, due_ms: int, tag: str = "") -> None:
         """Set the timer ``(key, tag)`` to ``due_ms``, replacing an earlier due time."""
         ident = _ident(key, tag)
-        previous = self._store.get(b"i" + ident)
-        if previous is not None:
-            self._store.delete(b"d" + previous + ident)
-            self._pending -= 1
-        due = _DUE.pack(max(0, due_ms))
-        self._store.put(b"i" + ident, due)
-        self._store.put(b"d" + due + ident, b"")
-        heapq.heappush(self._heap, Timer(max(0, due_ms), key, tag))
-        self._pending += 1
+        if self._store.get(b"i" + ident) is None:
+            self._pending += 1
+        due = max(0, due_ms)
+        self._store.put(b"i" + ident, _DUE.pack(due))
+        heapq.heappush(self._heap, Timer(due, key, tag))
 
     def cancel(self, key: bytes, tag: str = "") -> bool:
         ident = _ident(key, tag)
-        previous = self._store.get(b"i" + ident)
-        if previous is None:
+        if self._store.get(b"i" + ident) is None:
             return False
         self._store.delete(b"i" + ident)
-        self._store.delete(b"d" + previous + ident)
         self._pending -= 1
         return True
 
@@ -100,16 +100,15 @@ class TimerService:
         if not self._heap or self._heap[0].due_ms > now_ms:
             return None
         timer = heapq.heappop(self._heap)
-        ident = _ident(timer.key, timer.tag)
-        self._store.delete(b"i" + ident)
-        self._store.delete(b"d" + _DUE.pack(timer.due_ms) + ident)
+        self._store.delete(b"i" + _ident(timer.key, timer.tag))
         self._pending -= 1
         return timer
 
     def _drop_stale(self) -> None:
-        """Heap entries of cancelled or rescheduled timers are dropped lazily."""
-        while self._heap:
-            top = self._heap[0]
-            if self._store.get(b"d" + _DUE.pack(top.due_ms) + _ident(top.key, top.tag)) is not None:
+        """Heap entries of cancelled or moved timers (and repeats) are dropped lazily."""
+        heap = self._heap
+        while heap:
+            top = heap[0]
+            if self._store.get(b"i" + _ident(top.key, top.tag)) == _DUE.pack(top.due_ms):
                 return
-            heapq.heappop(self._heap)
+            heapq.heappop(heap)

@@ -25,17 +25,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from wayline.schemas.errors import RetryableError, SystemicFailure
 from wayline.streams.clients import KafkaConfig, consumer_lag, usable
-from wayline.streams.envelope import (
-    AfterCommit,
-    BatchAbort,
-    BatchEnd,
-    Envelope,
-    Lifecycle,
-    Output,
-    Processor,
-    Refresh,
-    TimerHandler,
-)
+from wayline.streams.envelope import Envelope, Output
 from wayline.streams.failure import FailurePolicy
 from wayline.streams.membership import Callbacks, Membership
 from wayline.streams.metrics import BATCH_SECONDS, DEAD_LETTERS
@@ -43,6 +33,15 @@ from wayline.streams.offsets import committable_offsets
 from wayline.streams.options import WorkerOptions, WorkerStats
 from wayline.streams.outbox import Outbox
 from wayline.streams.restore import TaskLayout, restore_task
+from wayline.streams.steps import (
+    AfterCommit,
+    BatchAbort,
+    BatchEnd,
+    Lifecycle,
+    Processor,
+    Refresh,
+    TimerHandler,
+)
 from wayline.streams.task import Commit, Task, TaskCheckpoint, TaskContext
 from wayline.streams.watchdog import Watchdog
 
