@@ -41,9 +41,20 @@ end
 """
 
 
+CONFIG = f"""
+sources:
+  - name: web
+    channel: web
+    write_keys: [{WRITE_KEY}]
+api_keys: [{API_KEY}]
+"""
+
+
 def start(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     api_port, broker_port = free_port(), free_port()
+    (folder / "wayline.yaml").write_text(CONFIG, "utf-8")
     env = os.environ | {
+        "WAYLINE_CONFIG": str(folder / "wayline.yaml"),
         "WAYLINE_DATA_DIR": str(folder / "data"),
         "WAYLINE_API_PORT": str(api_port),
         "WAYLINE_BROKER_PORT": str(broker_port),
@@ -76,7 +87,8 @@ def load(url: str, profiles: int) -> float:
                  "traits": {"email": f"u{i}@example.com", "plan": "pro"}}
                 for i in range(first, min(profiles, first + 100))
             ]  # fmt: skip
-            assert client.post("/v1/batch", json={"batch": batch}).status_code == 200
+            reply = client.post("/v1/batch", json={"batch": batch})
+            assert reply.status_code == 200, reply.text
     headers = {"Authorization": f"Bearer {API_KEY}"}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

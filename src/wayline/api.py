@@ -20,7 +20,7 @@ from prometheus_client import (
     Counter,
     generate_latest,
 )
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wayline import __version__
 from wayline.analyticsapi import mount_analytics
@@ -29,7 +29,13 @@ from wayline.connectors.collector import Collector
 from wayline.connectors.links import Links, link_secret
 from wayline.consentapi import mount_consent
 from wayline.health import BrokerProbe, StatsSource, verdict
-from wayline.profileapi import Answer, Credentials, mount_profiles, mount_segments
+from wayline.profileapi import (
+    Answer,
+    Credentials,
+    ProfileLookups,
+    mount_profiles,
+    mount_segments,
+)
 from wayline.routes import COLLECTOR_PATHS, ErrorReply, mount_collector
 from wayline.schemas.errors import ConfigError
 from wayline.schemas.topics import Topics
@@ -104,13 +110,8 @@ def create_app(
     metrics = CollectorRegistry()
     metrics.register(WorkerCollector(stats))
 
-    @app.middleware("http")
-    async def count_responses(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_RESPONSES.labels(path, str(response.status_code)).inc()
-        return response
+    app.add_middleware(ProfileLookups, config=config, view=profiles)
+    app.add_middleware(ResponseCounter)
 
     @app.get(
         "/metrics",
@@ -128,7 +129,7 @@ def create_app(
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", summary="Liveness: the process serves requests")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"status": "ok"}
 
     @app.get(
@@ -171,6 +172,31 @@ def _unavailable(settings: Settings) -> str:
         return "analytics is off in this process (setting WAYLINE_ANALYTICS)"
     return ("the embedded ClickHouse engine belongs to the process that runs the analytics "
             "worker: ask its API, or set WAYLINE_CLICKHOUSE_URL to a server")  # fmt: skip
+
+
+class ResponseCounter:
+    """Counts every answer by route and status (``wayline_http_responses_total``): a plain
+    ASGI middleware, so a request costs two function calls, not a task and a stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_RESPONSES.labels(path, str(status[0])).inc()
 
 
 class CollectorCors:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wayline.config.workspace import WaylineConfig
 from wayline.profiles.view import at_moment
@@ -54,9 +56,12 @@ class Answer:
         self.keys = [k.encode() for k in config.api_keys]
 
     def authorized(self, credentials: HTTPAuthorizationCredentials | None) -> bool:
-        if credentials is None:
+        return self.known(None if credentials is None else credentials.credentials)
+
+    def known(self, token: str | None) -> bool:
+        if token is None:
             return False
-        given = credentials.credentials.encode()
+        given = token.encode()
         return any([hmac.compare_digest(k, given) for k in self.keys])  # every key compared
 
     def __call__(
@@ -97,8 +102,7 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
         tags=["profiles"],
     )
     async def profile_by_id(profile_id: str, credentials: Credentials, at: At = None) -> Any:
-        what = f"profile with id {profile_id!r}"
-        return answer(credentials, view.raw_by_id(profile_id), what, at)
+        return answer(credentials, view.raw_by_id(profile_id), by_id(profile_id), at)
 
     @app.get(
         "/v1/profiles/{identifier_type}/{value:path}",
@@ -114,9 +118,84 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
         credentials: Credentials,
         at: At = None,
     ) -> Any:
-        lookup = _normalized(identifier_type, value)
-        doc = view.raw_by_identifier(identifier_type, lookup)
-        return answer(credentials, doc, f"profile for {identifier_type} {value!r}", at)
+        doc = view.raw_by_identifier(identifier_type, _normalized(identifier_type, value))
+        return answer(credentials, doc, by_identifier(identifier_type, value), at)
+
+
+def by_id(profile_id: str) -> str:
+    return f"profile with id {profile_id!r}"
+
+
+def by_identifier(kind: str, value: str) -> str:
+    return f"profile for {kind} {value!r}"
+
+
+UNAUTHORIZED = orjson.dumps(
+    {"code": "unauthorized", "message": "send Authorization: Bearer <api key>"}
+)
+BY_ID_ROUTE = SimpleNamespace(path="/v1/profiles/{profile_id}")
+BY_IDENTIFIER_ROUTE = SimpleNamespace(path="/v1/profiles/{identifier_type}/{value:path}")
+
+
+class ProfileLookups:
+    """``GET /v1/profiles/...`` without a query answered before the framework runs: the same
+    answers as the routes of ``mount_profiles`` — which define them, document them and answer
+    every other request (``?at=``, another method) — at a fraction of the cost of a request.
+    (``tests/unit/test_profile_lookups.py`` holds the two to the same answers.)"""
+
+    def __init__(self, app: ASGIApp, config: WaylineConfig, view: ProfileView) -> None:
+        self.app = app
+        self.answer = Answer(config)
+        self.view = view
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or scope["query_string"]
+            or not path.startswith("/v1/profiles/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        rest = path[len("/v1/profiles/") :]
+        kind, _, value = rest.partition("/")
+        if not kind or (_ and not value):
+            await self.app(scope, receive, send)  # no such route: the framework's 404
+            return
+        scope["route"] = BY_IDENTIFIER_ROUTE if value else BY_ID_ROUTE
+        status, body, extra = self._answer(scope, kind, value)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _answer(
+        self, scope: Scope, kind: str, value: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        if not self.answer.known(_bearer(scope)):
+            return 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")]
+        if value:
+            doc = self.view.raw_by_identifier(kind, _normalized(kind, value))
+            what = by_identifier(kind, value)
+        else:
+            doc, what = self.view.raw_by_id(kind), by_id(kind)
+        if doc is None:
+            return 404, orjson.dumps({"code": "not_found", "message": f"no {what}"}), []
+        return 200, doc, []
+
+
+def _bearer(scope: Scope) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (the scheme in any case), as HTTPBearer
+    reads it."""
+    for name, raw in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = raw.decode("latin-1").partition(" ")
+            return token if scheme.lower() == "bearer" and token else None
+    return None
 
 
 def _moment(at: str) -> int | None:
