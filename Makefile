@@ -101,6 +101,7 @@ bench: $(STAMP) $(NATIVE_STAMP) $(BENCH_STAMP) $(QUIX_STAMP)
 	$(BIN)/python -m bench.profiles
 	$(BIN)/python -m bench.deliveries
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.lookups
 
 clean:
 	rm -rf $(VENV) build *.egg-info

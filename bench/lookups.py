@@ -135,7 +135,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        sys.exit("bench.lookups needs wrk: apt-get install wrk")
+        print("bench.lookups needs wrk (apt-get install wrk): skipped", file=sys.stderr)
+        return
     with tempfile.TemporaryDirectory(prefix="wayline-lookups-") as tmp:
         folder = Path(tmp)
         process, url = start(folder)

@@ -103,7 +103,7 @@ def measure(
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run of median rate, with every round's rate and the median µs/event per worker."""
     ordered = sorted(runs, key=lambda r: r["events_per_cpu_s"])
-    middle = dict(ordered[len(ordered) // 2])
+    middle = dict(ordered[(len(ordered) - 1) // 2])  # the lower median of an even count
     middle["rounds_events_per_cpu_s"] = [r["events_per_cpu_s"] for r in runs]
     middle["us_per_event"] = {
         name: statistics.median(r["us_per_event"][name] for r in runs)
