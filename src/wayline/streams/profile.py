@@ -23,7 +23,7 @@ latest change.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,7 @@ class _Entry:
     changed: bool = False
     as_of: int = 0  # the moment of the latest change: the document's windows are as of it
     transitions: list[dict[str, Any]] = field(default_factory=list)  # this batch's, in order
+    last_transition_ms: int = 0
 
     def touch(self, now_ms: int) -> None:
         self.changed = True
@@ -338,8 +339,7 @@ class ProfileStep:
         elif ctx.timers.due_at(pid.encode(), WAKE) != outcome.next_due:
             ctx.timers.schedule(pid.encode(), outcome.next_due, WAKE)
         if outcome.transitions:
-            pending = self._entry(pid, ctx).transitions
-            pending += [self._transition(pid, t, cause) for t in outcome.transitions]
+            self._keep(self._entry(pid, ctx), pid, outcome.transitions, cause)
         outputs: list[Output] = []
         for fired in outcome.fired:
             doc = trigger_document(self.segments, self.triggers, fired, pid, state)
@@ -361,14 +361,19 @@ class ProfileStep:
             "transition": t.kind,
             "at": iso(t.at_ms),
             "cause": cause,
-            "at_ms": t.at_ms,
         }
+
+    def _keep(self, entry: _Entry, pid: str, transitions: Sequence[Transition], cause: str) -> None:
+        entry.transitions += [self._transition(pid, t, cause) for t in transitions]
+        entry.last_transition_ms = max(entry.last_transition_ms, *(t.at_ms for t in transitions))
 
     def _transitions(self, pid: str, entry: _Entry) -> Output:
         """A profile's transitions of the batch, in order, as one record."""
-        last = max(t.pop("at_ms") for t in entry.transitions)
         body = {"profile_id": pid, "transitions": entry.transitions}
-        return Output(self.topics.segments, pid.encode(), orjson.dumps(body), timestamp_ms=last)
+        value = orjson.dumps(body)
+        return Output(
+            self.topics.segments, pid.encode(), value, timestamp_ms=entry.last_transition_ms
+        )
 
     def _merge_away(self, pid: str, survivor: str, ctx: TaskContext, ts_ms: int) -> list[Output]:
         if self._forward_of(pid, ctx) is not None:  # a replayed merge record
@@ -379,10 +384,12 @@ class ProfileStep:
         entry.state, entry.changed = None, True
         self.merges_out += 1
         ctx.timers.cancel(pid.encode(), WAKE)
-        entry.transitions += [
-            self._transition(pid, Transition(name, version, "exit", ts_ms, False), "merged")
+        exits = [
+            Transition(name, version, "exit", ts_ms, False)
             for name, (version, _since) in sorted((state.get("segments") or {}).items())
         ]
+        if exits:
+            self._keep(entry, pid, exits, "merged")
         body = {
             "merged_id": pid,
             "profile_id": survivor,
