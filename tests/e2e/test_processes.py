@@ -3,6 +3,7 @@ without leaving a broker behind, even when killed with SIGKILL."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from wayline import native
 from wayline.schemas.topics import Topics
 from wayline.streams.admin import describe_topics
 from wayline.streams.broker import free_port
@@ -135,6 +137,18 @@ def test_sigkill_of_the_parent_takes_the_broker_down(tmp_path: Path) -> None:
         process.kill()
 
 
+def expected_core() -> str:
+    """What ``wayline up`` should say it runs: the compiled core where ``make native`` built it
+    from these very sources (``make test`` does), else the reference."""
+    try:
+        built = json.loads((native.native_dir() / native.MANIFEST).read_text("utf-8"))
+    except OSError:
+        return "pure-Python reference (not built"
+    if built.get("sources") != native.sources():
+        return "pure-Python reference (stale"
+    return f"compiled ({len(native.MODULES)} modules"
+
+
 def test_up_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     api_port = free_port()
     env = {
@@ -152,6 +166,8 @@ def test_up_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         said = " ".join(process.output().split())  # no config file here: said out loud
         assert "no sources in the config file" in said
         assert "no api_keys in the config file" in said
+        assert f"per-event core: {expected_core()}" in said  # which one runs, said once
+        assert said.count("per-event core:") == 1
         process.popen.send_signal(signal.SIGTERM)
         assert process.finish() == 0, process.output()
         assert gone_within(pid, 5)
