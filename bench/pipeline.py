@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -127,9 +127,9 @@ def child_pipeline(bootstrap: str, traffic: Path, rules: Path, prefix: str) -> d
         workers = [registry[name].create(context) for name in PIPELINE]
         clocks: dict[str, float] = {}
         cpu, wall = time.process_time(), time.monotonic()
-        threads = [_start(worker, clocks) for worker in workers]
+        threads = [start_worker(worker, clocks) for worker in workers]
         try:
-            _wait(lambda: _done(workers, events), 900)
+            wait_until(lambda: pipeline_done(workers, events), 900)
             cpu_s, wall_s = time.process_time() - cpu, time.monotonic() - wall
         finally:
             for worker in workers:
@@ -163,10 +163,15 @@ def _activate() -> str:
 
 
 def produce_traffic(kafka: Any, topic: str, traffic: Path) -> int:
+    lines = traffic.read_bytes().splitlines()
+    return produce_events(kafka, topic, (orjson.loads(line) for line in lines))
+
+
+def produce_events(kafka: Any, topic: str, events: Iterable[tuple[str, str, Any]]) -> int:
+    """Raw ``(source, channel, event)`` records as the collector writes them; how many."""
     producer = kafka.producer(**{"linger.ms": 20})
     sent = 0
-    for line in traffic.read_bytes().splitlines():
-        source, channel, event = orjson.loads(line)
+    for source, channel, event in events:
         headers = [("wayline.source", source.encode()), ("wayline.channel", channel.encode())]
         key = str(event.get("userId") or event.get("anonymousId") or event["messageId"]).encode()
         while True:
@@ -180,7 +185,7 @@ def produce_traffic(kafka: Any, topic: str, traffic: Path) -> int:
     return sent
 
 
-def _start(worker: Any, clocks: dict[str, float]) -> threading.Thread:
+def start_worker(worker: Any, clocks: dict[str, float]) -> threading.Thread:
     def run() -> None:
         start = time.thread_time()
         try:
@@ -193,7 +198,8 @@ def _start(worker: Any, clocks: dict[str, float]) -> threading.Thread:
     return thread
 
 
-def _done(workers: list[Any], sent: int) -> bool:
+def pipeline_done(workers: list[Any], sent: int) -> bool:
+    """Every event of ``sent`` validated, resolved and in a profile, every hand-off taken in."""
     validate, identity, profile = (w.stats() for w in workers)
     if validate.events_in < sent:
         return False
@@ -207,7 +213,7 @@ def _done(workers: list[Any], sent: int) -> bool:
     )
 
 
-def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:

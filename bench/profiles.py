@@ -17,14 +17,13 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench.pipeline import pipeline_done, produce_events, start_worker, wait_until
 from bench.runtime import cluster, measure_raw, save_results
 from wayline.config.workspace import DEMO_CONFIG
 from wayline.connectors.simulator import Simulator
@@ -40,8 +39,7 @@ from wayline.streams.clients import KafkaConfig
 from wayline.streams.memory import tune_garbage_collector
 from wayline.streams.registry import WorkerContext, default_registry, store_topics
 from wayline.streams.task import ClockMode
-from wayline.streams.validate import CHANNEL_HEADER, SOURCE_HEADER
-from wayline.streams.worker import Worker, WorkerOptions
+from wayline.streams.worker import WorkerOptions
 
 CHANNELS = {s.name: s.channel for s in DEMO_CONFIG.sources}
 
@@ -92,24 +90,6 @@ def measure_fold(events: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def produce_raw(kafka: KafkaConfig, topic: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-    producer = kafka.producer(**{"linger.ms": 20})
-    for source, event in events:
-        headers: list[tuple[str, str | bytes | None]] = [
-            (SOURCE_HEADER, source.encode()),
-            (CHANNEL_HEADER, CHANNELS[source].encode()),
-        ]
-        key = str(event.get("userId") or event.get("anonymousId") or event["messageId"]).encode()
-        while True:
-            try:
-                producer.produce(topic, orjson.dumps(event), key, headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    producer.flush(60)
-    producer.close()
-
-
 def measure_pipeline(
     kafka: KafkaConfig,
     events: list[tuple[str, dict[str, Any]]],
@@ -123,7 +103,7 @@ def measure_pipeline(
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=4)
     registry = default_registry()
     ensure_topics(kafka, topics.specs(store_topics(registry)))
-    produce_raw(kafka, topics.raw, events)
+    produce_events(kafka, topics.raw, ((s, CHANNELS[s], e) for s, e in events))
     raw = measure_raw(kafka, topics.raw, topics.partitions, len(events))
     with tempfile.TemporaryDirectory() as state:
         options = WorkerOptions(
@@ -142,14 +122,18 @@ def measure_pipeline(
         )
         workers = [registry[n].create(context) for n in ("validate", "identity", "profile")]
         cpu, wall = time.process_time(), time.monotonic()
-        with ExitStack() as stack:
-            for worker in workers:
-                stack.enter_context(_running(worker))
-            _wait(lambda: _done(workers, len(events)), 600)
+        threads = [start_worker(worker, {}) for worker in workers]
+        try:
+            wait_until(lambda: pipeline_done(workers, len(events)), 600)
             result: dict[str, Any] = {
                 "cpu_s": time.process_time() - cpu,
                 "wall_s": time.monotonic() - wall,
             }
+        finally:
+            for worker in workers:
+                worker.stop()
+            for thread in threads:
+                thread.join(60)
         validate, identity, profile = (w.stats() for w in workers)
     result |= {
         "events": len(events),
@@ -159,45 +143,6 @@ def measure_pipeline(
         "identity_steps": identity.steps,
     }
     return {"pipeline": result, "raw": raw}
-
-
-def _done(workers: list[Worker], sent: int) -> bool:
-    validate, identity, profile = (w.stats() for w in workers)
-    if validate.events_in < sent:
-        return False
-    steps, ids = profile.steps, identity.steps
-    applied = steps.get("events_applied", 0) + steps.get("duplicates_ignored", 0)
-    return (
-        identity.events_in >= validate.events_out
-        and ids.get("held_for_order", 0) == ids.get("released_in_order", 0)
-        and applied >= ids.get("events_resolved", 0) > 0
-        and steps.get("handoffs_absorbed", 0) >= ids.get("merges", 0)
-    )
-
-
-def _running(worker: Worker) -> Any:
-    from contextlib import contextmanager
-    from threading import Thread
-
-    @contextmanager
-    def run() -> Any:
-        thread = Thread(target=worker.run, daemon=True)
-        thread.start()
-        try:
-            yield worker
-        finally:
-            worker.stop()
-            thread.join(60)
-
-    return run()
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the pipeline did not finish")
-        time.sleep(0.05)
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ At = Annotated[
 ]
 
 
+UNAUTHORIZED = {"code": "unauthorized", "message": "send Authorization: Bearer <api key>"}
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
 
@@ -73,9 +74,7 @@ class Answer:
     ) -> Any:
         if not self.authorized(credentials):
             return JSONResponse(
-                {"code": "unauthorized", "message": "send Authorization: Bearer <api key>"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
+                UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
         moment = None
         if at is not None:
@@ -84,7 +83,7 @@ class Answer:
                 message = f"at: {at!r} is not 'now' or an ISO time"
                 return JSONResponse({"code": "invalid_at", "message": message}, status_code=400)
         if doc is None:
-            return JSONResponse({"code": "not_found", "message": f"no {what}"}, status_code=404)
+            return JSONResponse(not_found(what), status_code=404)
         if isinstance(doc, bytes):  # the document as the topic has it: answered as is
             if moment is None:
                 return Response(doc, media_type="application/json")
@@ -122,6 +121,10 @@ def mount_profiles(app: FastAPI, config: WaylineConfig, view: ProfileView) -> No
         return answer(credentials, doc, by_identifier(identifier_type, value), at)
 
 
+def not_found(what: str) -> dict[str, str]:
+    return {"code": "not_found", "message": f"no {what}"}
+
+
 def by_id(profile_id: str) -> str:
     return f"profile with id {profile_id!r}"
 
@@ -130,9 +133,6 @@ def by_identifier(kind: str, value: str) -> str:
     return f"profile for {kind} {value!r}"
 
 
-UNAUTHORIZED = orjson.dumps(
-    {"code": "unauthorized", "message": "send Authorization: Bearer <api key>"}
-)
 BY_ID_ROUTE = SimpleNamespace(path="/v1/profiles/{profile_id}")
 BY_IDENTIFIER_ROUTE = SimpleNamespace(path="/v1/profiles/{identifier_type}/{value:path}")
 
@@ -177,14 +177,14 @@ class ProfileLookups:
         self, scope: Scope, kind: str, value: str
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         if not self.answer.known(_bearer(scope)):
-            return 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")]
+            return 401, orjson.dumps(UNAUTHORIZED), [(b"www-authenticate", b"Bearer")]
         if value:
             doc = self.view.raw_by_identifier(kind, _normalized(kind, value))
             what = by_identifier(kind, value)
         else:
             doc, what = self.view.raw_by_id(kind), by_id(kind)
         if doc is None:
-            return 404, orjson.dumps({"code": "not_found", "message": f"no {what}"}), []
+            return 404, orjson.dumps(not_found(what)), []
         return 200, doc, []
 
 

@@ -38,8 +38,9 @@ class Dedupe:
             self.duplicates += 1
             return False
         hour = at_ms // HOUR_MS
-        seen.add_to_group(_group(hour), key, _MS.pack(at_ms))
-        bucket = b"dedupe-hour:" + _MS.pack(hour)
+        packed_hour = _MS.pack(hour)
+        seen.add_to_group(b"dedupe:" + packed_hour, key, _MS.pack(at_ms))
+        bucket = b"dedupe-hour:" + packed_hour
         if ctx.timers.due_at(bucket, EXPIRY_TAG) is None:
             ctx.timers.schedule(bucket, (hour + 1) * HOUR_MS + self.window_ms, EXPIRY_TAG)
         return True
@@ -50,13 +51,9 @@ class Dedupe:
             return False
         hour = timer.key.removeprefix(b"dedupe-hour:")
         seen = ctx.store(self.store)
-        self.expired += seen.drop_groups(_group(_MS.unpack(hour)[0]))
+        self.expired += seen.drop_groups(b"dedupe:" + hour)
         self.expired += _forget(seen, b"h" + hour)  # ids indexed one by one (older stores)
         return True
-
-
-def _group(hour: int) -> bytes:
-    return b"dedupe:" + _MS.pack(hour)
 
 
 def _forget(seen: StoreView, prefix: bytes) -> int:
