@@ -72,12 +72,17 @@ def baseline_tree(ref: str) -> Iterator[Path]:
 
 
 def run_child(
-    python: Path, path: Path, args: list[str], extra: dict[str, str] | None = None
+    python: Path,
+    path: Path,
+    args: list[str],
+    extra: dict[str, str] | None = None,
+    module: str = "bench.pipeline",
 ) -> dict[str, Any]:
+    """``python -m module args`` on the package at ``path``; its last line, as JSON."""
     env = os.environ | {"PYTHONPATH": f"{path}{os.pathsep}{ROOT}", "PYTHONHASHSEED": "0"}
     env |= extra or {}
     done = subprocess.run(
-        [str(python), "-m", "bench.pipeline", *args],
+        [str(python), "-m", module, *args],
         env=env,
         cwd=tempfile.gettempdir(),  # nothing of this checkout shadows the tree's package
         capture_output=True,

@@ -15,15 +15,18 @@ how profiles were merged:
 - orders by order id; categories; recently viewed products by their latest view;
 - cart: the cart events after the newest order (an order empties the cart).
 
-``seen`` is bounded (``SEEN_LIMIT`` newest message ids); duplicates older than that are caught by
-the validate worker's 24 h dedupe. Reading the state (computed traits, RFM, lifecycle) is in
-``wayline.profiles.view``.
+``seen`` is bounded: past ``SEEN_LIMIT + SEEN_SLACK`` message ids it keeps the ``SEEN_LIMIT``
+newest (by event time, then id); duplicates older than that are caught by the validate worker's
+24 h dedupe. The fold reads and writes ``seen`` only as a mutable mapping (membership, one entry
+in, oldest entries out, all entries at a merge), so the profile worker keeps it beside the state
+rather than inside it (``wayline.streams.seenlog``) and a long history costs an event nothing.
+Reading the state (computed traits, RFM, lifecycle) is in ``wayline.profiles.view``.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +34,9 @@ State = dict[str, Any]
 DAY_MS = 86_400_000
 BUCKET_DAYS = 91
 SEEN_LIMIT = 5000
+SEEN_SLACK = 500  # trimmed in steps, so the oldest ids are looked for once per 500 events
 VIEWED_LIMIT = 20
+BROWSE_LIMIT = 50  # products with views since their last cart add, the most recently viewed
 CART_LIMIT = 100  # the newest cart events kept (an abandoned cart does not grow forever)
 TYPE_NAMES = {
     "page": "Page Viewed",
@@ -113,9 +118,10 @@ def apply_event(state: State, event: Mapping[str, Any], linked: list[tuple[str, 
     cats = _categories(name, props) if name in CATEGORY_EVENTS else []
     day = ts // DAY_MS
     _count(state, name, day, 1, cats)
-    state["seen"][msgid] = [name, day, cats, ts]
-    if len(state["seen"]) > SEEN_LIMIT:
-        _trim_seen(state)
+    seen = state["seen"]
+    seen[msgid] = [name, day, cats, ts]
+    if len(seen) > SEEN_LIMIT + SEEN_SLACK:
+        _trim_seen(seen)
     sources = _trait_sources(event, context)
     if sources:
         _traits(state, sources, stamp)
@@ -147,11 +153,12 @@ def merge(a: State, b: State) -> State:
         for product, cell in src["viewed"].items():
             _view(out, product, cell[0], cell[1])
         out["merged_from"] = sorted({*out["merged_from"], *src["merged_from"]})
-    for msgid in a["seen"].keys() & b["seen"].keys():  # counted by both: take it back once
-        name, day, cats, _ts = a["seen"][msgid]
+    seen_a, seen_b = dict(a["seen"].items()), dict(b["seen"].items())
+    for msgid in seen_a.keys() & seen_b.keys():  # counted by both: take it back once
+        name, day, cats, _ts = seen_a[msgid]
         _count(out, name, day, -1, cats)
-    out["seen"] = {**a["seen"], **b["seen"]}
-    _trim_seen(out)
+    out["seen"] = seen_a | seen_b
+    _trim_seen(out["seen"])
     out["conds"] = _merge_conds(a.get("conds") or {}, b.get("conds") or {})
     for src in (a, b):  # memberships are re-evaluated after a merge; start from both sides
         for name, (version, since) in (src.get("segments") or {}).items():
@@ -164,6 +171,7 @@ def merge(a: State, b: State) -> State:
         for product, (count, last) in (src.get("browse") or {}).items():
             known = out["browse"].get(product, [0, last])
             out["browse"][product] = [known[0] + count, max(known[1], last)]
+    trim_browse(out["browse"])
     cart = {e[1]: e for e in (*a["cart"], *b["cart"])}
     out["cart"] = sorted(cart.values())[-CART_LIMIT:]
     _cleared_at(out, a["cart_cleared_at"])
@@ -271,11 +279,20 @@ def _trim_days(state: State) -> None:
             del counts["d"][key]
 
 
-def _trim_seen(state: State) -> None:
-    seen = state["seen"]
-    if len(seen) > SEEN_LIMIT:
-        keep = sorted(seen.items(), key=lambda kv: (kv[1][3], kv[0]))[-SEEN_LIMIT:]
-        state["seen"] = dict(keep)
+def _trim_seen(seen: MutableMapping[str, list[Any]]) -> None:
+    """Past the slack, keep the ``SEEN_LIMIT`` newest message ids (by event time, then id)."""
+    if len(seen) > SEEN_LIMIT + SEEN_SLACK:
+        by_age = sorted(seen.items(), key=lambda kv: (kv[1][3], kv[0]))
+        for msgid, _entry in by_age[: len(by_age) - SEEN_LIMIT]:
+            del seen[msgid]
+
+
+def trim_browse(browse: dict[str, list[int]]) -> None:
+    """Past ``BROWSE_LIMIT`` (and a slack of a tenth), keep the most recently viewed products."""
+    if len(browse) > BROWSE_LIMIT + BROWSE_LIMIT // 10:
+        newest = sorted(browse.items(), key=lambda kv: (kv[1][1], kv[0]))[-BROWSE_LIMIT:]
+        browse.clear()
+        browse.update(newest)
 
 
 def _newer(stamp: list[Any], cell: list[Any] | None) -> bool:

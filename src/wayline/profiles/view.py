@@ -49,12 +49,16 @@ def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
     today = now_ms // DAY_MS
     out: dict[str, dict[str, int]] = {}
     for name, entry in sorted(state["counts"].items()):
-        days = {int(d): n for d, n in entry["d"].items() if 0 <= today - int(d) < WINDOWS[-1]}
-        if days and entry["n"] > 0:
-            out[name] = {_day(d): n for d, n in sorted(days.items())}
+        if entry["n"] <= 0:
+            continue
+        days = sorted((int(d), n) for d, n in entry["d"].items())
+        row = {_day(d): n for d, n in days if 0 <= today - d < WINDOWS[-1]}
+        if row:
+            out[name] = row
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _day(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
 
@@ -97,8 +101,9 @@ def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
         if entry["n"] <= 0:
             continue
         row = {"all_time": entry["n"]}
+        ages = [(today - int(d), n) for d, n in entry["d"].items()]
         for days in WINDOWS:
-            row[f"{days}d"] = sum(n for d, n in entry["d"].items() if today - int(d) < days)
+            row[f"{days}d"] = sum(n for age, n in ages if age < days)
         out[name] = row
     return out
 

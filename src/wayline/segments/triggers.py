@@ -11,11 +11,12 @@ them, so a re-sent event, a crash or a replay never fires twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from wayline.profiles.state import trim_browse
 from wayline.profiles.view import cart, iso, orders_summary
 from wayline.segments.membership import Transition
 from wayline.segments.rules import duration_ms
@@ -176,7 +177,7 @@ def trigger_id(trigger: str, version: int, profile_id: str, occasion: str) -> st
 
 
 def _first_time(state: dict[str, Any], fired: Fired) -> bool:
-    done: dict[str, int] = state.setdefault("fired", {})
+    done: MutableMapping[str, int] = state.setdefault("fired", {})  # kept beside, live
     key = f"{fired.trigger}:{fired.occasion}"
     if key in done:
         return False
@@ -240,6 +241,7 @@ def track_browse(state: dict[str, Any], name: str, props: Mapping[str, Any], ts:
     if name == "Product Viewed":
         count, last = views.get(key, [0, 0])
         views[key] = [count + 1, max(last, ts)]
+        trim_browse(views)
     elif name == "Product Added":
         views.pop(key, None)
 

@@ -23,7 +23,8 @@ records of every event, so such keys are written as *group* records: one key per
 group (``GROUP_PREFIX + group + seq``) whose value packs the batch's ``(key, value)`` pairs. The
 members are local keys (in RocksDB, not on the changelog); restore expands a committed group
 into its members, and dropping a group drops each member that still holds the group's value
-(a key written again later belongs to the later group).
+(a key written again later belongs to the later group). A group record may be rewritten with
+fewer members (some were forgotten): restore drops the members it no longer lists.
 """
 
 from __future__ import annotations
@@ -150,16 +151,19 @@ def group_members(
     values: Mapping[bytes, bytes | None], current: Callable[[bytes], bytes | None]
 ) -> dict[bytes, bytes | None]:
     """The member writes that restoring ``values`` implies, given the local store's current
-    values (``current``, read before ``values`` are applied): a dropped group drops its members
-    that still hold its values, then every restored group (in key order: later ones win) puts
-    its members."""
+    values (``current``, read before ``values`` are applied): a dropped or rewritten group drops
+    the members it no longer lists that still hold its values, then every restored group (in
+    key order: later ones win) puts its members."""
     out: dict[bytes, bytes | None] = {}
     groups = sorted(k for k in values if k.startswith(GROUP_PREFIX))
     for key in groups:
-        if values[key] is None and (old := current(key)) is not None:
-            for member, value in unpack_pairs(old):
-                if current(member) == value:
-                    out[member] = None
+        old, new = current(key), values[key]
+        if old is None or old == new:
+            continue
+        listed = {member for member, _value in unpack_pairs(new)} if new is not None else set()
+        for member, value in unpack_pairs(old):
+            if member not in listed and current(member) == value:
+                out[member] = None
     for key in groups:
         packed = values[key]
         if packed is not None:

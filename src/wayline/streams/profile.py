@@ -48,6 +48,7 @@ from wayline.segments.triggers import TriggerConfig
 from wayline.streams.definitions import Rules
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.identity import EVENT, HANDOFF, KIND_HEADER, MERGE
+from wayline.streams.keyedlog import PARTS, KeyedLog
 from wayline.streams.order import TICK
 from wayline.streams.parking import Item, Parked, Parking
 from wayline.streams.task import TaskContext
@@ -56,16 +57,19 @@ from wayline.streams.timers import Timer
 PROFILES, FORWARDS = "profiles", "forwards"
 DEFINITIONS_KEY = b"~definitions"  # in the profiles store: the definitions last evaluated under
 WAKE = "profile-due"  # the one timer per profile: its next segment or trigger due time
+FORMAT = 2  # of a stored profile record; 1 (no "f"): every part inside the state
 
 
 @dataclass
 class _Entry:
     version: int
     state: State | None  # None: merged away in this batch
+    kept: dict[str, KeyedLog]  # the parts kept beside the state (``streams.keyedlog``)
     changed: bool = False
     as_of: int = 0  # the moment of the latest change: the document's windows are as of it
     transitions: list[dict[str, Any]] = field(default_factory=list)  # this batch's, in order
     last_transition_ms: int = 0
+    rewrite: bool = False  # stored in an older format: written back in this one
 
     def touch(self, now_ms: int) -> None:
         self.changed = True
@@ -268,14 +272,16 @@ class ProfileStep:
         for pid, entry in entries.items():
             if entry.transitions:
                 outputs.append(self._transitions(pid, entry))
-            if not entry.changed:
+            if not entry.changed and not entry.rewrite:
                 continue
             if entry.state is None:
                 store.delete(pid.encode())
                 outputs.append(Output(self.topics.profiles, pid.encode(), None))
                 continue
-            record = {"v": entry.version, "s": entry.state, "t": entry.as_of}
-            store.put(pid.encode(), orjson.dumps(record))
+            record = encode_record(entry.version, entry.state, entry.as_of, entry.kept)
+            store.put(pid.encode(), record)
+            if not entry.changed:
+                continue
             doc = snapshot(pid, entry.state, entry.as_of, entry.version)
             outputs.append(Output(self.topics.profiles, pid.encode(), orjson.dumps(doc)))
         return outputs
@@ -301,12 +307,13 @@ class ProfileStep:
         entries = self._batch.setdefault(ctx.partition, {})
         entry = entries.get(pid)
         if entry is None:
-            raw = ctx.store(PROFILES).get(pid.encode())
+            view = ctx.store(PROFILES)
+            raw = view.get(pid.encode())
+            kept = {part: KeyedLog(view, part, pid) for part in PARTS}
             if raw is None:
-                entry = _Entry(0, empty_state())
+                entry = _Entry(0, empty_state() | kept, kept)
             else:
-                stored = orjson.loads(raw)
-                entry = _Entry(int(stored["v"]), stored["s"], as_of=int(stored.get("t", 0)))
+                entry = decode_record(raw, kept)
             entries[pid] = entry
         return entry
 
@@ -380,6 +387,9 @@ class ProfileStep:
             return []
         entry = self._entry(pid, ctx)
         state = entry.state if entry.state is not None else empty_state()
+        state = state | {part: dict(state[part].items()) for part in PARTS}  # in the hand-off
+        for log in entry.kept.values():
+            log.drop()
         ctx.store(FORWARDS).put(pid.encode(), survivor.encode())
         entry.state, entry.changed = None, True
         self.merges_out += 1
@@ -423,3 +433,31 @@ class ProfileStep:
         entry.touch(now_ms)
         outcome = after_merge(self.segments, self.triggers, entry.state, own, now_ms)
         return self._emit(pid, entry.state, outcome, f"merged {loser}", ctx)
+
+
+def encode_record(version: int, state: State, as_of: int, kept: dict[str, KeyedLog]) -> bytes:
+    """A profile's stored record: the state without the parts kept beside it (each part holds
+    its number of entries there); a merged state's parts replace the stored ones."""
+    blob = dict(state)
+    for part, log in kept.items():
+        value = state[part]
+        if value is not log:
+            log.replace(dict(value.items()))
+            state[part] = log
+        log.flush()
+        blob[part] = len(log)
+    return orjson.dumps({"f": FORMAT, "v": version, "s": blob, "t": as_of})
+
+
+def decode_record(raw: bytes, kept: dict[str, KeyedLog]) -> _Entry:
+    """A stored profile record of this format or an older one (rewritten at the batch's end)."""
+    stored = orjson.loads(raw)
+    state: State = stored["s"]
+    older = int(stored.get("f", 1)) < FORMAT
+    for part, log in kept.items():
+        if older:  # format 1: the parts inside the state
+            log.replace(state.get(part) or {})
+        else:
+            log.count = int(state[part])
+        state[part] = log
+    return _Entry(int(stored["v"]), state, kept, as_of=int(stored.get("t", 0)), rewrite=older)

@@ -1,0 +1,207 @@
+"""How the profile worker stores a profile: the counted message ids beside the state (one group
+record per profile and batch), the trim and merges held to the reference fold, restore from the
+changelog, and profiles written by the previous format read after the upgrade."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from wayline.profiles.book import absorb
+from wayline.profiles.state import SEEN_LIMIT, SEEN_SLACK, State, apply_event, empty_state
+from wayline.profiles.view import snapshot
+from wayline.schemas.normalize import Origin, normalize_event
+from wayline.schemas.topics import Topics
+from wayline.segments.compiler import SegmentDef, compile_segments
+from wayline.segments.triggers import TriggerConfig
+from wayline.streams.changelog import DATA_PREFIX, fold_changelog, group_members
+from wayline.streams.envelope import Envelope, Output
+from wayline.streams.identity import KIND_HEADER, MERGE
+from wayline.streams.keyedlog import KeyedLog
+from wayline.streams.profile import FORMAT, ProfileStep
+from wayline.streams.store import MemoryStore
+from wayline.streams.task import StoreView, Task, TaskContext
+
+FIXTURE = Path(__file__).parent / "data" / "profiles-format1.json"
+STORES = ("profiles", "forwards", "parked", "timers")
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@dataclass
+class Worker:
+    """The profile step in a task on in-memory stores, driven as the worker drives it."""
+
+    step: ProfileStep
+    task: Task = field(
+        default_factory=lambda: Task(
+            0,
+            {n: StoreView(n, MemoryStore()) for n in STORES},
+            {n: f"log.{n}" for n in STORES},
+            clock="replay",
+        )
+    )
+    changelog: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    offset: int = 0
+
+    def feed(self, key: str, body: dict[str, Any], kind: bytes | None = None) -> list[Output]:
+        ts = body.get("timestamp")
+        if ts is not None:
+            self.task.advance(int(datetime.fromisoformat(ts).timestamp() * 1000))
+        headers = ((KIND_HEADER, kind),) if kind else ()
+        self.offset += 1
+        value, now = orjson.dumps(body), self.task.stream_time_ms
+        message = Envelope("resolved", 0, self.offset, key.encode(), value, now, headers)
+        return self.step.process(message, TaskContext(self.task, 0))
+
+    def commit(self) -> None:
+        self.step.end_batch(TaskContext(self.task, 0))
+        commit = self.task.prepare_commit()
+        for out in [*commit.records, commit.marker]:
+            if out.topic == "log.profiles" and out.key is not None:
+                self.changelog.append((out.key, out.value))
+        self.task.finish_commit(commit, {})
+
+    def run(self, events: list[dict[str, Any]], batch: int = 25) -> None:
+        for at in range(0, len(events), batch):
+            for event in events[at : at + batch]:
+                self.feed(str(event["profile_id"]), event)
+            self.commit()
+
+    def merge(self, loser: str, survivor: str) -> None:
+        """The identity worker's merge record, then the hand-off it causes."""
+        outputs = self.feed(loser, {"profile_id": survivor, "merged_id": loser}, MERGE)
+        self.commit()
+        for out in outputs:
+            assert out.key is not None
+            assert out.value is not None
+            self.feed(out.key.decode(), orjson.loads(out.value), dict(out.headers)[KIND_HEADER])
+        self.commit()
+
+    def stored(self, pid: str) -> tuple[State, dict[str, list[Any]]]:
+        """The profile's stored state and its message ids, as the next batch reads them."""
+        view = self.task.views["profiles"]
+        raw = view.get(pid.encode())
+        assert raw is not None
+        record = orjson.loads(raw)
+        assert record["f"] == FORMAT
+        state = record["s"]
+        for part in ("seen", "fired"):
+            state[part + "_entries"] = dict(KeyedLog(view, part, pid).scan())
+            assert len(state[part + "_entries"]) == state[part]
+        return state, state["seen_entries"]
+
+
+def event(pid: str, n: int, at: datetime, name: str = "Product Viewed") -> dict[str, Any]:
+    raw = {
+        "type": "track",
+        "event": name,
+        "userId": pid,
+        "messageId": f"{pid}-{n}",
+        "timestamp": at.isoformat(),
+        "properties": {"product_id": f"sku{n % 7}", "category": "shoes", "revenue": 10.0},
+    }
+    canonical = normalize_event(raw, Origin(at + timedelta(milliseconds=5), "t", "web", "web"))
+    return canonical | {"profile_id": pid, "linked": [["user_id", pid]]}
+
+
+def reference(events: list[dict[str, Any]], merges: dict[int, tuple[str, str]]) -> dict[str, State]:
+    """The fold over plain dicts (the dry run's states); ``merges[i]`` happens before event i."""
+    states: dict[str, State] = {}
+    for i, e in enumerate([*events, {}]):
+        if i in merges:
+            loser, survivor = merges[i]
+            states[survivor] = absorb(states.get(survivor), states.pop(loser), loser)
+        if e:
+            state = states.setdefault(str(e["profile_id"]), empty_state())
+            apply_event(state, e, [("user_id", str(e["profile_id"]))])
+    return states
+
+
+def held_like_reference(worker: Worker, pid: str, expected: State) -> None:
+    state, seen = worker.stored(pid)
+    assert seen == expected["seen"]
+    for part in ("counts", "orders", "cats", "cart", "traits", "merged_from", "ids", "viewed"):
+        assert state[part] == expected[part], part
+    as_of = int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    assert snapshot(pid, state, as_of, 1) == snapshot(pid, expected, as_of, 1)
+
+
+def test_a_long_history_trims_and_merges_exactly_like_the_reference() -> None:
+    """Past the limit and its slack the oldest ids go (a trimmed id counts again, as in the
+    reference); a recent duplicate counts nothing; a merge takes back what both counted once."""
+    total = SEEN_LIMIT + SEEN_SLACK + 300
+    loyal = [event("p_loyal", n, START + timedelta(minutes=n)) for n in range(total)]
+    other = [event("p_other", n, START + timedelta(minutes=n, seconds=30)) for n in range(40)]
+    shared = [dict(e, profile_id="p_other") for e in loyal[-5:]]  # counted by both profiles
+    repeats = [loyal[-1], loyal[3]]  # a recent duplicate, and an id the trim forgot
+    events = loyal + other + shared + repeats
+    worker = Worker(ProfileStep(Topics()))
+    worker.run(events, batch=250)
+    worker.merge("p_other", "p_loyal")
+    expected = reference(events, {len(events): ("p_other", "p_loyal")})["p_loyal"]
+    held_like_reference(worker, "p_loyal", expected)
+    state, seen = worker.stored("p_loyal")
+    assert len(seen) <= SEEN_LIMIT + SEEN_SLACK
+    assert state["counts"]["Product Viewed"]["n"] == total + 40 + 1  # loyal[3] counted twice
+    assert worker.task.views["profiles"].get(b"p_other") is None
+    assert not list(worker.task.views["profiles"].items(b"\x01gseen:p_other\x00"))
+
+
+def test_restore_from_the_changelog_brings_back_exactly_the_kept_ids() -> None:
+    """Trims rewrite group records and a merge drops the loser's: a store restored from the
+    changelog (compacted to the latest record per key) equals the worker's store."""
+    events = [event("p_a", n, START + timedelta(minutes=n)) for n in range(SEEN_LIMIT + 800)]
+    events += [event("p_b", n, START + timedelta(minutes=n)) for n in range(30)]
+    worker = Worker(ProfileStep(Topics()))
+    worker.run(events[:SEEN_LIMIT], batch=400)
+    checkpoint, local = len(worker.changelog), dict(worker.task.views["profiles"].store.items())
+    worker.run(events[SEEN_LIMIT:], batch=400)  # the trims come after the checkpoint
+    worker.merge("p_b", "p_a")
+    live = dict(worker.task.views["profiles"].store.items())
+    from_scratch = MemoryStore()
+    continued = MemoryStore()  # a local store at the checkpoint, reading the log from there
+    continued.write_batch(local)
+    for store, log in (
+        (from_scratch, worker.changelog),
+        (continued, worker.changelog[checkpoint:]),
+    ):
+        values = fold_changelog(log).values
+        store.write_batch(group_members(values, store.get) | values)
+        assert dict(store.items()) == live
+    ids = [k for k, _ in worker.changelog if k.startswith(DATA_PREFIX + b"\x02")]
+    assert not ids, "message ids reach the changelog only inside group records"
+
+
+def test_profiles_written_by_the_previous_format_are_read_after_the_upgrade() -> None:
+    """Records written by the code before this format (the ids inside the state; fixture made
+    by that code) are read, continue exactly as if written by this one, and are rewritten."""
+    fixture = json.loads(FIXTURE.read_text())
+    segments = compile_segments([SegmentDef(s["name"], s["rule"]) for s in fixture["segments"]])
+    triggers = TriggerConfig.from_mapping(fixture["triggers"])
+    old_events: list[dict[str, Any]] = fixture["events"]
+    later = START + timedelta(days=40)
+    new_events = [event(pid, 1000 + n, later + timedelta(hours=n)) for pid in ("p_anna", "p_ben")
+                  for n in range(12)]  # fmt: skip
+    new_events += [e for e in old_events if e["profile_id"] == "p_anna"][-3:]  # replays
+    upgraded = Worker(ProfileStep(Topics(), segments, triggers))
+    upgraded.task.views["profiles"].store.write_batch(
+        {k.encode("latin1"): v.encode() for k, v in fixture["profiles_store"].items()}
+    )
+    upgraded.task.views["forwards"].store.write_batch({b"p_cleo": b"p_ben"})
+    upgraded.run(new_events)
+    fresh = Worker(ProfileStep(Topics(), segments, triggers))
+    fresh.run(old_events, batch=20)
+    fresh.merge("p_cleo", "p_ben")
+    fresh.run(new_events)
+    for pid in ("p_anna", "p_ben"):
+        state, seen = upgraded.stored(pid)
+        assert (state, seen) == fresh.stored(pid)
+        folded_in = {pid, "p_cleo"} if pid == "p_ben" else {pid}
+        ids = {str(e["messageId"]) for e in old_events + new_events if e["profile_id"] in folded_in}
+        assert set(seen) == ids
+        assert sum(c["n"] for c in state["counts"].values()) == len(ids)
