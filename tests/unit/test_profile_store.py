@@ -5,13 +5,17 @@ changelog, and profiles written by the previous format read after the upgrade.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from wayline import native
 from wayline.profiles.book import absorb
 from wayline.profiles.state import SEEN_LIMIT, SEEN_SLACK, State, apply_event, empty_state
 from wayline.profiles.view import snapshot
@@ -205,3 +209,21 @@ def test_profiles_written_by_the_previous_format_are_read_after_the_upgrade() ->
         ids = {str(e["messageId"]) for e in old_events + new_events if e["profile_id"] in folded_in}
         assert set(seen) == ids
         assert sum(c["n"] for c in state["counts"].values()) == len(ids)
+
+
+def test_the_compiled_core_stores_profiles_alike() -> None:
+    """The tests above, in a process of their own on the compiled core (``make native``)."""
+    if native.activate() != "native" and "not built" in native.mode():
+        pytest.skip(f"the compiled core is not built here ({native.mode()})")
+    script = (
+        "import sys; from wayline import native; mode = native.activate(True); "
+        "print('core:', mode, flush=True); import pytest; "
+        "sys.exit(pytest.main([sys.argv[1], '-q', '-p', 'no:cacheprovider', '-k', 'not compiled'])"
+        " if mode == 'native' else 3)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, __file__], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "core: native" in done.stdout
+    assert "3 passed" in done.stdout
