@@ -150,10 +150,13 @@ def measure(past: int, profiles: int, rounds: int, seed: int) -> dict[str, Any]:
 CONTENDERS = (("current", None, "1"), ("reference", None, "0"), ("baseline", "ref", "0"))
 
 
-def child(args: argparse.Namespace) -> None:
-    from bench.pipeline import _activate
-
-    core = _activate()
+def child(core: str) -> None:
+    """One contender (``bench.historychild`` chose its core): its levels as one JSON line."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--past", default="10,100,1000")
+    parser.add_argument("--profiles", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
     levels = [measure(int(p), args.profiles, args.rounds, 5) for p in args.past.split(",")]
     print(json.dumps({"core": core, "levels": levels}))
 
@@ -164,12 +167,8 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5, help="timed batches")
     parser.add_argument("--baseline", default=BASELINE)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.child:
-        child(args)
-        return
     results: dict[str, Any] = {"baseline": args.baseline, "contenders": {}}
     own = ["--past", args.past, "--profiles", str(args.profiles), "--rounds", str(args.rounds)]
     src = ROOT / "src"
@@ -178,9 +177,9 @@ def main() -> None:
             found = run_child(
                 Path(sys.executable),
                 path,
-                ["--child", *own],
+                own,
                 {"WAYLINE_NATIVE": native},
-                module="bench.history",
+                module="bench.historychild",
             )
         base = found["levels"][0]["us_per_event"]
         for level in found["levels"]:
