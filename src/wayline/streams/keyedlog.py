@@ -47,6 +47,7 @@ class KeyedLog(MutableMapping[str, Any]):
         self._prefix = ENTRY_KEY + name
         self._group = name
         self._removed: set[bytes] = set()  # removed in this batch, group records not yet
+        self._absent: set[bytes] = set()  # read and not found in this batch (one read per key)
 
     def __getitem__(self, key: str) -> Any:
         raw = self._raw(self._prefix + key.encode())
@@ -66,6 +67,7 @@ class KeyedLog(MutableMapping[str, Any]):
                 self.count -= 1
                 self.flush()
         self.view.add_to_group(self._group, member, orjson.dumps(value))
+        self._absent.discard(member)
         self.count += 1
 
     def __delitem__(self, key: str) -> None:
@@ -134,7 +136,12 @@ class KeyedLog(MutableMapping[str, Any]):
         self.count = 0
 
     def _raw(self, member: bytes) -> bytes | None:
-        return None if member in self._removed else self.view.get(member)
+        if member in self._removed or member in self._absent:
+            return None
+        raw = self.view.get(member)
+        if raw is None:
+            self._absent.add(member)
+        return raw
 
 
 _ABSENT = object()
