@@ -27,7 +27,7 @@ from wayline.streams.changelog import DATA_PREFIX, fold_changelog, group_members
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.identity import KIND_HEADER, MERGE
 from wayline.streams.keyedlog import KeyedLog
-from wayline.streams.profile import FORMAT, ProfileStep
+from wayline.streams.profile import FORMAT, SPILL, ProfileStep
 from wayline.streams.store import MemoryStore
 from wayline.streams.task import StoreView, Task, TaskContext
 
@@ -95,8 +95,14 @@ class Worker:
         assert record["f"] == FORMAT
         state = record["s"]
         for part in ("seen", "fired"):
-            state[part + "_entries"] = dict(KeyedLog(view, part, pid).scan())
-            assert len(state[part + "_entries"]) == state[part]
+            if isinstance(state[part], int):  # kept beside the state
+                state[part + "_entries"] = dict(KeyedLog(view, part, pid).scan())
+                assert len(state[part + "_entries"]) == state[part]
+                assert state[part] > SPILL
+            else:
+                state[part + "_entries"] = state[part]
+                assert len(state[part]) <= SPILL
+                assert not dict(KeyedLog(view, part, pid).scan())
         return state, state["seen_entries"]
 
 

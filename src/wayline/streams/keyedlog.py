@@ -3,8 +3,8 @@
 The fold remembers every message id it counted (``seen``: duplicates are ignored, a merge takes
 back what both profiles counted) and the triggers every occasion they fired for (``fired``:
 each fires once). Inside the state blob those maps are most of a loyal customer's bytes, read,
-written and changelogged again with each of their events. Here each entry is one local key of
-the profiles store (``ENTRY_KEY + part + ":" + profile + 0 + key`` → the JSON value) and the
+written and changelogged again with each of their events. Past a few dozen entries
+(``streams.profile.SPILL``) a part moves here: each entry is one local key of the profiles store (``ENTRY_KEY + part + ":" + profile + 0 + key`` → the JSON value) and the
 changelog gets one *group* record per part, profile and batch with that batch's entries
 (``streams.changelog``): an event costs a point read and a member, whatever the history.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from wayline.streams.changelog import GROUP_PREFIX, pack_pairs, unpack_pairs
+from wayline.streams.changelog import pack_pairs, unpack_pairs
 from wayline.streams.task import StoreView
 
 ENTRY_KEY = b"\x02"
@@ -91,7 +91,7 @@ class KeyedLog(MutableMapping[str, Any]):
         """Every kept entry, from the group records (committed and this batch's)."""
         self.flush()
         start = len(self._prefix)
-        for _record, packed in self.view.items(GROUP_PREFIX + self._group):
+        for _record, packed in self.view.group_records(self._group):
             for member, value in unpack_pairs(packed):
                 yield member[start:].decode(), orjson.loads(value)
         for member, value in self.view.groups.get(self._group, ()):
@@ -103,7 +103,7 @@ class KeyedLog(MutableMapping[str, Any]):
         gone, self._removed = self._removed, set()
         if not gone:
             return
-        for record, packed in list(self.view.items(GROUP_PREFIX + self._group)):
+        for record, packed in list(self.view.group_records(self._group)):
             pairs = unpack_pairs(packed)
             kept = [(k, v) for k, v in pairs if k not in gone]
             if len(kept) == len(pairs):
