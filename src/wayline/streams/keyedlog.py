@@ -4,8 +4,9 @@ The fold remembers every message id it counted (``seen``: duplicates are ignored
 back what both profiles counted) and the triggers every occasion they fired for (``fired``:
 each fires once). Inside the state blob those maps are most of a loyal customer's bytes, read,
 written and changelogged again with each of their events. Past a few dozen entries
-(``streams.profile.SPILL``) a part moves here: each entry is one local key of the profiles store (``ENTRY_KEY + part + ":" + profile + 0 + key`` → the JSON value) and the
-changelog gets one *group* record per part, profile and batch with that batch's entries
+(``streams.profile.SPILL``) a part moves here: each entry is one local key of the profiles
+store (``ENTRY_KEY + part + ":" + profile + 0 + key`` → the JSON value) and the changelog gets
+one *group* record per part, profile and batch with that batch's entries
 (``streams.changelog``): an event costs a point read and a member, whatever the history.
 
 ``KeyedLog`` is the mutable mapping the fold works on. Removing entries (a trim, a merge)
