@@ -27,7 +27,7 @@ from wayline.streams.changelog import DATA_PREFIX, fold_changelog, group_members
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.identity import KIND_HEADER, MERGE
 from wayline.streams.keyedlog import KeyedLog
-from wayline.streams.profile import FORMAT, ProfileStep
+from wayline.streams.profile import FORMAT, SPILL, ProfileStep
 from wayline.streams.store import MemoryStore
 from wayline.streams.task import StoreView, Task, TaskContext
 
@@ -95,8 +95,14 @@ class Worker:
         assert record["f"] == FORMAT
         state = record["s"]
         for part in ("seen", "fired"):
-            state[part + "_entries"] = dict(KeyedLog(view, part, pid).scan())
-            assert len(state[part + "_entries"]) == state[part]
+            if isinstance(state[part], int):  # kept beside the state
+                state[part + "_entries"] = dict(KeyedLog(view, part, pid).scan())
+                assert len(state[part + "_entries"]) == state[part]
+                assert state[part] > SPILL
+            else:
+                state[part + "_entries"] = state[part]
+                assert len(state[part]) <= SPILL
+                assert not dict(KeyedLog(view, part, pid).scan())
         return state, state["seen_entries"]
 
 
@@ -143,15 +149,26 @@ def test_a_long_history_trims_and_merges_exactly_like_the_reference() -> None:
     other = [event("p_other", n, START + timedelta(minutes=n, seconds=30)) for n in range(40)]
     shared = [dict(e, profile_id="p_other") for e in loyal[-5:]]  # counted by both profiles
     repeats = [loyal[-1], loyal[3]]  # a recent duplicate, and an id the trim forgot
-    events = loyal + other + shared + repeats
-    worker = Worker(ProfileStep(Topics()))
+    orders = [  # each profile reaches its first-order milestone, at its own moment
+        event(pid, 90_000, START + timedelta(hours=hours), "Order Completed")
+        for pid, hours in (("p_loyal", 30), ("p_other", 2))
+    ]
+    events = loyal + other + shared + repeats + orders
+    milestones = TriggerConfig.from_mapping({"milestones": {"orders": [1]}})
+    worker = Worker(ProfileStep(Topics(), triggers=milestones))
     worker.run(events, batch=250)
+    fired = [worker.stored(pid)[0]["fired_entries"] for pid in ("p_loyal", "p_other")]
+    assert fired[0]["milestone:orders:1"] != fired[1]["milestone:orders:1"]
     worker.merge("p_other", "p_loyal")
+    state, _seen = worker.stored("p_loyal")
+    firsts = {k: min(f[k] for f in fired if k in f) for k in fired[0].keys() | fired[1].keys()}
+    assert state["fired_entries"] == firsts, "a merge keeps each occasion's first firing"
     expected = reference(events, {len(events): ("p_other", "p_loyal")})["p_loyal"]
     held_like_reference(worker, "p_loyal", expected)
     state, seen = worker.stored("p_loyal")
     assert len(seen) <= SEEN_LIMIT + SEEN_SLACK
     assert state["counts"]["Product Viewed"]["n"] == total + 40 + 1  # loyal[3] counted twice
+    assert state["counts"]["Order Completed"]["n"] == 2
     assert worker.task.views["profiles"].get(b"p_other") is None
     assert not list(worker.task.views["profiles"].items(b"\x01gseen:p_other\x00"))
 

@@ -19,7 +19,7 @@ how profiles were merged:
 newest (by event time, then id); duplicates older than that are caught by the validate worker's
 24 h dedupe. The fold reads and writes ``seen`` only as a mutable mapping (membership, one entry
 in, oldest entries out, all entries at a merge), so the profile worker keeps it beside the state
-rather than inside it (``wayline.streams.keyedlog``) and a long history costs an event little.
+once it grows (``wayline.streams.keyedlog``) and a long history costs an event little.
 Reading the state (computed traits, RFM, lifecycle) is in ``wayline.profiles.view``.
 """
 

@@ -3,9 +3,10 @@
 The fold remembers every message id it counted (``seen``: duplicates are ignored, a merge takes
 back what both profiles counted) and the triggers every occasion they fired for (``fired``:
 each fires once). Inside the state blob those maps are most of a loyal customer's bytes, read,
-written and changelogged again with each of their events. Here each entry is one local key of
-the profiles store (``ENTRY_KEY + part + ":" + profile + 0 + key`` → the JSON value) and the
-changelog gets one *group* record per part, profile and batch with that batch's entries
+written and changelogged again with each of their events. Past a few dozen entries
+(``streams.profile.SPILL``) a part moves here: each entry is one local key of the profiles
+store (``ENTRY_KEY + part + ":" + profile + 0 + key`` → the JSON value) and the changelog gets
+one *group* record per part, profile and batch with that batch's entries
 (``streams.changelog``): an event costs a point read and a member, whatever the history.
 
 ``KeyedLog`` is the mutable mapping the fold works on. Removing entries (a trim, a merge)
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from wayline.streams.changelog import GROUP_PREFIX, pack_pairs, unpack_pairs
+from wayline.streams.changelog import pack_pairs, unpack_pairs
 from wayline.streams.task import StoreView
 
 ENTRY_KEY = b"\x02"
@@ -47,6 +48,7 @@ class KeyedLog(MutableMapping[str, Any]):
         self._prefix = ENTRY_KEY + name
         self._group = name
         self._removed: set[bytes] = set()  # removed in this batch, group records not yet
+        self._absent: set[bytes] = set()  # read and not found in this batch (one read per key)
 
     def __getitem__(self, key: str) -> Any:
         raw = self._raw(self._prefix + key.encode())
@@ -66,6 +68,7 @@ class KeyedLog(MutableMapping[str, Any]):
                 self.count -= 1
                 self.flush()
         self.view.add_to_group(self._group, member, orjson.dumps(value))
+        self._absent.discard(member)
         self.count += 1
 
     def __delitem__(self, key: str) -> None:
@@ -89,7 +92,7 @@ class KeyedLog(MutableMapping[str, Any]):
         """Every kept entry, from the group records (committed and this batch's)."""
         self.flush()
         start = len(self._prefix)
-        for _record, packed in self.view.items(GROUP_PREFIX + self._group):
+        for _record, packed in self.view.group_records(self._group):
             for member, value in unpack_pairs(packed):
                 yield member[start:].decode(), orjson.loads(value)
         for member, value in self.view.groups.get(self._group, ()):
@@ -101,7 +104,7 @@ class KeyedLog(MutableMapping[str, Any]):
         gone, self._removed = self._removed, set()
         if not gone:
             return
-        for record, packed in list(self.view.items(GROUP_PREFIX + self._group)):
+        for record, packed in list(self.view.group_records(self._group)):
             pairs = unpack_pairs(packed)
             kept = [(k, v) for k, v in pairs if k not in gone]
             if len(kept) == len(pairs):
@@ -134,7 +137,12 @@ class KeyedLog(MutableMapping[str, Any]):
         self.count = 0
 
     def _raw(self, member: bytes) -> bytes | None:
-        return None if member in self._removed else self.view.get(member)
+        if member in self._removed or member in self._absent:
+            return None
+        raw = self.view.get(member)
+        if raw is None:
+            self._absent.add(member)
+        return raw
 
 
 _ABSENT = object()

@@ -58,6 +58,7 @@ PROFILES, FORWARDS = "profiles", "forwards"
 DEFINITIONS_KEY = b"~definitions"  # in the profiles store: the definitions last evaluated under
 WAKE = "profile-due"  # the one timer per profile: its next segment or trigger due time
 FORMAT = 2  # of a stored profile record; 1 (no "f"): every part inside the state
+SPILL = 64  # entries of a growing part kept inside the state; past that, beside it
 
 
 @dataclass
@@ -69,7 +70,6 @@ class _Entry:
     as_of: int = 0  # the moment of the latest change: the document's windows are as of it
     transitions: list[dict[str, Any]] = field(default_factory=list)  # this batch's, in order
     last_transition_ms: int = 0
-    rewrite: bool = False  # stored in an older format: written back in this one
 
     def touch(self, now_ms: int) -> None:
         self.changed = True
@@ -272,7 +272,7 @@ class ProfileStep:
         for pid, entry in entries.items():
             if entry.transitions:
                 outputs.append(self._transitions(pid, entry))
-            if not entry.changed and not entry.rewrite:
+            if not entry.changed:
                 continue
             if entry.state is None:
                 store.delete(pid.encode())
@@ -280,8 +280,6 @@ class ProfileStep:
                 continue
             record = encode_record(entry.version, entry.state, entry.as_of, entry.kept)
             store.put(pid.encode(), record)
-            if not entry.changed:
-                continue
             doc = snapshot(pid, entry.state, entry.as_of, entry.version)
             outputs.append(Output(self.topics.profiles, pid.encode(), orjson.dumps(doc)))
         return outputs
@@ -310,10 +308,7 @@ class ProfileStep:
             view = ctx.store(PROFILES)
             raw = view.get(pid.encode())
             kept = {part: KeyedLog(view, part, pid) for part in PARTS}
-            if raw is None:
-                entry = _Entry(0, empty_state() | kept, kept)
-            else:
-                entry = decode_record(raw, kept)
+            entry = _Entry(0, empty_state(), kept) if raw is None else decode_record(raw, kept)
             entries[pid] = entry
         return entry
 
@@ -389,7 +384,8 @@ class ProfileStep:
         state = entry.state if entry.state is not None else empty_state()
         state = state | {part: dict(state[part].items()) for part in PARTS}  # in the hand-off
         for log in entry.kept.values():
-            log.drop()
+            if log.count:
+                log.drop()
         ctx.store(FORWARDS).put(pid.encode(), survivor.encode())
         entry.state, entry.changed = None, True
         self.merges_out += 1
@@ -436,12 +432,15 @@ class ProfileStep:
 
 
 def encode_record(version: int, state: State, as_of: int, kept: dict[str, KeyedLog]) -> bytes:
-    """A profile's stored record: the state without the parts kept beside it (each part holds
-    its number of entries there); a merged state's parts replace the stored ones."""
+    """A profile's stored record. A growing part stays inside the state while it is small
+    (``SPILL`` entries); past that it moves beside it for good and the state holds its number
+    of entries. A merged state's part replaces the stored one."""
     blob = dict(state)
     for part, log in kept.items():
         value = state[part]
-        if value is not log:
+        if value is not log:  # inside the state: new, small, or merged
+            if len(value) <= SPILL and not log.count:
+                continue
             log.replace(dict(value.items()))
             state[part] = log
         log.flush()
@@ -450,14 +449,14 @@ def encode_record(version: int, state: State, as_of: int, kept: dict[str, KeyedL
 
 
 def decode_record(raw: bytes, kept: dict[str, KeyedLog]) -> _Entry:
-    """A stored profile record of this format or an older one (rewritten at the batch's end)."""
+    """A stored profile record (format 1, without ``f``, is format 2 with every part inside)."""
     stored = orjson.loads(raw)
     state: State = stored["s"]
-    older = int(stored.get("f", 1)) < FORMAT
     for part, log in kept.items():
-        if older:  # format 1: the parts inside the state
-            log.replace(state.get(part) or {})
-        else:
-            log.count = int(state[part])
-        state[part] = log
-    return _Entry(int(stored["v"]), state, kept, as_of=int(stored.get("t", 0)), rewrite=older)
+        count = state.get(part)
+        if isinstance(count, int):  # kept beside the state
+            log.count = count
+            state[part] = log
+        elif count is None:
+            state[part] = {}
+    return _Entry(int(stored["v"]), state, kept, as_of=int(stored.get("t", 0)))

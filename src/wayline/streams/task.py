@@ -66,11 +66,20 @@ class StoreView:
         self.local[key] = value
         self.groups.setdefault(group, []).append((key, value))
 
+    def group_records(self, group: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """The sealed records of ``group`` (every group whose name starts with it) as this
+        batch left them: a record is only ever rewritten or deleted before it is sealed again,
+        so only the committed keys need looking at, not the whole overlay."""
+        for key, value in self.store.items(GROUP_PREFIX + group):
+            now = self.dirty.get(key, value) if self.dirty else value
+            if now is not None:
+                yield key, now
+
     def drop_groups(self, group: bytes) -> int:
         """Delete every record of ``group`` and each member still holding its value; the
         number of members the group records held."""
         dropped = 0
-        for key, value in list(self.items(GROUP_PREFIX + group)):
+        for key, value in list(self.group_records(group)):
             for member, held in unpack_pairs(value):
                 if self.get(member) == held:
                     self.local[member] = None
