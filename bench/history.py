@@ -26,7 +26,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -116,35 +117,62 @@ def run_batch(step: ProfileStep, task: Task, events: list[dict[str, Any]]) -> in
     return size
 
 
-def measure(past: int, profiles: int, rounds: int, seed: int) -> dict[str, Any]:
+@dataclass
+class _Level:
+    """One history length: its profiles' stores, warmed with their past, and its timed batches."""
+
+    past: int
+    step: ProfileStep
+    task: Task
+    batches: list[list[dict[str, Any]]]
+    stored: list[int]
+    spent: float = 0.0
+    written: int = 0
+
+
+def _warm(past: int, profiles: int, rounds: int, seed: int, task: Task) -> _Level:
     step = ProfileStep(Topics(), segments(100), TRIGGERS)
     history, start = histories(profiles, past, seed)
+    for at in range(0, past, 50):  # the past, 50 events of each profile per batch
+        run_batch(step, task, [e for h in history for e in h[at : at + 50]])
     rng = random.Random(seed + 1)
-    with tempfile.TemporaryDirectory() as tmp, profile_task(Path(tmp)) as task:
-        for at in range(0, past, 50):  # the past, 50 events of each profile per batch
-            run_batch(step, task, [e for h in history for e in h[at : at + 50]])
-        batches = [
-            [
-                _event(rng, f"h{past}-{p}", start + timedelta(minutes=r, seconds=p))
-                for p in range(profiles)
-            ]
-            for r in range(rounds)
+    batches = [
+        [
+            _event(rng, f"h{past}-{p}", start + timedelta(minutes=r, seconds=p))
+            for p in range(profiles)
         ]
-        stored = [len(v) for k, v in task.views["profiles"].store.items(b"h")]
-        del history
+        for r in range(rounds)
+    ]
+    stored = [len(v) for _k, v in task.views["profiles"].store.items(b"h")]
+    return _Level(past, step, task, batches, stored)
+
+
+def measure(pasts: list[int], profiles: int, rounds: int, seed: int) -> list[dict[str, Any]]:
+    """Every level's timed batches taken in turns (round 1 of each level, then round 2, …), so
+    a noisy neighbour slows all levels alike and their ratios hold."""
+    with ExitStack() as stack:
+        levels = []
+        for past in pasts:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            task = stack.enter_context(profile_task(tmp))
+            levels.append(_warm(past, profiles, rounds, seed, task))
         tune_garbage_collector()  # as a worker process does before it processes
-        cpu, written = time.process_time(), 0
-        for batch in batches:
-            written += run_batch(step, task, batch)
-        spent = time.process_time() - cpu
+        for r in range(rounds):
+            for level in levels:
+                cpu = time.process_time()
+                level.written += run_batch(level.step, level.task, level.batches[r])
+                level.spent += time.process_time() - cpu
     events = profiles * rounds
-    return {
-        "past_events": past,
-        "events": events,
-        "us_per_event": round(spent / events * 1e6, 1),
-        "changelog_bytes_per_event": round(written / events),
-        "stored_profile_bytes": round(sum(stored) / max(1, len(stored))),
-    }
+    return [
+        {
+            "past_events": level.past,
+            "events": events,
+            "us_per_event": round(level.spent / events * 1e6, 1),
+            "changelog_bytes_per_event": round(level.written / events),
+            "stored_profile_bytes": round(sum(level.stored) / max(1, len(level.stored))),
+        }
+        for level in levels
+    ]
 
 
 CONTENDERS = (("current", None, "1"), ("reference", None, "0"), ("baseline", "ref", "0"))
@@ -155,9 +183,9 @@ def child(core: str) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--past", default="10,100,1000")
     parser.add_argument("--profiles", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    levels = [measure(int(p), args.profiles, args.rounds, 5) for p in args.past.split(",")]
+    levels = measure([int(p) for p in args.past.split(",")], args.profiles, args.rounds, 5)
     print(json.dumps({"core": core, "levels": levels}))
 
 
@@ -165,7 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--past", default="10,100,1000", help="past events per profile")
     parser.add_argument("--profiles", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=5, help="timed batches")
+    parser.add_argument("--rounds", type=int, default=20, help="timed batches")
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

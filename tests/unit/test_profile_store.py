@@ -31,7 +31,10 @@ from wayline.streams.profile import FORMAT, SPILL, ProfileStep
 from wayline.streams.store import MemoryStore
 from wayline.streams.task import StoreView, Task, TaskContext
 
-FIXTURE = Path(__file__).parent / "data" / "profiles-format1.json"
+DATA = Path(__file__).parent / "data"
+# records by the code of each earlier format: 1 (the ids inside the state), 2 (day buckets as
+# a map; ``p_anna``'s ids beside the state, as local keys and group records)
+FORMATS = ("profiles-format1.json", "profiles-format2.json")
 STORES = ("profiles", "forwards", "parked", "timers")
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -198,10 +201,14 @@ def test_restore_from_the_changelog_brings_back_exactly_the_kept_ids() -> None:
     assert not ids, "message ids reach the changelog only inside group records"
 
 
-def test_profiles_written_by_the_previous_format_are_read_after_the_upgrade() -> None:
-    """Records written by the code before this format (the ids inside the state; fixture made
-    by that code) are read, continue exactly as if written by this one, and are rewritten."""
-    fixture = json.loads(FIXTURE.read_text())
+@pytest.mark.parametrize("written_by", FORMATS)
+def test_profiles_written_by_the_previous_format_are_read_after_the_upgrade(
+    written_by: str,
+) -> None:
+    """Records written by the code of an earlier format (fixtures made by that code) are read,
+    continue exactly as if written by this one, and are rewritten."""
+    fixture = json.loads((DATA / written_by).read_text())
+    encoding = fixture.get("value_encoding", "utf-8")
     segments = compile_segments([SegmentDef(s["name"], s["rule"]) for s in fixture["segments"]])
     triggers = TriggerConfig.from_mapping(fixture["triggers"])
     old_events: list[dict[str, Any]] = fixture["events"]
@@ -211,7 +218,7 @@ def test_profiles_written_by_the_previous_format_are_read_after_the_upgrade() ->
     new_events += [e for e in old_events if e["profile_id"] == "p_anna"][-3:]  # replays
     upgraded = Worker(ProfileStep(Topics(), segments, triggers))
     upgraded.task.views["profiles"].store.write_batch(
-        {k.encode("latin1"): v.encode() for k, v in fixture["profiles_store"].items()}
+        {k.encode("latin1"): v.encode(encoding) for k, v in fixture["profiles_store"].items()}
     )
     upgraded.task.views["forwards"].store.write_batch({b"p_cleo": b"p_ben"})
     upgraded.run(new_events)
@@ -243,4 +250,4 @@ def test_the_compiled_core_stores_profiles_alike() -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "core: native" in done.stdout
-    assert "3 passed" in done.stdout
+    assert "4 passed" in done.stdout

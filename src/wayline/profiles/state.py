@@ -204,10 +204,10 @@ def _merge_conds(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def _sum_counts(out: State, src: State) -> None:
     for name, entry in src["counts"].items():
-        counts = out["counts"].setdefault(name, {"n": 0, "d": {}})
+        counts = out["counts"].setdefault(name, _no_count())
         counts["n"] += entry["n"]
-        for day, n in entry["d"].items():
-            counts["d"][day] = counts["d"].get(day, 0) + n
+        for day, n in zip(entry["days"], entry["ns"], strict=True):
+            _add_to_day(counts, day, n)
     for cat, n in src["cats"].items():
         out["cats"][cat] = out["cats"].get(cat, 0) + n
     _max_day(out, src["max_day"])
@@ -249,16 +249,13 @@ def _seen_channel(state: State, channel: str, ts: int) -> None:
 def _count(state: State, name: str, day: int, delta: int, cats: list[str]) -> None:
     counts = state["counts"].get(name)
     if counts is None:
-        counts = state["counts"][name] = {"n": 0, "d": {}}
+        counts = state["counts"][name] = _no_count()
     counts["n"] += delta
     if state["max_day"] is None or day > state["max_day"]:
         state["max_day"] = day
         _trim_days(state)  # only a newer day can push buckets out of the window
-    key = str(day)
     if day > state["max_day"] - BUCKET_DAYS:
-        counts["d"][key] = counts["d"].get(key, 0) + delta
-        if counts["d"][key] == 0:
-            del counts["d"][key]
+        _add_to_day(counts, day, delta)
     for cat in cats:
         state["cats"][cat] = state["cats"].get(cat, 0) + delta
         if state["cats"][cat] == 0:
@@ -275,8 +272,43 @@ def _trim_days(state: State) -> None:
         return
     oldest = state["max_day"] - BUCKET_DAYS
     for counts in state["counts"].values():
-        for key in [k for k in counts["d"] if int(k) <= oldest]:
-            del counts["d"][key]
+        days = counts["days"]
+        if days and days[0] <= oldest:
+            cut = bisect.bisect_right(days, oldest)
+            del days[:cut]
+            del counts["ns"][:cut]
+
+
+def _no_count() -> dict[str, Any]:
+    """An event name's counts: the total and, per UTC day (ascending), that day's count."""
+    return {"n": 0, "days": [], "ns": []}
+
+
+def _add_to_day(counts: dict[str, Any], day: int, delta: int) -> None:
+    days, ns = counts["days"], counts["ns"]
+    at = bisect.bisect_left(days, day)
+    if at < len(days) and days[at] == day:
+        ns[at] += delta
+        if ns[at] == 0:
+            del days[at]
+            del ns[at]
+    elif delta:
+        days.insert(at, day)
+        ns.insert(at, delta)
+
+
+def upgrade(state: State) -> State:
+    """A state written before the day buckets were sorted lists (``{"d": {day: n}}``), in
+    place; a state of this shape is returned as it is."""
+    for name, counts in state["counts"].items():
+        if "d" in counts:
+            pairs = sorted((int(day), n) for day, n in counts["d"].items())
+            state["counts"][name] = {
+                "n": counts["n"],
+                "days": [day for day, _n in pairs],
+                "ns": [n for _day, n in pairs],
+            }
+    return state
 
 
 def _trim_seen(seen: MutableMapping[str, list[Any]]) -> None:

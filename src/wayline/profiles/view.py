@@ -18,6 +18,7 @@ frequency by order count (≥ 10, 5, 3, 2, 1), monetary by revenue (≥ 1500, 50
 
 from __future__ import annotations
 
+import bisect
 import functools
 from datetime import UTC, datetime
 from typing import Any
@@ -51,10 +52,11 @@ def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
     for name, entry in sorted(state["counts"].items()):
         if entry["n"] <= 0:
             continue
-        days = sorted((int(d), n) for d, n in entry["d"].items())
-        row = {_day(d): n for d, n in days if 0 <= today - d < WINDOWS[-1]}
-        if row:
-            out[name] = row
+        days = entry["days"]
+        start = bisect.bisect_right(days, today - WINDOWS[-1])
+        end = bisect.bisect_right(days, today, start)
+        if start < end:
+            out[name] = dict(zip(map(_day, days[start:end]), entry["ns"][start:end], strict=True))
     return out
 
 
@@ -101,9 +103,9 @@ def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
         if entry["n"] <= 0:
             continue
         row = {"all_time": entry["n"]}
-        ages = [(today - int(d), n) for d, n in entry["d"].items()]
-        for days in WINDOWS:
-            row[f"{days}d"] = sum(n for age, n in ages if age < days)
+        days, ns = entry["days"], entry["ns"]
+        for window in WINDOWS:  # the days after today - window
+            row[f"{window}d"] = sum(ns[bisect.bisect_right(days, today - window) :])
         out[name] = row
     return out
 

@@ -140,9 +140,8 @@ class Subject:
         if path[1] == "event_counts":
             today, longest = self.now_ms // DAY_MS, max(view.WINDOWS)
             recent = any(
-                today - int(day) < longest
+                entry["days"] and today - entry["days"][-1] < longest
                 for entry in self.state["counts"].values()
-                for day in entry["d"]
             )
             return (today + 1) * DAY_MS if recent else None
         last = self._order_time("last_order_at")

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from wayline.profiles.book import absorb
-from wayline.profiles.state import State, empty_state, is_counted
+from wayline.profiles.state import State, empty_state, is_counted, upgrade
 from wayline.profiles.view import iso, snapshot
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, changed_segments, compile_segments
@@ -57,7 +57,7 @@ from wayline.streams.timers import Timer
 PROFILES, FORWARDS = "profiles", "forwards"
 DEFINITIONS_KEY = b"~definitions"  # in the profiles store: the definitions last evaluated under
 WAKE = "profile-due"  # the one timer per profile: its next segment or trigger due time
-FORMAT = 2  # of a stored profile record; 1 (no "f"): every part inside the state
+FORMAT = 3  # of a stored profile record: 2 kept day buckets as {day: n}; 1 (no "f") too
 SPILL = 64  # entries of a growing part kept inside the state; past that, beside it
 
 
@@ -423,7 +423,7 @@ class ProfileStep:
             return []
         self.handoffs_in += 1
         own = dict(state.get("segments") or {})
-        entry.state = absorb(state, body["state"], loser)
+        entry.state = absorb(state, upgrade(body["state"]), loser)  # maybe from an older worker
         entry.version = max(entry.version, int(body.get("version", 0))) + 1
         entry.as_of = max(entry.as_of, int(body.get("as_of", 0)))
         entry.touch(now_ms)
@@ -449,9 +449,12 @@ def encode_record(version: int, state: State, as_of: int, kept: dict[str, KeyedL
 
 
 def decode_record(raw: bytes, kept: dict[str, KeyedLog]) -> _Entry:
-    """A stored profile record (format 1, without ``f``, is format 2 with every part inside)."""
+    """A stored profile record of this format or an older one: format 2 kept the day buckets
+    as a map (upgraded here); format 1, without ``f``, is format 2 with every part inside."""
     stored = orjson.loads(raw)
     state: State = stored["s"]
+    if int(stored.get("f", 1)) < FORMAT:
+        upgrade(state)
     for part, log in kept.items():
         count = state.get(part)
         if isinstance(count, int):  # kept beside the state
