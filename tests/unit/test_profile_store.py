@@ -26,7 +26,7 @@ from wayline.segments.triggers import TriggerConfig
 from wayline.streams.changelog import DATA_PREFIX, fold_changelog, group_members
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.identity import KIND_HEADER, MERGE
-from wayline.streams.keyedlog import KeyedLog
+from wayline.streams.keyedlog import PARTS, KeyedLog
 from wayline.streams.profile import FORMAT, SPILL, ProfileStep
 from wayline.streams.store import MemoryStore
 from wayline.streams.task import StoreView, Task, TaskContext
@@ -97,7 +97,7 @@ class Worker:
         record = orjson.loads(raw)
         assert record["f"] == FORMAT
         state = record["s"]
-        for part in ("seen", "fired"):
+        for part in PARTS:
             if isinstance(state[part], int):  # kept beside the state
                 state[part + "_entries"] = dict(KeyedLog(view, part, pid).scan())
                 assert len(state[part + "_entries"]) == state[part]
@@ -138,7 +138,8 @@ def reference(events: list[dict[str, Any]], merges: dict[int, tuple[str, str]]) 
 def held_like_reference(worker: Worker, pid: str, expected: State) -> None:
     state, seen = worker.stored(pid)
     assert seen == expected["seen"]
-    for part in ("counts", "orders", "cats", "cart", "traits", "merged_from", "ids", "viewed"):
+    assert state["orders_entries"] == expected["orders"]
+    for part in ("counts", "order_stats", "cats", "cart", "traits", "merged_from", "ids", "viewed"):
         assert state[part] == expected[part], part
     as_of = int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1000)
     assert snapshot(pid, state, as_of, 1) == snapshot(pid, expected, as_of, 1)

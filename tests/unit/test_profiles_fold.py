@@ -128,6 +128,19 @@ def test_merge_is_commutative_and_associative(
     left = merge(merge(a, b), c)
     right = merge(a, merge(c, b))
     assert snapshot("p", left, NOW) == snapshot("p", right, NOW) == snapshot("p", whole, NOW)
+    for state in (whole, *parts, left, right):
+        assert state["order_stats"] == order_stats_of(state["orders"])
+
+
+def order_stats_of(orders: dict[str, list[Any]]) -> dict[str, Any]:
+    """What the fold keeps of the orders, taken from the orders themselves."""
+    times = [ts for ts, _revenue, _msgid in orders.values()]
+    return {
+        "n": len(orders),
+        "micros": sum(round(revenue * 1_000_000) for _ts, revenue, _m in orders.values()),
+        "first": min(times, default=None),
+        "last": max(times, default=None),
+    }
 
 
 def test_grouping_is_order_independent_and_ids_are_deterministic() -> None:

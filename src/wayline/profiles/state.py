@@ -12,14 +12,16 @@ how profiles were merged:
 - event counts: per event name a total and day buckets (kept for 90 days past the newest
   event); each message id's contribution is remembered in ``seen`` so a duplicate is ignored and
   a merge of two states that both counted a message subtracts it once;
-- orders by order id; categories; recently viewed products by their latest view;
+- orders by order id, and what is read of them (count, revenue, first and last) kept beside
+  in ``order_stats``; categories; recently viewed products by their latest view;
 - cart: the cart events after the newest order (an order empties the cart).
 
 ``seen`` is bounded: past ``SEEN_LIMIT + SEEN_SLACK`` message ids it keeps the ``SEEN_LIMIT``
 newest (by event time, then id); duplicates older than that are caught by the validate worker's
-24 h dedupe. The fold reads and writes ``seen`` only as a mutable mapping (membership, one entry
-in, oldest entries out, all entries at a merge), so the profile worker keeps it beside the state
-once it grows (``wayline.streams.keyedlog``) and a long history costs an event little.
+24 h dedupe. The fold reads and writes ``seen`` (and ``fired``, ``orders``) only as a mutable
+mapping (membership, one entry in, oldest entries out, all entries at a merge), so the profile
+worker keeps it beside the state once it grows (``wayline.streams.keyedlog``) and a long
+history costs an event little.
 Reading the state (computed traits, RFM, lifecycle) is in ``wayline.profiles.view``.
 """
 
@@ -68,7 +70,8 @@ def empty_state() -> State:
         "counts": {},
         "max_day": None,
         "seen": {},
-        "orders": {},
+        "orders": {},  # order id → [ts, revenue, message id]: the earliest claim
+        "order_stats": _no_orders(),  # what the document and rules read of the orders
         "cats": {},
         "viewed": {},
         "cart": [],
@@ -298,8 +301,14 @@ def _add_to_day(counts: dict[str, Any], day: int, delta: int) -> None:
 
 
 def upgrade(state: State) -> State:
-    """A state written before the day buckets were sorted lists (``{"d": {day: n}}``), in
-    place; a state of this shape is returned as it is."""
+    """A state written before the day buckets were sorted lists (``{"d": {day: n}}``) or
+    before ``order_stats`` (its orders inside it), in place; a state of this shape is returned
+    as it is."""
+    if "order_stats" not in state:
+        orders = state["orders"]
+        state["orders"], state["order_stats"] = {}, _no_orders()
+        for oid, order in orders.items():
+            _keep_order(state, oid, order)
     for name, counts in state["counts"].items():
         if "d" in counts:
             pairs = sorted((int(day), n) for day, n in counts["d"].items())
@@ -475,10 +484,30 @@ def _order(state: State, props: Mapping[str, Any], msgid: str, ts: int) -> None:
 
 def _keep_order(state: State, oid: str, order: list[Any]) -> None:
     """One entry per order id; when two events claim one order, the earliest (then smallest
-    message id) wins, whatever the arrival order."""
-    known = state["orders"].get(oid)
-    if known is None or (order[0], order[2]) < (known[0], known[2]):
-        state["orders"][oid] = order
+    message id) wins, whatever the arrival order. ``order_stats`` follows the entries (revenue
+    in millionths, an exact sum in any order), so a reader never walks the orders."""
+    orders = state["orders"]
+    known = orders.get(oid)
+    if known is not None and (order[0], order[2]) >= (known[0], known[2]):
+        return
+    orders[oid] = order
+    stats, ts = state["order_stats"], order[0]
+    stats["micros"] += _micros(order[1]) - (_micros(known[1]) if known is not None else 0)
+    if known is None:
+        stats["n"] += 1
+    stats["first"] = ts if stats["first"] is None else min(stats["first"], ts)
+    if known is not None and known[0] == stats["last"]:  # the latest order moved earlier
+        stats["last"] = max(entry[0] for _oid, entry in orders.items())
+    else:
+        stats["last"] = ts if stats["last"] is None else max(stats["last"], ts)
+
+
+def _micros(revenue: float) -> int:
+    return round(float(revenue) * 1_000_000)
+
+
+def _no_orders() -> dict[str, Any]:
+    return {"n": 0, "micros": 0, "first": None, "last": None}
 
 
 def _view(state: State, product: str | None, ts: int, msgid: str) -> None:

@@ -117,20 +117,23 @@ ORDER_FIELDS = (
 
 def order_figure(state: State, name: str) -> Any:
     """One figure of ``orders_summary`` (rules read them one at a time; the dates cost most)."""
+    stats = state["order_stats"]
     if name == "order_count":
-        return len(state["orders"])
-    if name == "revenue":  # summed in the summary's order, so the rounding is the same
-        return round(float(sum(o[1] for o in sorted(state["orders"].values()))), 2)
+        return int(stats["n"])
+    if name == "revenue":
+        return _revenue(stats)
     return orders_summary(state)[name]
+
+
+def _revenue(stats: dict[str, Any]) -> float:
+    return round(int(stats["micros"]) / 1_000_000, 2)
 
 
 def orders_summary(state: State) -> dict[str, Any]:
     """The order figures of the document (keys: ``ORDER_FIELDS``)."""
-    orders = sorted(state["orders"].values())
-    count = len(orders)
-    revenue = round(float(sum(o[1] for o in orders)), 2)
-    first = orders[0][0] if orders else None
-    last = orders[-1][0] if orders else None
+    stats = state["order_stats"]
+    count, first, last = int(stats["n"]), stats["first"], stats["last"]
+    revenue = _revenue(stats)
     gap = None
     if count >= 2 and first is not None and last is not None:
         gap = round((last - first) / DAY_MS / (count - 1), 2)
@@ -167,7 +170,7 @@ def cart(state: State) -> dict[str, Any] | None:
 
 
 def lifecycle_stage(state: State) -> str:
-    orders = len(state["orders"])
+    orders = state["order_stats"]["n"]
     counts = state["counts"]
     if orders >= 5 or (orders and _performed_any(counts, ADVOCACY)):
         return "advocacy"
@@ -191,14 +194,14 @@ RECENCY_STEPS = tuple(-float(days) for days in RECENCY_DAYS)  # as thresholds on
 
 
 def rfm(state: State, now_ms: int) -> dict[str, int]:
-    orders = state["orders"]
-    if not orders:
+    stats = state["order_stats"]
+    if not stats["n"]:
         return {"recency": 0, "frequency": 0, "monetary": 0}
-    days = (now_ms - max(o[0] for o in orders.values())) / DAY_MS
-    revenue = sum(o[1] for o in orders.values())
+    days = (now_ms - stats["last"]) / DAY_MS
+    revenue = stats["micros"] / 1_000_000
     return {
         "recency": _score(-days, RECENCY_STEPS),
-        "frequency": _score(len(orders), (10, 5, 3, 2)),
+        "frequency": _score(stats["n"], (10, 5, 3, 2)),
         "monetary": _score(revenue, (1500, 500, 150, 50)),
     }
 

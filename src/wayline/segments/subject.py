@@ -102,11 +102,10 @@ class Subject:
         return self._read[key]
 
     def _order_time(self, which: str) -> int | None:
-        orders = self.state["orders"]
-        if not orders:
+        stats = self.state["order_stats"]
+        if not stats["n"]:
             return None
-        times = [order[0] for order in orders.values()]
-        return int(max(times) if which == "last_order_at" else min(times))
+        return int(stats["last"] if which == "last_order_at" else stats["first"])
 
     def since(self, what: str) -> float | None:
         if what == "days_since_last_order":

@@ -253,7 +253,7 @@ def _churn(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
     gap_days = summary["mean_days_between_orders"]
     if summary["order_count"] < config.churn_min_orders or gap_days is None:
         return [], None
-    last = max(o[0] for o in state["orders"].values())
+    last = state["order_stats"]["last"]
     expected = max(int(config.churn_factor * gap_days * DAY_MS), config.churn_floor_ms or 0)
     due = last + expected
     if now < due:
@@ -269,7 +269,7 @@ def _churn(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
 
 
 def _milestones(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
-    orders = sorted(state["orders"].values())
+    orders = sorted(order for _oid, order in state["orders"].items())  # on an order event
     fired = []
     for n in config.milestone_orders:
         if len(orders) >= n:
@@ -297,10 +297,10 @@ def _dates(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
         midnight = subject.next_midnight()
         if midnight is not None:
             dues.append(midnight)
-    if config.anniversary and state["orders"]:
+    if config.anniversary and state["order_stats"]["n"]:
         years = subject.since("years_since_first_order")
         if years and years >= 1:
-            first = min(o[0] for o in state["orders"].values())
+            first = state["order_stats"]["first"]
             reason = {"milestone": "anniversary", "years": int(years), "first_order_at": iso(first)}
             fired.append(Fired("milestone", f"anniversary:{int(years)}", now, reason, reason))
         due = subject.since_due("years_since_first_order", "gte", 1)

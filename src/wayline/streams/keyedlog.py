@@ -1,9 +1,10 @@
 """The parts of a profile that grow with its history, kept beside its state instead of inside it.
 
 The fold remembers every message id it counted (``seen``: duplicates are ignored, a merge takes
-back what both profiles counted) and the triggers every occasion they fired for (``fired``:
-each fires once). Inside the state blob those maps are most of a loyal customer's bytes, read,
-written and changelogged again with each of their events. Past a few dozen entries
+back what both profiles counted), the triggers every occasion they fired for (``fired``: each
+fires once) and every order by its id (``orders``: the document reads ``order_stats``).
+Inside the state blob those maps are most of a loyal customer's bytes, read, written and
+changelogged again with each of their events. Past a few dozen entries
 (``streams.profile.SPILL``) a part moves here: each entry is one local key of the profiles
 store (``ENTRY_KEY + part + ":" + profile + 0 + key`` → the JSON value) and the changelog gets
 one *group* record per part, profile and batch with that batch's entries
@@ -25,7 +26,7 @@ from wayline.streams.changelog import pack_pairs, unpack_pairs
 from wayline.streams.task import StoreView
 
 ENTRY_KEY = b"\x02"
-PARTS = ("seen", "fired")  # the state's parts kept beside it
+PARTS = ("seen", "fired", "orders")  # the state's parts kept beside it once they grow
 
 
 class _Entries(ItemsView[str, Any]):

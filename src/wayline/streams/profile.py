@@ -57,7 +57,8 @@ from wayline.streams.timers import Timer
 PROFILES, FORWARDS = "profiles", "forwards"
 DEFINITIONS_KEY = b"~definitions"  # in the profiles store: the definitions last evaluated under
 WAKE = "profile-due"  # the one timer per profile: its next segment or trigger due time
-FORMAT = 3  # of a stored profile record: 2 kept day buckets as {day: n}; 1 (no "f") too
+FORMAT = 4  # of a stored profile record: 3 had no order_stats; 2 kept the day buckets as
+# {day: n} too; 1 (no "f") is 2 with every part inside
 SPILL = 64  # entries of a growing part kept inside the state; past that, beside it
 
 
@@ -449,8 +450,7 @@ def encode_record(version: int, state: State, as_of: int, kept: dict[str, KeyedL
 
 
 def decode_record(raw: bytes, kept: dict[str, KeyedLog]) -> _Entry:
-    """A stored profile record of this format or an older one: format 2 kept the day buckets
-    as a map (upgraded here); format 1, without ``f``, is format 2 with every part inside."""
+    """A stored profile record of this format or an older one (upgraded here: ``FORMAT``)."""
     stored = orjson.loads(raw)
     state: State = stored["s"]
     if int(stored.get("f", 1)) < FORMAT:
