@@ -32,7 +32,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -119,7 +121,7 @@ def child_pipeline(bootstrap: str, traffic: Path, rules: Path, prefix: str) -> d
     topics = Topics(prefix=prefix, partitions=PARTITIONS)
     registry = default_registry()
     ensure_topics(kafka, topics.specs(store_topics(registry)))
-    events = produce_traffic(kafka, topics.raw, traffic)
+    events = produce_traffic(kafka, topics, traffic)
     with tempfile.TemporaryDirectory() as state:
         options = WorkerOptions(
             batch_size=2_000,
@@ -167,9 +169,37 @@ def _activate() -> str:
     return found
 
 
-def produce_traffic(kafka: Any, topic: str, traffic: Path) -> int:
-    lines = traffic.read_bytes().splitlines()
-    return produce_events(kafka, topic, (orjson.loads(line) for line in lines))
+def produce_traffic(kafka: Any, topics: Any, traffic: Path) -> int:
+    """The traffic as the tree's own collector writes it (one request per event, received 20 ms
+    after it was sent: what the raw topic holds live); how many raw records. The collector's
+    preparation is pure, so it is called without a server (``Collector._prepare`` of both trees).
+    """
+    from wayline.connectors.collector import Collector
+    from wayline.schemas.timestamps import parse_timestamp
+
+    collector = SimpleNamespace(topics=topics, phone_region=None)
+    producer = kafka.producer(**{"linger.ms": 20})
+    sent = 0
+    for line in traffic.read_bytes().splitlines():
+        source, channel, event = orjson.loads(line)
+        at = parse_timestamp(event.get("sentAt")) or datetime.now(UTC)
+        received = at + timedelta(milliseconds=20)
+        origin = SimpleNamespace(name=source, channel=channel)
+        _, _, records = Collector._prepare(collector, [event], {}, origin, received)  # type: ignore[arg-type]
+        for record in records:
+            _produce(producer, record.topic, record.value, record.key, record.headers)
+            sent += record.topic == topics.raw
+    producer.flush(60)
+    return sent
+
+
+def _produce(producer: Any, topic: str, value: bytes, key: Any, headers: Any) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers)
+            return
+        except BufferError:
+            producer.poll(0.05)
 
 
 def produce_events(kafka: Any, topic: str, events: Iterable[tuple[str, str, Any]]) -> int:
@@ -179,12 +209,7 @@ def produce_events(kafka: Any, topic: str, events: Iterable[tuple[str, str, Any]
     for source, channel, event in events:
         headers = [("wayline.source", source.encode()), ("wayline.channel", channel.encode())]
         key = str(event.get("userId") or event.get("anonymousId") or event["messageId"]).encode()
-        while True:
-            try:
-                producer.produce(topic, orjson.dumps(event), key, headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        _produce(producer, topic, orjson.dumps(event), key, headers)
         sent += 1
     producer.flush(60)
     return sent

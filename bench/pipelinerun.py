@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,12 @@ def rules_file(folder: Path, count: int) -> Path:
 
 
 def traffic_file(folder: Path, events: int) -> Path:
+    """The run's traffic, simulated up to about now: live, the collector receives an event as
+    it is sent, so its arrival-time windows (the identity worker's dedupe) run on the clock
+    they would in production, not days behind it."""
     path = folder / "traffic.jsonl"
-    lines = [orjson.dumps([s, CHANNELS[s], e]) for s, e in simulate(events, seed=11)]
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    lines = [orjson.dumps([s, CHANNELS[s], e]) for s, e in simulate(events, 11, start)]
     path.write_bytes(b"\n".join(lines))
     return path
 

@@ -44,10 +44,13 @@ from wayline.streams.worker import WorkerOptions
 CHANNELS = {s.name: s.channel for s in DEMO_CONFIG.sources}
 
 
-def simulate(count: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
-    """``count`` raw simulator events (source, event), on a clock that runs at 10 s per step."""
+def simulate(
+    count: int, seed: int = 7, start: datetime = datetime(2026, 11, 1, tzinfo=UTC)
+) -> list[tuple[str, dict[str, Any]]]:
+    """``count`` raw simulator events (source, event), on a clock from ``start`` that runs at
+    10 s per step."""
     simulator = Simulator(seed=seed, shoppers=max(500, count // 10), sessions_per_s=2.0)
-    at = datetime(2026, 11, 1, tzinfo=UTC)
+    at = start
     out: list[tuple[str, dict[str, Any]]] = []
     while len(out) < count:
         out += simulator.due(at)

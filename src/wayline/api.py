@@ -65,7 +65,7 @@ def create_app(
     ClickHouse, when this process may query it (``/v1/analytics``)."""
     producer = AsyncProducer(KafkaConfig(settings.bootstrap, dict(settings.kafka_options)))
     topics = Topics(settings.topic_prefix, settings.partitions)
-    collector = Collector(config, topics, producer.send)
+    collector = Collector(config, topics, producer.send, settings.default_phone_region)
     kafka = KafkaConfig(settings.bootstrap, dict(settings.kafka_options))
     profiles = ProfileView(kafka, topics.profiles)
     definitions = DefinitionsView(kafka, topics.definitions, config)

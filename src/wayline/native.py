@@ -32,6 +32,7 @@ MODULES = (
     "wayline.segments.triggers",
     "wayline.segments.compiler",
     "wayline.schemas.normalize",
+    "wayline.schemas.canonical",
     "wayline.schemas.timestamps",
     "wayline.schemas.codec",
     "wayline.streams.profile",

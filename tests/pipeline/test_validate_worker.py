@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
 from kafkatest import TEST_CONSUMER, committed, produce, read_topic, running, wait_for
+from wayline.config.workspace import DEMO_CONFIG
+from wayline.connectors.collector import Collector, Record, stamp_event
+from wayline.schemas.canonical import CANONICAL, FORM_HEADER
 from wayline.schemas.examples import EXAMPLE_PHONE_REGION, ROOT, examples, invalid_raw_examples
+from wayline.schemas.timestamps import format_timestamp
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.envelope import Envelope
@@ -145,3 +153,53 @@ def test_source_headers_set_channel_and_source(
     event = orjson.loads(message.value or b"")
     assert event["context"]["channel"] == "store"
     assert event["source"] == "pos-berlin"
+
+
+def test_events_the_collector_normalized_come_out_as_if_normalized_here(
+    kafka: KafkaConfig, topics: Topics, tmp_path: Path
+) -> None:
+    """The collector writes the canonical form with ``wayline.form: canonical``; the worker
+    forwards it instead of normalizing again. Each example, through the collector and stamped
+    the same way without the mark, gives the same bytes, time and key on ``wayline.events``; a
+    record marked canonical that is not is dead-lettered, and the partition moves on."""
+    sent: list[Record] = []
+
+    async def send(records: Sequence[Record]) -> None:
+        sent.extend(records)
+
+    source = DEMO_CONFIG.sources[0]
+    collector = Collector(DEMO_CONFIG, topics, send, phone_region=EXAMPLE_PHONE_REGION)
+    received = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    valid = list(examples("events.raw").values())
+    reply = asyncio.run(collector.deliver([dict(e) for e in valid], source, {}, received))
+    assert reply.status == 200
+    assert len(sent) == len(valid)
+    assert all(r.headers[-1] == (FORM_HEADER, CANONICAL) for r in sent)
+    plain = []
+    for event in (dict(e) for e in valid):
+        stamp_event(event, {}, source.channel, format_timestamp(received))
+        plain.append((_key_of(event), orjson.dumps(event)))
+    marked = tuple(sent[0].headers)
+    source_headers = tuple((n, v) for n, v in marked if n != FORM_HEADER)
+    produce(kafka, topics.raw, [(r.key, r.value) for r in sent], headers=marked)
+    produce(kafka, topics.raw, plain, headers=source_headers)
+    mislabelled = orjson.dumps(valid[0] | {"messageId": "raw-but-marked"})
+    produce(kafka, topics.raw, [(b"odd", mislabelled)], headers=marked)
+
+    worker = validate_worker(kafka, topics, tmp_path)
+    with running(worker):
+        wait_for(lambda: worker.stats().events_in == 2 * len(valid) + 1, what="every record")
+    assert worker.stats().dead_lettered == 1
+    (dead,) = read_topic(kafka, topics.dlq, expect=1)
+    assert dead.header("wayline.dlq.reason") == b"invalid_field"
+    copies: dict[str, list[tuple[bytes, int, bytes | None]]] = {}
+    for message in canonical_events(kafka, topics, expect=2 * len(valid)):
+        value = message.value or b""
+        entry = (value, message.timestamp_ms, message.key)
+        copies.setdefault(orjson.loads(value)["messageId"], []).append(entry)
+    assert len(copies) == len(valid)
+    assert all(len(pair) == 2 and pair[0] == pair[1] for pair in copies.values()), copies
+
+
+def _key_of(event: dict[str, Any]) -> bytes:
+    return str(event.get("userId") or event.get("anonymousId") or event["messageId"]).encode()

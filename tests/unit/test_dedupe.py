@@ -1,4 +1,5 @@
-"""Dedupe by messageId: once per 24 hours, forgotten by hour, whatever the order of expiry."""
+"""Dedupe by messageId: once per 24 hours of arrival, forgotten by hour as arrivals pass the
+window, whatever the wall clock or the order of expiry."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from wayline.streams.changelog import (
     fold_changelog,
     group_members,
 )
-from wayline.streams.dedupe import HOUR_MS, Dedupe
+from wayline.streams.dedupe import EXPIRY_TAG, HOUR_MS, Dedupe
 from wayline.streams.store import MemoryStore
 from wayline.streams.task import StoreView, Task, TaskContext
+from wayline.streams.timers import Timer
 
 DAY = 24 * HOUR_MS
 
@@ -22,9 +24,8 @@ def context() -> TaskContext:
 
 
 def expire(dedupe: Dedupe, ctx: TaskContext, now_ms: int) -> None:
-    assert ctx.task.timers is not None
-    while (timer := ctx.task.timers.pop_due(now_ms)) is not None:
-        assert dedupe.on_timer(timer, ctx)
+    """An event arrives at ``now_ms``: the hours a window before it expire."""
+    assert dedupe.first_time(f"arrival@{now_ms}", ctx, now_ms)
 
 
 def test_second_sighting_within_the_window_is_a_duplicate() -> None:
@@ -40,7 +41,9 @@ def test_ids_are_forgotten_after_the_window() -> None:
     for i in range(100):
         assert dedupe.first_time(f"m{i}", ctx, i * 60_000)  # over 100 minutes: two hours
     assert ctx.task.timers is not None
-    assert ctx.task.timers.pending == 2, "one expiry timer per hour, not per id"
+    assert ctx.task.timers.pending == 0, "expiry follows arrivals: no timers"
+    expire(dedupe, ctx, HOUR_MS + DAY - 1)
+    assert dedupe.expired == 0, "an hour is kept until a window after its end"
     expire(dedupe, ctx, HOUR_MS + DAY)  # the first hour has expired
     assert dedupe.expired == 60
     assert dedupe.first_time("m0", ctx, HOUR_MS + DAY)
@@ -130,7 +133,54 @@ def test_a_store_written_before_groups_still_dedupes_and_expires() -> None:
     ctx = TaskContext(Task(0, views, {"dedupe": "d", "timers": "t"}, clock="replay"), 0)
     dedupe = Dedupe()
     assert not dedupe.first_time("msg", ctx, 2_000)
-    assert dedupe.first_time("fresh", ctx, 3_000)  # schedules hour 0's expiry
+    assert dedupe.first_time("fresh", ctx, 3_000)
+    assert dedupe.on_timer(Timer(0, b"dedupe-hour:" + bytes(8), EXPIRY_TAG), ctx)
+    assert not dedupe.first_time("msg", ctx, 4_000), "an old expiry timer changes nothing"
     expire(dedupe, ctx, HOUR_MS + DAY)
     assert dedupe.expired == 2
     assert dedupe.first_time("msg", ctx, HOUR_MS + DAY)
+
+
+def test_a_log_replayed_long_after_arrival_is_deduplicated_as_it_was_live() -> None:
+    """A mirror or backfill read a year later: the wall clock is far past every window, but the
+    copies arrived a minute apart, so the second is a repeat; the first day's ids go when the
+    replay reaches the next day's arrivals."""
+    views = {"dedupe": StoreView("dedupe", MemoryStore()), "timers": StoreView("t", MemoryStore())}
+    year = 365 * DAY
+    ctx = TaskContext(Task(0, views, {"dedupe": "d", "timers": "t"}), year)
+    dedupe = Dedupe()
+    assert dedupe.first_time("m", ctx, 1_000)
+    assert not dedupe.first_time("m", ctx, 61_000)
+    assert all(dedupe.first_time(f"n{i}", ctx, 2_000 + i) for i in range(50))
+    assert dedupe.expired == 0
+    expire(dedupe, ctx, DAY + HOUR_MS)
+    assert dedupe.expired == 51
+    assert dedupe.first_time("m", ctx, DAY + HOUR_MS + 1)
+
+
+def test_expiry_reads_only_the_hours_it_drops() -> None:
+    """Thousands of expired hours behind the floor are not read again: an hour's passing reads
+    from the floor, and arrivals within the hour read nothing."""
+    dedupe, ctx = Dedupe(), context()
+    for hour in range(2_000):
+        assert dedupe.first_time(f"m{hour}", ctx, hour * HOUR_MS)
+        if hour % 100 == 0:
+            commit(ctx)
+    commit(ctx)
+    assert dedupe.expired == 2_000 - 25, "hours before the window are dropped as arrivals pass"
+    store = ctx.task.views["dedupe"].store
+    reads: list[bytes] = []
+    plain = store.items
+
+    def counted(prefix: bytes = b"", start: bytes = b""):  # type: ignore[no-untyped-def]
+        reads.append(prefix + start)
+        return plain(prefix, start)
+
+    store.items = counted  # type: ignore[method-assign]
+    again = Dedupe()  # a restarted worker: its floor is read from the store
+    assert again.first_time("late", ctx, 2_000 * HOUR_MS)
+    floor = (2_000 - 25).to_bytes(8, "big")
+    assert reads == [GROUP_PREFIX + b"dedupe:" + floor, b"h" + floor]
+    assert again.expired == 1
+    assert all(again.first_time(f"more{i}", ctx, 2_000 * HOUR_MS + i) for i in range(100))
+    assert len(reads) == 2, "no read while the hour lasts"

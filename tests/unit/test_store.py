@@ -51,14 +51,37 @@ def test_empty_values_are_kept(store: StateStore) -> None:
     assert list(store.items()) == [(b"k", b"")]
 
 
+def test_a_range_read_starts_inside_the_prefix_and_ends_with_it(store: StateStore) -> None:
+    keys = [b"g\x00\x01a", b"g\x00\x02b", b"g\x00\x03c", b"g\xff\xff", b"h", b"\xff\xff"]
+    store.write_batch(dict.fromkeys(keys, b"v"))
+    assert [k for k, _ in store.items(b"g", b"\x00\x02")] == keys[1:4]
+    assert [k for k, _ in store.items(b"g\xff")] == [b"g\xff\xff"]
+    assert [k for k, _ in store.items(b"\xff")] == [b"\xff\xff"]
+    assert list(store.items(b"g", b"\xff\xff\x00")) == []
+
+
+def test_a_prefix_before_many_deleted_keys_reads_as_empty(store: StateStore) -> None:
+    """Expired ids sort after the prefixes read beside them; the read stops at its prefix."""
+    ids = [b"i%06d" % n for n in range(20_000)]
+    store.write_batch(dict.fromkeys(ids, b"12345678"))
+    store.write_batch(dict.fromkeys(ids))
+    store.write_batch({b"i999999": b"live"})
+    assert list(store.items(b"h")) == []
+    assert list(store.items(b"i")) == [(b"i999999", b"live")]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
         st.dictionaries(st.binary(max_size=4), st.one_of(st.none(), st.binary(max_size=4))),
         max_size=8,
-    )
+    ),
+    st.binary(max_size=2),
+    st.binary(max_size=2),
 )
-def test_both_stores_agree_with_a_dict(batches: list[dict[bytes, bytes | None]]) -> None:
+def test_both_stores_agree_with_a_dict(
+    batches: list[dict[bytes, bytes | None]], prefix: bytes, start: bytes
+) -> None:
     oracle: dict[bytes, bytes] = {}
     with tempfile.TemporaryDirectory() as folder:
         stores: list[StateStore] = [MemoryStore(), RocksStore(Path(folder) / "s")]
@@ -70,8 +93,12 @@ def test_both_stores_agree_with_a_dict(batches: list[dict[bytes, bytes | None]])
                     oracle.pop(key, None)
                 else:
                     oracle[key] = value
+        ranged = sorted(
+            (k, v) for k, v in oracle.items() if k.startswith(prefix) and k >= prefix + start
+        )
         for store in stores:
             assert list(store.items()) == sorted(oracle.items())
+            assert list(store.items(prefix, start)) == ranged
             assert all(store.get(k) == v for k, v in oracle.items())
             store.close()
     assert MemoryStore().count() == 0

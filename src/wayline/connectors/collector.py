@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from wayline.config.workspace import Source, WaylineConfig
+from wayline.schemas.canonical import CANONICAL, FORM_HEADER
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_NESTING
 from wayline.schemas.normalize import Origin, check_nesting, message_id_of, normalize_event
@@ -169,9 +170,12 @@ def _too_large(where: str) -> str:
 class Collector:
     """Turns one HTTP request into raw events on the broker, and the reply its client expects."""
 
-    def __init__(self, config: WaylineConfig, topics: Topics, send: Send) -> None:
+    def __init__(
+        self, config: WaylineConfig, topics: Topics, send: Send, phone_region: str | None = None
+    ) -> None:
         self.config = config
         self.topics = topics
+        self.phone_region = phone_region
         self.keys = KeyRing(config)
         self.limiter = RateLimiter()
         self.send = send
@@ -239,9 +243,10 @@ class Collector:
         rejected: list[dict[str, Any]] = []
         records: list[Record] = []
         stamp = format_timestamp(received)
-        origin = Origin(received, "", source.name, source.channel)
+        origin = Origin(received, "", source.name, source.channel, self.phone_region)
         headers: Headers = [("wayline.source", source.name.encode())]
         headers.append(("wayline.channel", source.channel.encode()))
+        canonical = [*headers, (FORM_HEADER, CANONICAL)]
         for index, event in enumerate(events):
             try:
                 encoded, problem = _stamp(event, payload, source, stamp, origin)
@@ -253,7 +258,7 @@ class Collector:
             key = _key(event)
             if problem is None:
                 accepted.append({"index": index, "messageId": message_id})
-                records.append(Record(self.topics.raw, key, encoded, headers))
+                records.append(Record(self.topics.raw, key, encoded, canonical))
                 continue
             errors = [{"field": e.path, "message": e.message} for e in problem.errors]
             rejected.append(
@@ -288,7 +293,9 @@ def _events_of(kind: str, payload: dict[str, Any]) -> list[Any]:
 def _stamp(
     event: Any, payload: dict[str, Any], source: Source, stamp: str, origin: Origin
 ) -> tuple[bytes, InvalidEvent | None]:
-    """The event as Wayline stores it (receivedAt, messageId, source channel), and its problem."""
+    """The event in its canonical form (stamped with receivedAt, messageId and the source's
+    channel, then normalized: the validate worker forwards it as it is), or the stamped event
+    and its problem."""
     if not isinstance(event, dict):
         encoded = _as_dead_letter(event)
         return encoded, InvalidEvent(ReasonCode.NOT_AN_OBJECT, [FieldError("", "not an object")])
@@ -296,6 +303,25 @@ def _stamp(
         check_nesting(event)
     except InvalidEvent as exc:
         return _as_dead_letter(event), exc
+    stamp_event(event, payload, source.channel, stamp)
+    encoded = orjson.dumps(event)
+    if len(encoded) > MAX_EVENT_BYTES:
+        limit = f"{len(encoded)} bytes, the limit is {MAX_EVENT_BYTES}"
+        return encoded, InvalidEvent(ReasonCode.EVENT_TOO_LARGE, [FieldError("", limit)])
+    try:
+        canonical = orjson.dumps(normalize_event(event, origin))  # it copies what it changes
+    except InvalidEvent as exc:
+        return encoded, exc
+    if len(canonical) > MAX_EVENT_BYTES:  # its identifiers pushed it over the limit
+        limit = f"{len(canonical)} bytes normalized, the limit is {MAX_EVENT_BYTES}"
+        return encoded, InvalidEvent(ReasonCode.EVENT_TOO_LARGE, [FieldError("", limit)])
+    return canonical, None
+
+
+def stamp_event(event: dict[str, Any], payload: dict[str, Any], channel: str, stamp: str) -> None:
+    """What the collector adds to an event before it is normalized: ``receivedAt``, a
+    ``messageId`` when the client sent none (an integer id as its text), the batch's ``sentAt``
+    and ``context``, and the source's channel; ``writeKey`` goes."""
     event.pop("writeKey", None)
     event["receivedAt"] = stamp
     if event.get("messageId") is None:
@@ -308,16 +334,7 @@ def _stamp(
     batch_context: dict[str, Any] = shared if isinstance(shared, dict) else {}
     context = event.get("context")
     if isinstance(context, dict) or context is None:
-        event["context"] = {**batch_context, **(context or {}), "channel": source.channel}
-    encoded = orjson.dumps(event)
-    if len(encoded) > MAX_EVENT_BYTES:
-        limit = f"{len(encoded)} bytes, the limit is {MAX_EVENT_BYTES}"
-        return encoded, InvalidEvent(ReasonCode.EVENT_TOO_LARGE, [FieldError("", limit)])
-    try:
-        normalize_event(orjson.loads(encoded), origin)
-    except InvalidEvent as exc:
-        return encoded, exc
-    return encoded, None
+        event["context"] = {**batch_context, **(context or {}), "channel": channel}
 
 
 def _as_dead_letter(value: Any) -> bytes:

@@ -147,6 +147,8 @@ class IdentityStep:
 
     def abort_batch(self) -> None:
         self._released_to = self._ticked_to
+        if self.dedupe is not None:
+            self.dedupe.abort_batch()
         if self.order is not None:
             self.order.forget()
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch
 
 from wayline.schemas.errors import ConfigError
 
@@ -29,8 +29,9 @@ class StateStore(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """Keys starting with ``prefix`` in byte order, with their values."""
+    def items(self, prefix: bytes = b"", start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Keys starting with ``prefix`` in byte order from ``prefix + start``, with their
+        values."""
         ...
 
     def write_batch(
@@ -59,9 +60,9 @@ class MemoryStore:
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
-    def items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        start = bisect.bisect_left(self._keys, prefix)
-        for key in list(self._keys[start:]):
+    def items(self, prefix: bytes = b"", start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        first = bisect.bisect_left(self._keys, prefix + start)
+        for key in list(self._keys[first:]):
             if not key.startswith(prefix):
                 return
             yield key, self._data[key]
@@ -108,13 +109,14 @@ class RocksStore:
         value: bytes | None = self._db.get(_DATA + key)
         return value
 
-    def items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        start = _DATA + prefix
-        for key, value in self._db.items(from_key=start):
+    def items(self, prefix: bytes = b"", start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        # bounded at the end of the prefix: RocksDB stops there instead of stepping over every
+        # deleted key after it (expired ids, dropped groups) to find the next live one
+        bounds = ReadOptions()
+        bounds.set_iterate_upper_bound(_after(_DATA + prefix))
+        for key, value in self._db.items(from_key=_DATA + prefix + start, read_opt=bounds):
             assert isinstance(key, bytes)  # raw mode: keys and values are bytes
             assert isinstance(value, bytes)
-            if not key.startswith(start):
-                return
             yield key[1:], value
 
     def write_batch(
@@ -145,3 +147,9 @@ class RocksStore:
     def destroy(path: Path) -> None:
         """Remove a partition's local state (it is restored from the changelog)."""
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _after(prefix: bytes) -> bytes:
+    """The first key after every key starting with ``prefix`` (``prefix`` is not all 0xff)."""
+    head = prefix.rstrip(b"\xff")
+    return head[:-1] + bytes([head[-1] + 1])

@@ -8,7 +8,7 @@ the commit metadata in one atomic write, after the broker acknowledged everythin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -66,36 +66,47 @@ class StoreView:
         self.local[key] = value
         self.groups.setdefault(group, []).append((key, value))
 
-    def group_records(self, group: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """The sealed records of ``group`` (every group whose name starts with it) as this
-        batch left them: a record is only ever rewritten or deleted before it is sealed again,
-        so only the committed keys need looking at, not the whole overlay."""
-        for key, value in self.store.items(GROUP_PREFIX + group):
+    def group_records(
+        self, group: bytes, start: bytes = b"", stop: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """The sealed records of ``group`` (every group whose name starts with it; with ``start``
+        and ``stop``, those whose name goes on with ``start`` ≤ rest < ``stop``) as this batch
+        left them: a record is only ever rewritten or deleted before it is sealed again, so only
+        the committed keys need looking at, not the whole overlay."""
+        head = len(GROUP_PREFIX) + len(group)
+        for key, value in self.store.items(GROUP_PREFIX + group, start):
+            if stop is not None and key[head:] >= stop:
+                return
             now = self.dirty.get(key, value) if self.dirty else value
             if now is not None:
                 yield key, now
 
-    def drop_groups(self, group: bytes) -> int:
-        """Delete every record of ``group`` and each member still holding its value; the
-        number of members the group records held."""
+    def drop_groups(self, group: bytes, start: bytes = b"", stop: bytes | None = None) -> int:
+        """Delete every record of ``group`` (the range of groups as for ``group_records``),
+        sealed or of this batch, and each member still holding its value; the number of
+        members the group records held."""
         dropped = 0
-        for key, value in list(self.group_records(group)):
-            for member, held in unpack_pairs(value):
-                if self.get(member) == held:
-                    self.local[member] = None
-                dropped += 1
+        for key, value in list(self.group_records(group, start, stop)):
+            dropped += self._drop_members(unpack_pairs(value))
             self.delete(key)
-        for member, held in self.groups.pop(group, []):
-            if self.get(member) == held:
-                self.local[member] = None
-            dropped += 1
+        for name in [n for n in self.groups if _in_range(n, group, start, stop)]:
+            dropped += self._drop_members(self.groups.pop(name))
         return dropped
 
-    def items(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    def _drop_members(self, pairs: Iterable[tuple[bytes, bytes]]) -> int:
+        count = 0
+        for member, held in pairs:
+            if self.get(member) == held:
+                self.local[member] = None
+            count += 1
+        return count
+
+    def items(self, prefix: bytes = b"", start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Committed items merged with this batch's writes, in key order."""
-        merged: dict[bytes, bytes | None] = dict(self.store.items(prefix))
-        merged.update({k: v for k, v in self.local.items() if k.startswith(prefix)})
-        merged.update({k: v for k, v in self.dirty.items() if k.startswith(prefix)})
+        first = prefix + start
+        merged: dict[bytes, bytes | None] = dict(self.store.items(prefix, start))
+        for overlay in (self.local, self.dirty):
+            merged.update({k: v for k, v in overlay.items() if k.startswith(prefix) and k >= first})
         for key in sorted(merged):
             value = merged[key]
             if value is not None:
@@ -281,3 +292,10 @@ class TaskContext:
     def now_ms(self) -> int:
         """The partition's time: stream time, and in live mode at least wall clock − grace."""
         return self.task.partition_time_ms(self.wall_ms)
+
+
+def _in_range(name: bytes, group: bytes, start: bytes, stop: bytes | None) -> bool:
+    if not name.startswith(group):
+        return False
+    rest = name[len(group) :]
+    return rest >= start and (stop is None or rest < stop)

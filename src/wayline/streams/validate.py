@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from wayline.schemas.canonical import CANONICAL, FORM_HEADER, check_canonical
 from wayline.schemas.codec import decode_raw, encode
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import CHANNELS, Channel
@@ -30,6 +31,8 @@ MARK_KEY = b"~mark"
 class ValidateStep:
     """decode → validate + normalize → emit; invalid events are dead-lettered.
 
+    A record its source already normalized (header ``wayline.form: canonical``: the collector)
+    is checked for the canonical frame and forwarded byte for byte (``schemas.canonical``).
     Events without a ``messageId`` get one derived from their topic, partition and offset,
     so reprocessing the same raw message gives the same id. Duplicates are dropped by the
     identity worker, which sees every event of every raw partition. After each batch, each raw
@@ -54,16 +57,20 @@ class ValidateStep:
     def process(self, message: Envelope, ctx: TaskContext) -> list[Output]:
         try:
             raw = decode_raw(message.value)
-            event = normalize_event(raw, self._origin(message, raw))
+            if message.header(FORM_HEADER) == CANONICAL:
+                at, value = check_canonical(raw), message.value or b""
+                event: dict[str, Any] = raw
+            else:
+                event = normalize_event(raw, self._origin(message, raw))
+                at, value = _epoch_ms(event["timestamp"]), encode(event)
         except InvalidEvent as exc:
             return [self._dead_letter(message, exc)]
         except Exception as exc:  # a validator bug must not stop the partition: dead-letter it
             log.exception("validate: unexpected error at %s[%d]@%d", *_where(message))
             problem = InvalidEvent(ReasonCode.INVALID_FIELD, [FieldError("", f"internal: {exc!r}")])
             return [self._dead_letter(message, problem)]
-        at = _epoch_ms(event["timestamp"])
         self.marks.event(ctx, at)
-        return [Output(self.topics.events, _partition_key(event), encode(event), timestamp_ms=at)]
+        return [Output(self.topics.events, _partition_key(event), value, timestamp_ms=at)]
 
     def refresh(self, ctx: TaskContext) -> list[Output]:
         """Before each batch: a quiet mark for this raw partition once the input left it quiet."""
