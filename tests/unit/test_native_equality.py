@@ -10,6 +10,7 @@ identical. Skipped where the compiled core is not built (no C compiler: the refe
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from test_profiles_fold import event_args, make_event
 
 from wayline import native
+from wayline.streams.store import MemoryStore
 
 RUNNER = Path(__file__).resolve().parents[1] / "corerunner.py"
 EVENT_NAMES = ["Product Viewed", "Product Added", "Order Completed", "Signed Up", "Email Bounced"]
@@ -138,3 +140,81 @@ def test_the_comparison_sees_a_difference(cores: tuple[Core, Core]) -> None:
     two = compiled.ask({**base, "events": [make_event(0, 1, [0], 3, 10)]})
     assert "error" not in one
     assert one != two
+
+
+STORE_RUNNER = RUNNER.with_name("storerunner.py")
+
+
+def queue_workload(seed: int) -> tuple[dict[str, Any], MemoryStore]:
+    """Batches like the delivery ledger's: a queue of numbered records drained behind its head,
+    a few other prefixes, metadata after the data; the store is reopened now and then so the
+    reads meet flushed files, deletions and the metadata right after the last prefix."""
+    rnd = random.Random(seed)
+    oracle, batches, seq = MemoryStore(), [], 0
+    for n in range(200):
+        changes: dict[bytes, bytes | None] = {}
+        for _ in range(rnd.randint(1, 4)):
+            seq += 1
+            changes[b"o:" + seq.to_bytes(8, "big")] = b'{"topic":"t"}'
+            changes[b"d:%d" % rnd.randint(0, 50)] = b'{"status":"sent"}'
+        if seq > 5 and rnd.random() < 0.7:
+            for old in range(max(1, seq - 8), seq - 2):
+                changes.setdefault(b"o:" + old.to_bytes(8, "big"), None)
+        changes[b"n"] = seq.to_bytes(8, "big")
+        meta = {b"commit": b"%d" % n, b"changelog_offset": b"%d" % seq}
+        oracle.write_batch(changes, meta)
+        batches.append(
+            [
+                [[k.hex(), None if v is None else v.hex()] for k, v in changes.items()],
+                [[k.hex(), v.hex()] for k, v in meta.items()],
+            ]
+        )
+    return {"batches": batches, "reopen_every": 50, "queries": STORE_QUERIES}, oracle
+
+
+STORE_QUERIES = [
+    [p.hex(), s.hex()]
+    for p, s in [
+        (b"o:", b""),
+        (b"o:", (400).to_bytes(8, "big")),
+        (b"d:", b""),
+        (b"d:", b"3"),
+        (b"n", b""),
+        (b"", b""),
+        (b"z", b""),
+    ]
+]
+
+
+def read_store(native_core: bool, work: dict[str, Any]) -> dict[str, Any]:
+    env = os.environ | {"WAYLINE_NATIVE": "1" if native_core else "0"}
+    done = subprocess.run(
+        [sys.executable, str(STORE_RUNNER)],
+        input=orjson.dumps(work),
+        capture_output=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    answer: dict[str, Any] = orjson.loads(done.stdout)
+    return answer
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_compiled_and_reference_stores_read_the_same_ranges(seed: int) -> None:
+    """Range reads on the compiled store match the reference and an in-memory oracle: a bounded
+    RocksDB iterator once stopped short of its bound or ran past it into the metadata (the
+    delivery ledger then read a commit offset as a queued record) only when compiled."""
+    if native.activate() != "native" and "not built" in native.mode():
+        pytest.skip(f"the compiled core is not built here ({native.mode()})")
+    work, oracle = queue_workload(seed)
+    want = [
+        [[k.hex(), v.hex()] for k, v in oracle.items(bytes.fromhex(p), bytes.fromhex(s))]
+        for p, s in STORE_QUERIES
+    ]
+    assert sum(len(a) for a in want[:2]) > 50  # the queue holds records to read
+    compiled, reference = read_store(True, work), read_store(False, work)
+    assert compiled["mode"] == "native"
+    assert reference["mode"] == "WAYLINE_NATIVE=0"
+    assert compiled["answers"] == want
+    assert reference["answers"] == want
