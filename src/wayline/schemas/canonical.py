@@ -13,13 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
-from wayline.schemas.event import CHANNELS, EVENT_TYPES
+from wayline.schemas.event import CHANNELS, EVENT_TYPES, IDENTIFIER_NAMES
 from wayline.schemas.timestamps import parse_timestamp
 
 FORM_HEADER = "wayline.form"
 CANONICAL = b"canonical"
 
-_IDENTIFIERS = ("user_id", "anonymous_id", "email", "phone", "device_id")
 _OBJECTS = ("traits", "properties", "integrations")
 
 
@@ -69,7 +68,7 @@ def _identifier_errors(ids: Any) -> list[FieldError]:
         return [FieldError("identifiers", "must be an object")]
     errors = [
         FieldError(f"identifiers.{name}", "must be a non-empty string or null")
-        for name in _IDENTIFIERS
+        for name in IDENTIFIER_NAMES
         if name not in ids or not _absent_or_text(ids[name])
     ]
     external = ids.get("external")
@@ -78,7 +77,7 @@ def _identifier_errors(ids: Any) -> list[FieldError]:
         for e in external
     ):
         errors.append(FieldError("identifiers.external", "must be a list of {type, id}"))
-    elif not errors and not external and not any(ids.get(name) for name in _IDENTIFIERS):
+    elif not errors and not external and not any(ids.get(name) for name in IDENTIFIER_NAMES):
         errors.append(FieldError("identifiers", "at least one identifier is required"))
     return errors
 

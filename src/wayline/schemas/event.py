@@ -16,6 +16,8 @@ Channel = Literal["web", "app", "email", "store"]
 CHANNELS: tuple[Channel, ...] = ("web", "app", "email", "store")
 EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
 EVENT_TYPES: tuple[EventType, ...] = ("track", "identify", "page", "screen", "group", "alias")
+# the identifiers of a canonical event besides ``external`` (a list of {type, id})
+IDENTIFIER_NAMES = ("user_id", "anonymous_id", "email", "phone", "device_id")
 
 MAX_EVENT_BYTES = 32 * 1024
 """A single event larger than this is rejected (``event_too_large``)."""

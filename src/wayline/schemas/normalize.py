@@ -14,7 +14,7 @@ from typing import Any
 import phonenumbers
 
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
-from wayline.schemas.event import CHANNELS, EVENT_TYPES, MAX_NESTING, Channel
+from wayline.schemas.event import CHANNELS, EVENT_TYPES, IDENTIFIER_NAMES, MAX_NESTING, Channel
 from wayline.schemas.timestamps import event_time, format_timestamp, parse_timestamp
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -226,9 +226,7 @@ def _check_required(out: dict[str, Any], problems: _Problems) -> None:
     if kind == "group" and not out.get("groupId"):
         problems.add(ReasonCode.INVALID_FIELD, "groupId", "required for group")
     ids = out["identifiers"]
-    if not any(
-        ids[k] for k in ("user_id", "anonymous_id", "email", "phone", "device_id", "external")
-    ):
+    if not ids["external"] and not any(ids[k] for k in IDENTIFIER_NAMES):
         problems.add(
             ReasonCode.MISSING_IDENTIFIER,
             "userId",
