@@ -19,11 +19,11 @@ frequency by order count (≥ 10, 5, 3, 2, 1), monetary by revenue (≥ 1500, 50
 from __future__ import annotations
 
 import bisect
-import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from wayline.profiles.state import DAY_MS, State, epoch_ms
+from wayline.profiles.state import DAY_MS, State
+from wayline.schemas.timestamps import epoch_ms, format_day, format_ms
 
 WINDOWS = (7, 30, 90)
 INTEREST = ("Product Viewed", "Product Added", "Checkout Started", "Email Link Clicked")
@@ -31,17 +31,8 @@ ADVOCACY = ("Product Reviewed", "Review Submitted", "Referral Sent")
 
 
 def iso(ms: int | None) -> str | None:
-    """Epoch milliseconds as ``2026-11-23T10:00:00.000Z`` (called for every timestamp of every
-    document and transition, so the second's text is cached)."""
-    if ms is None:
-        return None
-    seconds, milli = divmod(int(ms), 1000)
-    return f"{_second(seconds)}.{milli:03d}Z"
-
-
-@functools.lru_cache(maxsize=4096)
-def _second(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    """Epoch milliseconds as ``2026-11-23T10:00:00.000Z``, or None."""
+    return None if ms is None else format_ms(int(ms))
 
 
 def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
@@ -56,13 +47,9 @@ def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
         start = bisect.bisect_right(days, today - WINDOWS[-1])
         end = bisect.bisect_right(days, today, start)
         if start < end:
-            out[name] = dict(zip(map(_day, days[start:end]), entry["ns"][start:end], strict=True))
+            named = map(format_day, days[start:end])
+            out[name] = dict(zip(named, entry["ns"][start:end], strict=True))
     return out
-
-
-@functools.lru_cache(maxsize=4096)
-def _day(day: int) -> str:
-    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
 
 
 def at_moment(doc: dict[str, Any], now_ms: int) -> dict[str, Any]:

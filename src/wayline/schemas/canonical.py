@@ -14,7 +14,7 @@ from typing import Any
 
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import CHANNELS, EVENT_TYPES, IDENTIFIER_NAMES
-from wayline.schemas.timestamps import parse_timestamp
+from wayline.schemas.timestamps import timestamp_ms
 
 FORM_HEADER = "wayline.form"
 CANONICAL = b"canonical"
@@ -30,12 +30,12 @@ def check_canonical(value: Any) -> int:
         raise InvalidEvent(ReasonCode.NOT_AN_OBJECT, [FieldError("", "an event is a JSON object")])
     errors = _frame_errors(value)
     errors += _identifier_errors(value.get("identifiers"))
-    when = parse_timestamp(value.get("timestamp"))
+    when = timestamp_ms(value.get("timestamp"))
     if when is None:
         errors.append(FieldError("timestamp", "not an ISO 8601 timestamp"))
     if errors or when is None:
         raise InvalidEvent(ReasonCode.INVALID_FIELD, errors)
-    return int(when.timestamp() * 1000)
+    return when
 
 
 def _frame_errors(value: dict[str, Any]) -> list[FieldError]:

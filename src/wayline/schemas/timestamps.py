@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_AFTER_9999_MS = 253_402_300_800_000
+_DAYS: dict[int, str] = {}  # day number since 1970 → "2026-11-23"
+_MINUTES: dict[int, str] = {}  # minute number since 1970 → "2026-11-23T10:00:"
+_TWO = tuple(f"{n:02d}" for n in range(60))
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -51,3 +57,47 @@ def event_time(
         return received_at
     when = received_at - (sent_at - original) if sent_at is not None else original
     return max(EARLIEST, min(when, received_at))
+
+
+def epoch_ms(text: str) -> int:
+    """Epoch milliseconds of an ISO 8601 timestamp (one without a zone is UTC), exact — not
+    through a float, which far from 1970 falls a millisecond short. ValueError when it is not
+    one."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return (parsed - EARLIEST) // _MS
+
+
+def timestamp_ms(value: object) -> int | None:
+    """``parse_timestamp`` as exact epoch milliseconds."""
+    parsed = parse_timestamp(value)
+    return None if parsed is None else (parsed - EARLIEST) // _MS
+
+
+def format_ms(ms: int) -> str:
+    """Epoch milliseconds as the canonical ``2026-11-23T10:00:00.000Z`` (``epoch_ms`` reads
+    it back to the same number). Every document and transition carries a few, so the minute's
+    text is kept for the minutes seen lately and the rest taken from tables."""
+    if not 0 <= ms < _AFTER_9999_MS:  # before 1970 or after 9999: the general way
+        return format_timestamp(EARLIEST + timedelta(milliseconds=ms))
+    minute, rest = divmod(ms, 60_000)
+    head = _MINUTES.get(minute)
+    if head is None:
+        if len(_MINUTES) >= 4096:
+            _MINUTES.clear()
+        day, of_day = divmod(minute, 1440)
+        hour, in_hour = divmod(of_day, 60)
+        head = _MINUTES[minute] = f"{format_day(day)}T{_TWO[hour]}:{_TWO[in_hour]}:"
+    second, milli = divmod(rest, 1000)
+    return head + _TWO[second] + _MILLIS[milli]
+
+
+def format_day(day: int) -> str:
+    """A day number since 1970-01-01 as ``2026-11-23`` (the days seen lately kept)."""
+    text = _DAYS.get(day)
+    if text is None:
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        text = _DAYS[day] = (EARLIEST + timedelta(days=day)).date().isoformat()
+    return text

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from wayline.profiles.state import State, apply_event, epoch_ms, event_name
+from wayline.profiles.state import State, apply_event, event_name
 from wayline.profiles.view import contact_points
+from wayline.schemas.timestamps import epoch_ms
 from wayline.segments.compiler import Compiled
 from wayline.segments.membership import (
     Evaluation,

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from wayline.profiles.book import ProfileBook, absorb
-from wayline.profiles.state import empty_state, epoch_ms, is_counted
+from wayline.profiles.state import empty_state, is_counted
 from wayline.profiles.view import snapshot
+from wayline.schemas.timestamps import epoch_ms
 from wayline.segments.compiler import Compiled
 from wayline.segments.engine import Outcome, after_merge, at_due, on_event, trigger_document
 from wayline.segments.triggers import TriggerConfig

@@ -26,9 +26,9 @@ import orjson
 
 from wayline.profiles.identity import Ident, IdentityRules, LogEntry, Node, Resolution, resolve
 from wayline.profiles.identity import event_identifiers as identifiers_of
-from wayline.profiles.state import epoch_ms
 from wayline.schemas.codec import decode, encode
 from wayline.schemas.errors import ReasonCode
+from wayline.schemas.timestamps import epoch_ms
 from wayline.schemas.topics import Topics
 from wayline.streams.dedupe import Dedupe
 from wayline.streams.envelope import Envelope, Output, dead_letter

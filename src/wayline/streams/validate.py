@@ -14,6 +14,7 @@ from wayline.schemas.codec import decode_raw, encode
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import CHANNELS, Channel
 from wayline.schemas.normalize import Origin, normalize_event
+from wayline.schemas.timestamps import epoch_ms
 from wayline.schemas.topics import Topics
 from wayline.streams.envelope import Envelope, Output, dead_letter
 from wayline.streams.identity import KIND_HEADER
@@ -62,7 +63,8 @@ class ValidateStep:
                 event: dict[str, Any] = raw
             else:
                 event = normalize_event(raw, self._origin(message, raw))
-                at, value = _epoch_ms(event["timestamp"]), encode(event)
+                # the event time as the Kafka timestamp: stream time (every timer) follows it
+                at, value = epoch_ms(event["timestamp"]), encode(event)
         except InvalidEvent as exc:
             return [self._dead_letter(message, exc)]
         except Exception as exc:  # a validator bug must not stop the partition: dead-letter it
@@ -119,13 +121,6 @@ def _channel(value: str) -> Channel | None:
 
 def _where(message: Envelope) -> tuple[str, int, int]:
     return message.topic, message.partition, message.offset
-
-
-def _epoch_ms(timestamp: str) -> int:
-    """Canonical events carry their event time as the Kafka timestamp, so downstream stream time
-    (and every timer) follows event time, live or replayed."""
-    parsed = datetime.fromisoformat(timestamp)
-    return int(parsed.timestamp() * 1000)
 
 
 def _partition_key(event: dict[str, Any]) -> bytes:
