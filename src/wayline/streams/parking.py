@@ -21,7 +21,7 @@ from wayline.streams.task import Task, TaskContext
 PARKED = "parked"
 
 
-@dataclass
+@dataclass(init=False)
 class Item:
     """One held record: ``event``, ``merge`` or ``handoff``; the moment it was (or would have
     been) evaluated at; the hand-offs it needs first."""
@@ -30,6 +30,9 @@ class Item:
     body: dict[str, Any]
     now_ms: int
     needs: list[str]
+
+    def __init__(self, kind: str, body: dict[str, Any], now_ms: int, needs: list[str]) -> None:
+        self.kind, self.body, self.now_ms, self.needs = kind, body, now_ms, needs  # natively
 
 
 @dataclass

@@ -24,7 +24,7 @@ latest change.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -62,15 +62,21 @@ FORMAT = 4  # of a stored profile record: 3 had no order_stats; 2 kept the day b
 SPILL = 64  # entries of a growing part kept inside the state; past that, beside it
 
 
-@dataclass
+@dataclass(init=False)
 class _Entry:
     version: int
     state: State | None  # None: merged away in this batch
     kept: dict[str, KeyedLog]  # the parts kept beside the state (``streams.keyedlog``)
-    changed: bool = False
-    as_of: int = 0  # the moment of the latest change: the document's windows are as of it
-    transitions: list[dict[str, Any]] = field(default_factory=list)  # this batch's, in order
-    last_transition_ms: int = 0
+    changed: bool
+    as_of: int  # the moment of the latest change: the document's windows are as of it
+    transitions: list[dict[str, Any]]  # this batch's, in order
+    last_transition_ms: int
+
+    def __init__(
+        self, version: int, state: State | None, kept: dict[str, KeyedLog], as_of: int = 0
+    ) -> None:  # written out: compiled to native stores (see streams.envelope)
+        self.version, self.state, self.kept, self.as_of = version, state, kept, as_of
+        self.changed, self.transitions, self.last_transition_ms = False, [], 0
 
     def touch(self, now_ms: int) -> None:
         self.changed = True

@@ -21,11 +21,14 @@ _DUE = struct.Struct(">Q")
 _LEN = struct.Struct(">H")
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(slots=True, order=True, init=False)
 class Timer:
     due_ms: int
     key: bytes
     tag: str
+
+    def __init__(self, due_ms: int, key: bytes, tag: str) -> None:  # see streams.envelope
+        self.due_ms, self.key, self.tag = due_ms, key, tag
 
 
 class KeyValues(Protocol):
