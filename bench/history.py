@@ -92,9 +92,12 @@ def histories(profiles: int, past: int, seed: int) -> tuple[list[list[dict[str, 
 
 
 @contextmanager
-def profile_task(directory: Path) -> Iterator[Task]:
+def profile_task(directory: Path, partition: int = 0) -> Iterator[Task]:
+    """A profile worker's task on RocksDB stores in ``directory``, replaying on stream time."""
     views = {name: StoreView(name, RocksStore(directory / name)) for name in STORES}
-    task = Task(0, views, {name: f"bench-{name}-changelog" for name in STORES}, clock="replay")
+    task = Task(
+        partition, views, {name: f"bench-{name}-changelog" for name in STORES}, clock="replay"
+    )
     try:
         yield task
     finally:

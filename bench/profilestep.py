@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ from bench.pipeline import PARTITIONS, ROOT, run_child
 from bench.pipelinerun import rules_file, traffic_file
 from bench.runtime import cluster, save_results
 
-STORES = ("profiles", "forwards", "parked", "timers")
 BATCH = 500  # records of one partition per batch (the worker's batches hold up to 2,000 of four)
 SEGMENTS = 100
 
@@ -75,14 +75,14 @@ def capture(log: Path, events: int) -> None:
 
 def replay(log: Path, replays: int) -> dict[str, Any]:
     """The child's work (``bench.profilestepchild`` chose the core): the best of ``replays``."""
+    from bench.history import profile_task
     from wayline.schemas.topics import Topics
     from wayline.segments.compiler import SegmentDef, compile_segments
     from wayline.segments.triggers import TriggerConfig
     from wayline.streams.envelope import Envelope
     from wayline.streams.memory import tune_garbage_collector
     from wayline.streams.profile import ProfileStep
-    from wayline.streams.store import RocksStore
-    from wayline.streams.task import StoreView, Task, TaskContext
+    from wayline.streams.task import TaskContext
 
     found = orjson.loads(log.read_bytes())
     spec = found["rules"]
@@ -95,16 +95,11 @@ def replay(log: Path, replays: int) -> dict[str, Any]:
     longest = max(len(m) for m in by_partition.values())
 
     def once() -> tuple[float, dict[str, int]]:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
             triggers = TriggerConfig.from_mapping(spec["triggers"])
             step = ProfileStep(Topics(), compile_segments(defs), triggers)
             tasks = {
-                p: Task(
-                    p,
-                    {n: StoreView(n, RocksStore(Path(tmp) / f"{p}-{n}")) for n in STORES},
-                    {n: f"replay-{n}" for n in STORES},
-                    clock="replay",
-                )
+                p: stack.enter_context(profile_task(Path(tmp) / str(p), p))
                 for p in range(PARTITIONS)
             }
             cpu = time.process_time()
@@ -123,8 +118,6 @@ def replay(log: Path, replays: int) -> dict[str, Any]:
                     commit = task.prepare_commit()
                     task.finish_commit(commit, {})
             spent = time.process_time() - cpu
-            for task in tasks.values():
-                task.close()
         return spent, step.counters()
 
     tune_garbage_collector()

@@ -31,7 +31,9 @@ import bisect
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from wayline.schemas.timestamps import epoch_ms as epoch_ms  # also read here by older benches
+from wayline.schemas.timestamps import (
+    epoch_ms as epoch_ms,  # bench.segments reads it here, as on older trees
+)
 
 State = dict[str, Any]
 DAY_MS = 86_400_000

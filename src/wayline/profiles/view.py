@@ -19,7 +19,6 @@ frequency by order count (≥ 10, 5, 3, 2, 1), monetary by revenue (≥ 1500, 50
 from __future__ import annotations
 
 import bisect
-from datetime import UTC, datetime
 from typing import Any
 
 from wayline.profiles.state import DAY_MS, State
@@ -63,7 +62,9 @@ def at_moment(doc: dict[str, Any], now_ms: int) -> dict[str, Any]:
     computed = dict(doc["computed"])
     counts = {}
     for name, row in computed["event_counts"].items():
-        days = [(_day_number(d), n) for d, n in doc.get("activity", {}).get(name, {}).items()]
+        days = [
+            (epoch_ms(d) // DAY_MS, n) for d, n in doc.get("activity", {}).get(name, {}).items()
+        ]
         windows = {f"{w}d": sum(n for d, n in days if today - d < w) for w in WINDOWS}
         counts[name] = {"all_time": row["all_time"], **windows}
     computed["event_counts"] = counts
@@ -77,10 +78,6 @@ def at_moment(doc: dict[str, Any], now_ms: int) -> dict[str, Any]:
 
 def _epoch(text: Any) -> int | None:
     return epoch_ms(text) if isinstance(text, str) else None
-
-
-def _day_number(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) // 86_400
 
 
 def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:

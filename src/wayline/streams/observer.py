@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from wayline.schemas.timestamps import parse_timestamp
+from wayline.schemas.timestamps import timestamp_ms
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.tail import Tail
@@ -149,7 +149,7 @@ class Observer:
         self._events[event.get("event") or event["type"]] += 1
         self._state.by_channel = dict(self._channels)
         self._state.by_event = dict(self._events.most_common(8))
-        received = _epoch_ms(event["receivedAt"])
+        received = timestamp_ms(event["receivedAt"]) or time.time() * 1000
         self._recent.append((time.time(), max(0.0, time.time() * 1000 - received)))
 
     def _fold_delivery(self, record: dict[str, Any]) -> None:
@@ -167,8 +167,3 @@ class Observer:
         else:
             members.add(profile)
         self._state.segment_sizes = {name: len(m) for name, m in sorted(self._members.items())}
-
-
-def _epoch_ms(timestamp: str) -> float:
-    parsed = parse_timestamp(timestamp)
-    return parsed.timestamp() * 1000 if parsed else time.time() * 1000
