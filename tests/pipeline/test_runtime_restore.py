@@ -24,7 +24,7 @@ from wayline.streams.changelog import (
     encode_record,
 )
 from wayline.streams.clients import KafkaConfig
-from wayline.streams.restore import read_partition
+from wayline.streams.restore import read_partition, read_partitions
 from wayline.streams.store import RocksStore
 
 pytestmark = pytest.mark.broker
@@ -146,3 +146,30 @@ def test_a_checkpoint_past_the_changelog_end_restores_from_scratch_at_once(
         assert local_sum(state_dir, partition, b"carol") == 50  # the lost cluster's 400 are gone
     finally:
         delete_topics(kafka, [s.name for s in specs])
+
+
+def test_a_tasks_changelogs_read_together_give_what_each_gives_alone(
+    kafka: KafkaConfig, topics: Topics
+) -> None:
+    """A task's changelogs are restored through one consumer: a changelog with records (read
+    from the start and from the middle), an empty one, and one whose start lies past its end
+    (a checkpoint of a cluster that is gone) each come back as reading them one by one does."""
+    full, empty = topics.changelog(NAME, "sums"), topics.changelog(NAME, "timers")
+    for i in range(7):
+        produce_to(kafka, full, 2, f"k{i}".encode(), f"v{i}".encode())
+    alone = {
+        (full, 0): read_partition(kafka, full, 2, 0),
+        (full, 4): read_partition(kafka, full, 2, 4),
+        (empty, 0): read_partition(kafka, empty, 2, 0),
+    }
+    assert [k for k, _ in alone[(full, 0)][0]] == [f"k{i}".encode() for i in range(7)]
+    assert alone[(full, 0)][1] == 7
+    assert len(alone[(full, 4)][0]) == 3
+    assert alone[(empty, 0)] == ([], 0)
+    for start in (0, 4):
+        together = read_partitions(kafka, {full: start, empty: 0}, 2)
+        assert together == {full: alone[(full, start)], empty: alone[(empty, 0)]}
+    past = read_partitions(kafka, {full: 0, empty: 50}, 2, silent_s=1.0)
+    assert past[full] == alone[(full, 0)]
+    assert past[empty][0] == []
+    assert past[empty][1] < 50  # the real end, below the checkpoint

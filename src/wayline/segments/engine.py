@@ -180,7 +180,7 @@ def trigger_document(
 def _trait_keys(event: Mapping[str, Any], props: Mapping[str, Any]) -> set[str]:
     """The trait keys ``event`` carries (``timezone`` for a context time zone, ``consent`` for
     consent in its properties)."""
-    keys: set[str] = {"consent"} if isinstance(props, Mapping) and "consent" in props else set()
+    keys: set[str] = {"consent"} if isinstance(props, dict) and "consent" in props else set()
     context = event.get("context") or {}
     if isinstance(context.get("traits"), dict):
         keys |= set(context["traits"])

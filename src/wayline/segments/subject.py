@@ -79,7 +79,7 @@ def read_field(state: State, path: Sequence[str], now_ms: int) -> Any:
         value = None if reader_of is None else reader_of(state)
         rest = path[1:]
     for part in rest:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict) and not isinstance(value, Mapping):  # dict: no ABC check
             return None
         value = value.get(part)
     return value
@@ -294,7 +294,7 @@ def matches(event: Mapping[str, Any], path: tuple[str, ...], op: str, expected: 
 def value_at(event: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = event
     for part in path:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict) and not isinstance(value, Mapping):  # dict: no ABC check
             return None
         value = value.get(part)
     return value

@@ -63,40 +63,66 @@ def read_partition(
     timeout_s: float = 120.0,
     silent_s: float = 3.0,
 ) -> tuple[list[tuple[bytes, bytes | None]], int]:
-    """Every ``(key, value)`` of one partition from ``start`` to its end, and the end offset.
+    """Every ``(key, value)`` of one partition from ``start`` to its end, and the end offset
+    (``read_partitions`` of one topic)."""
+    return read_partitions(kafka, {topic: start}, partition, timeout_s, silent_s)[topic]
+
+
+def read_partitions(
+    kafka: KafkaConfig,
+    starts: dict[str, int],
+    partition: int,
+    timeout_s: float = 120.0,
+    silent_s: float = 3.0,
+) -> dict[str, tuple[list[tuple[bytes, bytes | None]], int]]:
+    """Partition ``partition`` of each topic of ``starts``, from its start to its end, through
+    one consumer (a task's changelogs are restored together: a consumer costs more to start
+    than an empty changelog to read).
 
     The end is where the broker reports partition EOF, not the high watermark (which some
-    Kafka-protocol brokers under-report). A ``start`` past the end (a local checkpoint of a
-    changelog the cluster no longer has) returns nothing and the real end, which is below
-    ``start``: Kafka answers such a fetch with an out-of-range error, the embedded broker with
+    Kafka-protocol brokers under-report). A start past the end (a local checkpoint of a
+    changelog the cluster no longer has) gives nothing and the real end, which is below the
+    start: Kafka answers such a fetch with an out-of-range error, the embedded broker with
     silence, so after ``silent_s`` without a word the end is looked up."""
+    name = "+".join(sorted(starts)) if len(starts) > 1 else next(iter(starts))
     consumer = kafka.consumer(
-        f"{topic}.restore", **{"enable.partition.eof": True, "fetch.wait.max.ms": 10}
+        f"{name}.restore", **{"enable.partition.eof": True, "fetch.wait.max.ms": 10}
     )
-    consumer.assign([TopicPartition(topic, partition, start)])
-    out: list[tuple[bytes, bytes | None]] = []
-    end = start
+    consumer.assign([TopicPartition(topic, partition, at) for topic, at in starts.items()])
+    out: dict[str, list[tuple[bytes, bytes | None]]] = {topic: [] for topic in starts}
+    ends = dict(starts)
+    done: dict[str, tuple[list[tuple[bytes, bytes | None]], int]] = {}
+    patient: set[str] = set()  # silent past the start, but there is more: wait for it
     started = time.monotonic()
     deadline = started + timeout_s
     try:
-        while time.monotonic() < deadline:
-            if start > 0 and not out and time.monotonic() - started > silent_s:
-                real_end = _end_offset(kafka, topic, partition)
-                if real_end <= start:
-                    return [], real_end
-                silent_s = timeout_s  # it is there: wait for it
+        while time.monotonic() < deadline and len(done) < len(starts):
+            if time.monotonic() - started > silent_s:
+                for topic, at in starts.items():
+                    if topic in done or topic in patient or at == 0 or out[topic]:
+                        continue
+                    real_end = _end_offset(kafka, topic, partition)
+                    if real_end <= at:
+                        done[topic] = ([], real_end)
+                    patient.add(topic)
             for message in consumer.consume(10_000, 0.2):
+                topic = message.topic() or ""
                 error = message.error()
+                if topic in done:
+                    continue
                 if error is None:
-                    out.append((message.key() or b"", message.value()))
-                    end = (message.offset() or 0) + 1
+                    out[topic].append((message.key() or b"", message.value()))
+                    ends[topic] = (message.offset() or 0) + 1
                 elif error.code() == KafkaError._PARTITION_EOF:
-                    return out, max(end, message.offset() or 0)
+                    done[topic] = (out[topic], max(ends[topic], message.offset() or 0))
                 else:
                     log.warning("restore of %s[%d]: %s", topic, partition, error)
     finally:
         consumer.close()
-    raise RetryableError(f"restore of {topic}[{partition}] did not reach the end in {timeout_s}s")
+    if len(done) < len(starts):
+        missing = ", ".join(f"{t}[{partition}]" for t in starts if t not in done)
+        raise RetryableError(f"restore of {missing} did not reach the end in {timeout_s}s")
+    return done
 
 
 def _end_offset(kafka: KafkaConfig, topic: str, partition: int) -> int:
@@ -118,37 +144,42 @@ def restore_task(
     """Open and restore every store of ``partition``; the task is ready to process after the
     compensations it carries (if any) are committed."""
     started = time.monotonic()
-    views: dict[str, StoreView] = {}
-    marker: Marker | None = None
-    committed: int | None = None
-    max_seq, records, scratch, compensated = 0, 0, [], 0
-    primary = True
+    opened = {name: _open(layout, name, partition) for name in layout.changelogs}
+    primary = next(iter(layout.changelogs), None)
+    starts = {  # the primary from its checkpoint's last record: the marker it must continue
+        layout.changelogs[name]: start - 1 if name == primary and start > 0 else start
+        for name, (_store, start, _marker) in opened.items()
+    }
+    read = read_partitions(kafka, starts, partition) if starts else {}
     lost = False  # the cluster's changelog is not the one the local state came from
-    for name, topic in layout.changelogs.items():
-        store, start, local_marker = _open(layout, name, partition)
-        if primary and start > 0:
-            messages, end = read_partition(kafka, topic, partition, start - 1)
+    rebuilt: list[str] = []
+    for name, (store, start, _marker) in opened.items():
+        topic = layout.changelogs[name]
+        messages, end = read[topic]
+        if name == primary and start > 0:
             lost = not _continues(messages, store.meta(META_COMMIT))
-            messages = messages[1:]
-        elif lost and start > 0:
-            messages, end = [], 0  # rebuilt below
-        else:
-            messages, end = read_partition(kafka, topic, partition, start)
+            read[topic] = messages[1:], end
         if start > 0 and (lost or start > end):  # the cluster lost the changelog: rebuild
             lost = True
             store.close()
             RocksStore.destroy(layout.store_path(name, partition))
-            store, start, local_marker = RocksStore(layout.store_path(name, partition)), 0, None
-            messages, end = read_partition(kafka, topic, partition, 0)
-        primary = False
+            opened[name] = RocksStore(layout.store_path(name, partition)), 0, None
+            rebuilt.append(topic)
+    if rebuilt:
+        read |= read_partitions(kafka, dict.fromkeys(rebuilt, 0), partition)
+    views: dict[str, StoreView] = {}
+    marker: Marker | None = None
+    committed: int | None = None
+    max_seq, records, scratch, compensated = 0, 0, [], 0
+    for name, (store, start, local_marker) in opened.items():
+        messages, end = read[layout.changelogs[name]]
         if start == 0:
             scratch.append(name)
         restored = fold_changelog(messages, committed)
         if committed is None:  # the primary store decides what is committed
             marker = restored.marker or local_marker
             committed = marker.seq if marker else 0
-        view = _apply(store, restored, marker, end, name)
-        views[name] = view
+        views[name] = _apply(store, restored, marker, end, name)
         records += len(messages)
         compensated += len(restored.compensations)
         max_seq = max(max_seq, restored.max_seq, local_marker.seq if local_marker else 0)
@@ -178,6 +209,8 @@ def _continues(messages: list[tuple[bytes, bytes | None]], local_marker: bytes |
 
 def _open(layout: TaskLayout, name: str, partition: int) -> tuple[StateStore, int, Marker | None]:
     path = layout.store_path(name, partition)
+    if not path.exists():  # nothing local: a new store, opened once
+        return RocksStore(path), 0, None
     store = RocksStore(path)
     marker, offset = local_checkpoint(store)
     if offset is None:  # no checkpoint: whatever is on disk is not trusted
