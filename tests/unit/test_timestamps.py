@@ -80,3 +80,30 @@ def test_years_outside_the_supported_range() -> None:
     assert timestamp_ms("1969-12-31T23:59:59.999Z") is None
     assert epoch_ms("1969-12-31T23:59:59.999Z") == -1
     assert format_ms(-1) == "1969-12-31T23:59:59.999Z"
+
+
+TAIL = st.text(alphabet="0123456789+-٣ .Z", min_size=6, max_size=6)
+
+
+@given(MOMENTS, st.lists(TAIL, min_size=1, max_size=30))
+def test_texts_of_a_minute_read_lately_are_read_as_datetime_reads_them(
+    ms: int, tails: list[str]
+) -> None:
+    """A canonical text whose minute was read before is read from its minute's number and its
+    last characters: every such text — and every near miss (a 60th second, a sign, a digit
+    from another script) — gives what ``datetime`` gives, or the same refusal."""
+    minute = format_ms(ms)[:17]
+    assert epoch_ms(format_ms(ms)) == ms  # the minute is now known
+    for tail in tails:
+        text = f"{minute}{tail[:2]}.{tail[3:6]}"[:23] + "Z"
+        try:
+            expected: int | None = (datetime.fromisoformat(text) - EPOCH) // timedelta(
+                milliseconds=1
+            )
+        except ValueError:
+            expected = None
+        if expected is None:
+            with pytest.raises(ValueError, match=r"."):
+                epoch_ms(text)
+        else:
+            assert epoch_ms(text) == expected

@@ -24,21 +24,21 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 Ident = tuple[str, str]
 """``(type, value)``, e.g. ``("email", "ada@example.com")``."""
 
-BUILTIN_PRIORITY = ("user_id", "email", "phone", "device_id", "anonymous_id")
-DEFAULT_LIMITS: dict[str, int] = {
+BUILTIN_PRIORITY: Final = ("user_id", "email", "phone", "device_id", "anonymous_id")
+DEFAULT_LIMITS: Final[dict[str, int]] = {
     "user_id": 1,
     "email": 5,
     "phone": 3,
     "device_id": 10,
     "anonymous_id": 20,
 }
-EXTERNAL_LIMIT = 3
-JUNK_VALUES = frozenset(
+EXTERNAL_LIMIT: Final = 3
+JUNK_VALUES: Final = frozenset(
     {
         "",
         "null",
@@ -223,7 +223,7 @@ def event_identifiers(event: Mapping[str, Any]) -> list[Ident]:
     return found
 
 
-_BLOCK_KINDS = ("user_id", "anonymous_id", "email", "phone", "device_id")
+_BLOCK_KINDS: Final = ("user_id", "anonymous_id", "email", "phone", "device_id")
 
 
 def resolve(

@@ -29,39 +29,39 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, Final
 
 from wayline.schemas.timestamps import (
     epoch_ms as epoch_ms,  # bench.segments reads it here, as on older trees
 )
 
 State = dict[str, Any]
-DAY_MS = 86_400_000
-BUCKET_DAYS = 91
-SEEN_LIMIT = 5000
-SEEN_SLACK = 500  # trimmed in steps, so the oldest ids are looked for once per 500 events
-VIEWED_LIMIT = 20
-BROWSE_LIMIT = 50  # products with views since their last cart add, the most recently viewed
-CART_LIMIT = 100  # the newest cart events kept (an abandoned cart does not grow forever)
-TYPE_NAMES = {
+DAY_MS: Final = 86_400_000
+BUCKET_DAYS: Final = 91
+SEEN_LIMIT: Final = 5000
+SEEN_SLACK: Final = 500  # trimmed in steps, so the oldest ids are looked for once per 500 events
+VIEWED_LIMIT: Final = 20
+BROWSE_LIMIT: Final = 50  # products with views since their last cart add, the most recently viewed
+CART_LIMIT: Final = 100  # the newest cart events kept (an abandoned cart does not grow forever)
+TYPE_NAMES: Final = {
     "page": "Page Viewed",
     "screen": "Screen Viewed",
     "identify": "Identify",
     "group": "Group",
     "alias": "Alias",
 }
-CONSENT_OFF_EVENTS = {"Unsubscribed": "email", "Email Marked as Spam": "email"}
+CONSENT_OFF_EVENTS: Final = {"Unsubscribed": "email", "Email Marked as Spam": "email"}
 # event → (channel, reason); reason None lifts the channel's suppression (an SMS START)
-SUPPRESSING_EVENTS: dict[str, tuple[str, str | None]] = {
+SUPPRESSING_EVENTS: Final[dict[str, tuple[str, str | None]]] = {
     "Email Bounced": ("email", "bounced"),
     "Email Marked as Spam": ("email", "complained"),
     "SMS Opted Out": ("sms", "sms_stop"),
     "SMS Opted In": ("sms", None),
 }
-SOFT_BOUNCES = frozenset({"blocked", "soft", "transient"})  # Email Bounced that suppress nothing
-ADDRESS_KINDS = {"email": "email", "sms": "phone"}
-LOCATION_FIELDS = ("country", "region", "city")
-CATEGORY_EVENTS = frozenset({"Product Viewed", "Product Added", "Order Completed"})
+SOFT_BOUNCES: Final = frozenset({"blocked", "soft", "transient"})  # bounces that suppress nothing
+ADDRESS_KINDS: Final = {"email": "email", "sms": "phone"}
+LOCATION_FIELDS: Final = ("country", "region", "city")
+CATEGORY_EVENTS: Final = frozenset({"Product Viewed", "Product Added", "Order Completed"})
 
 
 def empty_state() -> State:

@@ -18,15 +18,16 @@ frequency by order count (≥ 10, 5, 3, 2, 1), monetary by revenue (≥ 1500, 50
 
 from __future__ import annotations
 
-import bisect
-from typing import Any
+from bisect import bisect_right
+from typing import Any, Final
 
 from wayline.profiles.state import DAY_MS, State
 from wayline.schemas.timestamps import epoch_ms, format_day, format_ms
 
-WINDOWS = (7, 30, 90)
-INTEREST = ("Product Viewed", "Product Added", "Checkout Started", "Email Link Clicked")
-ADVOCACY = ("Product Reviewed", "Review Submitted", "Referral Sent")
+WINDOWS: Final = (7, 30, 90)
+_WINDOW_KEYS: Final = tuple((window, f"{window}d") for window in WINDOWS)
+INTEREST: Final = ("Product Viewed", "Product Added", "Checkout Started", "Email Link Clicked")
+ADVOCACY: Final = ("Product Reviewed", "Review Submitted", "Referral Sent")
 
 
 def iso(ms: int | None) -> str | None:
@@ -43,8 +44,8 @@ def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
         if entry["n"] <= 0:
             continue
         days = entry["days"]
-        start = bisect.bisect_right(days, today - WINDOWS[-1])
-        end = bisect.bisect_right(days, today, start)
+        start = bisect_right(days, today - WINDOWS[-1])
+        end = bisect_right(days, today, start)
         if start < end:
             named = map(format_day, days[start:end])
             out[name] = dict(zip(named, entry["ns"][start:end], strict=True))
@@ -88,13 +89,13 @@ def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
             continue
         row = {"all_time": entry["n"]}
         days, ns = entry["days"], entry["ns"]
-        for window in WINDOWS:  # the days after today - window
-            row[f"{window}d"] = sum(ns[bisect.bisect_right(days, today - window) :])
+        for window, key in _WINDOW_KEYS:  # the days after today - window
+            row[key] = sum(ns[bisect_right(days, today - window) :])
         out[name] = row
     return out
 
 
-ORDER_FIELDS = (
+ORDER_FIELDS: Final = (
     "order_count", "revenue", "aov", "first_order_at", "last_order_at", "mean_days_between_orders"
 )  # fmt: skip
 
@@ -173,8 +174,10 @@ def _performed_any(counts: dict[str, Any], names: tuple[str, ...]) -> bool:
     return False
 
 
-RECENCY_DAYS = (30, 90, 180, 365)  # days since the last order where the recency score steps down
-RECENCY_STEPS = tuple(-float(days) for days in RECENCY_DAYS)  # as thresholds on minus the days
+# days since the last order where the recency score steps down, and as thresholds on minus
+# the days
+RECENCY_DAYS: Final = (30, 90, 180, 365)
+RECENCY_STEPS: Final = tuple(-float(days) for days in RECENCY_DAYS)
 
 
 def rfm(state: State, now_ms: int) -> dict[str, int]:

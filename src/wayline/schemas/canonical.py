@@ -10,16 +10,16 @@ other sources, older collectors — are normalized by the validate worker as bef
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import CHANNELS, EVENT_TYPES, IDENTIFIER_NAMES
 from wayline.schemas.timestamps import timestamp_ms
 
-FORM_HEADER = "wayline.form"
-CANONICAL = b"canonical"
+FORM_HEADER: Final = "wayline.form"
+CANONICAL: Final = b"canonical"
 
-_OBJECTS = ("traits", "properties", "integrations")
+_OBJECTS: Final = ("traits", "properties", "integrations")
 
 
 def check_canonical(value: Any) -> int:

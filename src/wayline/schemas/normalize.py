@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import phonenumbers
 
@@ -17,10 +17,10 @@ from wayline.schemas.errors import FieldError, InvalidEvent, ReasonCode
 from wayline.schemas.event import CHANNELS, EVENT_TYPES, IDENTIFIER_NAMES, MAX_NESTING, Channel
 from wayline.schemas.timestamps import event_time, format_timestamp, parse_timestamp
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_OBJECT_FIELDS = ("traits", "properties", "integrations")
-_ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
-_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+_EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_OBJECT_FIELDS: Final = ("traits", "properties", "integrations")
+_ID_FIELDS: Final = ("userId", "anonymousId", "previousId", "groupId")
+_TIME_FIELDS: Final = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2999, 12, 31, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-_AFTER_9999_MS = 253_402_300_800_000
-_DAYS: dict[int, str] = {}  # day number since 1970 → "2026-11-23"
-_MINUTES: dict[int, str] = {}  # minute number since 1970 → "2026-11-23T10:00:"
-_TWO = tuple(f"{n:02d}" for n in range(60))
-_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2999, 12, 31, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+_AFTER_9999_MS: Final = 253_402_300_800_000
+_DAYS: Final[dict[int, str]] = {}  # day number since 1970 → "2026-11-23"
+_MINUTES: Final[dict[int, str]] = {}  # minute number since 1970 → "2026-11-23T10:00:"
+_MINUTE_OF: Final[dict[str, int]] = {}  # and back, for the minutes of canonical texts read
+_TWO: Final = tuple(f"{n:02d}" for n in range(60))
+_MILLIS: Final = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -62,11 +64,28 @@ def event_time(
 def epoch_ms(text: str) -> int:
     """Epoch milliseconds of an ISO 8601 timestamp (one without a zone is UTC), exact — not
     through a float, which far from 1970 falls a millisecond short. ValueError when it is not
-    one."""
+    one.
+
+    Every event carries its time in the canonical form (``format_ms``), read again by each
+    worker: such a text whose minute was read lately is its minute's number plus the seconds
+    and milliseconds it ends with (a fifth of the cost of parsing a datetime)."""
+    if len(text) == 24 and text[19] == "." and text[23] == "Z":
+        minute = _MINUTE_OF.get(text[:17])
+        if minute is not None:
+            second, milli = text[17:19], text[20:23]
+            if second.isascii() and second.isdigit() and milli.isascii() and milli.isdigit():
+                seconds = int(second)
+                if seconds < 60:
+                    return minute * 60_000 + seconds * 1000 + int(milli)
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return (parsed - EARLIEST) // _MS
+    ms = (parsed - EARLIEST) // _MS
+    if len(text) == 24 and 0 <= ms < _AFTER_9999_MS and format_ms(ms) == text:  # canonical
+        if len(_MINUTE_OF) >= 4096:
+            _MINUTE_OF.clear()
+        _MINUTE_OF[text[:17]] = ms // 60_000
+    return ms
 
 
 def timestamp_ms(value: object) -> int | None:
@@ -81,16 +100,16 @@ def format_ms(ms: int) -> str:
     text is kept for the minutes seen lately and the rest taken from tables."""
     if not 0 <= ms < _AFTER_9999_MS:  # before 1970 or after 9999: the general way
         return format_timestamp(EARLIEST + timedelta(milliseconds=ms))
-    minute, rest = divmod(ms, 60_000)
+    minute = ms // 60_000  # compiled: // and - on ints are native, divmod is a generic call
     head = _MINUTES.get(minute)
     if head is None:
         if len(_MINUTES) >= 4096:
             _MINUTES.clear()
-        day, of_day = divmod(minute, 1440)
-        hour, in_hour = divmod(of_day, 60)
-        head = _MINUTES[minute] = f"{format_day(day)}T{_TWO[hour]}:{_TWO[in_hour]}:"
-    second, milli = divmod(rest, 1000)
-    return head + _TWO[second] + _MILLIS[milli]
+        day, of_day = minute // 1440, minute % 1440
+        head = _MINUTES[minute] = f"{format_day(day)}T{_TWO[of_day // 60]}:{_TWO[of_day % 60]}:"
+    rest = ms - minute * 60_000
+    second = rest // 1000
+    return f"{head}{_TWO[second]}{_MILLIS[rest - second * 1000]}"
 
 
 def format_day(day: int) -> str:

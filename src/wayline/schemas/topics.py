@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -51,6 +51,19 @@ _CONTRACT: tuple[tuple[str, bool, bool, str], ...] = (
     ("definitions", True, True, "segment and trigger definitions, versioned"),
 )
 SUFFIXES: tuple[str, ...] = tuple(s for s, *_ in _CONTRACT)
+_NAMED = {  # attribute of Topics -> suffix
+    "raw": "events.raw",
+    "dlq": "events.dlq",
+    "events": "events",
+    "resolved": "events.resolved",
+    "identity": "identity",
+    "profiles": "profiles",
+    "segments": "segments",
+    "triggers": "triggers",
+    "deliveries": "deliveries",
+    "deliveries_dlq": "deliveries.dlq",
+    "definitions": "definitions",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,53 +72,25 @@ class Topics:
 
     prefix: str = "wayline"
     partitions: int = 6
+    # the full names, made once: a step names a topic for every record it writes
+    raw: str = field(init=False, repr=False, compare=False)  # events.raw
+    dlq: str = field(init=False, repr=False, compare=False)  # events.dlq
+    events: str = field(init=False, repr=False, compare=False)  # events
+    resolved: str = field(init=False, repr=False, compare=False)  # events.resolved
+    identity: str = field(init=False, repr=False, compare=False)  # identity
+    profiles: str = field(init=False, repr=False, compare=False)  # profiles
+    segments: str = field(init=False, repr=False, compare=False)  # segments
+    triggers: str = field(init=False, repr=False, compare=False)  # triggers
+    deliveries: str = field(init=False, repr=False, compare=False)  # deliveries
+    deliveries_dlq: str = field(init=False, repr=False, compare=False)  # deliveries.dlq
+    definitions: str = field(init=False, repr=False, compare=False)  # definitions
+
+    def __post_init__(self) -> None:
+        for attr, suffix in _NAMED.items():
+            object.__setattr__(self, attr, self.name(suffix))
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}.{suffix}"
-
-    @property
-    def raw(self) -> str:
-        return self.name("events.raw")
-
-    @property
-    def dlq(self) -> str:
-        return self.name("events.dlq")
-
-    @property
-    def events(self) -> str:
-        return self.name("events")
-
-    @property
-    def resolved(self) -> str:
-        return self.name("events.resolved")
-
-    @property
-    def identity(self) -> str:
-        return self.name("identity")
-
-    @property
-    def profiles(self) -> str:
-        return self.name("profiles")
-
-    @property
-    def segments(self) -> str:
-        return self.name("segments")
-
-    @property
-    def triggers(self) -> str:
-        return self.name("triggers")
-
-    @property
-    def deliveries(self) -> str:
-        return self.name("deliveries")
-
-    @property
-    def deliveries_dlq(self) -> str:
-        return self.name("deliveries.dlq")
-
-    @property
-    def definitions(self) -> str:
-        return self.name("definitions")
 
     def changelog(self, worker: str, store: str) -> str:
         """The compacted changelog topic of one worker's state store."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -48,10 +48,10 @@ from wayline.segments.subject import (
 
 Path = tuple[str, ...]
 Window = tuple[str, int | None]  # (counter key, window in ms or None for all time)
-TRAIT_EVENTS = "traits"  # a trait changes with the events that carry it
+TRAIT_EVENTS: Final = "traits"  # a trait changes with the events that carry it
 
 # which events can change a computed trait; the others may change with any event
-COMPUTED_BY: dict[str, frozenset[str]] = {
+COMPUTED_BY: Final[dict[str, frozenset[str]]] = {
     name: frozenset({"Order Completed"}) for name in ORDER_FIELDS
 } | {
     "cart": frozenset({"Product Added", "Product Removed", "Order Completed"}),
@@ -59,8 +59,8 @@ COMPUTED_BY: dict[str, frozenset[str]] = {
     "recently_viewed": frozenset({"Product Viewed"}),
     "lifecycle_stage": frozenset({*INTEREST, *ADVOCACY, "Order Completed"}),
 }
-CONSENT_EVENTS = "consent"  # consent changes with the events that carry it (or revoke it)
-_NONE: set[str] = set()  # shared, never changed
+CONSENT_EVENTS: Final = "consent"  # consent changes with the events that carry it (or revoke it)
+_NONE: Final[set[str]] = set()  # shared, never changed
 
 
 @dataclass

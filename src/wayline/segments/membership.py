@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from wayline.segments.codegen import Check
 from wayline.segments.compiler import Compiled
@@ -61,7 +61,7 @@ def evaluate(
     add, was_in = transitions.append, current.get
     # segments with the same rule share its compiled check: each distinct rule runs once
     answers: dict[Check, tuple[bool, int | None]] = {}
-    for name in _order(compiled, names & by_name.keys(), transitions):
+    for name in _order(compiled, {n for n in names if n in by_name}, transitions):
         seg = by_name[name]
         check, version, notify = seg.check, seg.version, seg.notify
         answer = answers.get(check)
@@ -85,8 +85,10 @@ def evaluate(
     return Evaluation(tuple(transitions), min(dues.values()) if dues else None)
 
 
-_new = tuple.__new__  # a Transition without the Python-level constructor: made by the thousand
-ENTER, EXIT = "enter", "exit"
+# a Transition without the Python-level constructor: made by the thousand
+_new: Final = tuple.__new__
+ENTER: Final = "enter"
+EXIT: Final = "exit"
 
 
 def _order(compiled: Compiled, names: set[str], transitions: list[Transition]) -> Iterable[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wayline.profiles import view
@@ -22,11 +22,11 @@ from wayline.profiles.state import State
 if TYPE_CHECKING:
     from wayline.segments.compiler import Counter
 
-DAY_MS = 86_400_000
-KEEP_LIMIT = 1000
+DAY_MS: Final = 86_400_000
+KEEP_LIMIT: Final = 1000
 
 # computed trait → how to read it from the state at a moment (the document's ``computed``)
-COMPUTED: dict[str, Callable[[State, int], Any]] = {
+COMPUTED: Final[dict[str, Callable[[State, int], Any]]] = {
     "favorite_category": lambda s, _now: view.favorite_category(s),
     "recently_viewed": lambda s, _now: view.recently_viewed(s),
     "cart": lambda s, _now: view.cart(s),
@@ -38,8 +38,8 @@ COMPUTED: dict[str, Callable[[State, int], Any]] = {
 }
 # computed traits that also change as time passes: rules on them are looked at on every event
 # and have a due time of their own (``Subject.drift_due``)
-DRIFTING = frozenset({"rfm", "event_counts"})
-ROOTS: dict[str, Callable[[State], Any]] = {
+DRIFTING: Final = frozenset({"rfm", "event_counts"})
+ROOTS: Final[dict[str, Callable[[State], Any]]] = {
     "traits": lambda s: {
         **{k: v[0] for k, v in s["once"].items()},
         **{k: v[0] for k, v in s["traits"].items()},
@@ -49,7 +49,7 @@ ROOTS: dict[str, Callable[[State], Any]] = {
 }
 
 
-_CELLS = ("traits", "consent")
+_CELLS: Final = ("traits", "consent")
 
 
 def _cell(state: State, root: str, name: str) -> Any:

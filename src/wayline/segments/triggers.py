@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from wayline.profiles.state import trim_browse
 from wayline.profiles.view import cart, iso, orders_summary
@@ -22,9 +22,10 @@ from wayline.segments.membership import Transition
 from wayline.segments.rules import duration_ms
 from wayline.segments.subject import Subject
 
-DAY_MS = 86_400_000
-FIRED_LIMIT = 500  # occasions remembered per profile (milestones are few; carts and churn roll)
-TYPE_PREFIX = "wayline.trigger."
+DAY_MS: Final = 86_400_000
+# occasions remembered per profile (milestones are few; carts and churn roll)
+FIRED_LIMIT: Final = 500
+TYPE_PREFIX: Final = "wayline.trigger."
 
 
 @dataclass(frozen=True)
@@ -190,13 +191,13 @@ def _first_time(state: dict[str, Any], fired: Fired) -> bool:
 
 Rule = tuple[list[Fired], int | None]
 # the events that change what a rule looks at (besides time)
-RULE_EVENTS = {
+RULE_EVENTS: Final = {
     "cart": frozenset({"Product Added", "Product Removed", "Order Completed"}),
     "browse": frozenset({"Product Viewed", "Product Added"}),
     "churn": frozenset({"Order Completed"}),
     "milestones": frozenset({"Order Completed"}),
 }
-DATE_TRAITS = frozenset({"birthday", "timezone"})
+DATE_TRAITS: Final = frozenset({"birthday", "timezone"})
 
 
 def _cart(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
@@ -309,7 +310,7 @@ def _dates(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
     return fired, min(dues) if dues else None
 
 
-RULES: dict[str, Callable[[TriggerConfig, dict[str, Any], int], Rule]] = {
+RULES: Final[dict[str, Callable[[TriggerConfig, dict[str, Any], int], Rule]]] = {
     "cart": _cart,
     "browse": _browse,
     "churn": _churn,

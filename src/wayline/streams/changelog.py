@@ -32,16 +32,17 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 import orjson
 
-DATA_PREFIX = b"k"
-MARKER_KEY = b"m:applied"
-GROUP_PREFIX = b"\x01g"
-_HEADER = struct.Struct(">QBI")  # seq, flags, length of the new value
-_PAIR = struct.Struct(">HI")  # key length, value length
-_HAS_NEW = 1
-_HAS_BEFORE = 2
+DATA_PREFIX: Final = b"k"
+MARKER_KEY: Final = b"m:applied"
+GROUP_PREFIX: Final = b"\x01g"
+_HEADER: Final = struct.Struct(">QBI")  # seq, flags, length of the new value
+_PAIR: Final = struct.Struct(">HI")  # key length, value length
+_HAS_NEW: Final = 1
+_HAS_BEFORE: Final = 2
 
 
 @dataclass(frozen=True, slots=True)

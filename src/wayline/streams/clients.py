@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 if TYPE_CHECKING:
     from wayline.streams.envelope import Output
 
-log = logging.getLogger(__name__)
+log: Final = logging.getLogger(__name__)
 
 
 class OncePerMinute(logging.Filter):
@@ -36,7 +36,7 @@ class OncePerMinute(logging.Filter):
         return True
 
 
-LIBRDKAFKA_LOG = logging.getLogger("wayline.librdkafka")
+LIBRDKAFKA_LOG: Final = logging.getLogger("wayline.librdkafka")
 LIBRDKAFKA_LOG.addFilter(OncePerMinute())
 
 

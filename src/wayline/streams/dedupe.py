@@ -17,16 +17,17 @@ expiry timers such stores scheduled are consumed without effect.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from wayline.streams.task import StoreView, TaskContext
 from wayline.streams.timers import Timer
 
-HOUR_MS = 3_600_000
-_MS = struct.Struct(">Q")
-EXPIRY_TAG = "dedupe-expiry"
-FLOOR_KEY = b"f"  # the first hour whose ids are kept
-GROUP = b"dedupe:"
-LEGACY_INDEX = b"h"
+HOUR_MS: Final = 3_600_000
+_MS: Final = struct.Struct(">Q")
+EXPIRY_TAG: Final = "dedupe-expiry"
+FLOOR_KEY: Final = b"f"  # the first hour whose ids are kept
+GROUP: Final = b"dedupe:"
+LEGACY_INDEX: Final = b"h"
 
 
 class Dedupe:

@@ -20,7 +20,7 @@ events are put in event-time order (``streams.order``).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -36,11 +36,13 @@ from wayline.streams.order import TICK, OrderBuffer
 from wayline.streams.task import StoreView, TaskContext
 from wayline.streams.timers import Timer
 
-log = logging.getLogger(__name__)
+log: Final = logging.getLogger(__name__)
 
-KIND_HEADER = "wayline.kind"
-EVENT, MERGE, HANDOFF = b"event", b"merge", b"handoff"
-TICK_KEY = b"~tick"
+KIND_HEADER: Final = "wayline.kind"
+EVENT: Final = b"event"
+MERGE: Final = b"merge"
+HANDOFF: Final = b"handoff"
+TICK_KEY: Final = b"~tick"
 
 
 class StoreGraph:

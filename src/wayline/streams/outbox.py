@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Final
 
 import tenacity
 from confluent_kafka import KafkaError, Message, Producer
@@ -21,9 +22,9 @@ from wayline.schemas.errors import RetryableError
 from wayline.streams.clients import KafkaConfig, produce_output
 from wayline.streams.envelope import Output
 
-log = logging.getLogger(__name__)
+log: Final = logging.getLogger(__name__)
 
-ACK_TIMEOUT_S = 30.0
+ACK_TIMEOUT_S: Final = 30.0
 
 
 class Outbox:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from wayline.streams.task import Task, TaskContext
 
-PARKED = "parked"
+PARKED: Final = "parked"
 
 
 @dataclass(init=False)

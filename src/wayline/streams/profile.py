@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -54,12 +54,14 @@ from wayline.streams.parking import Item, Parked, Parking
 from wayline.streams.task import TaskContext
 from wayline.streams.timers import Timer
 
-PROFILES, FORWARDS = "profiles", "forwards"
-DEFINITIONS_KEY = b"~definitions"  # in the profiles store: the definitions last evaluated under
-WAKE = "profile-due"  # the one timer per profile: its next segment or trigger due time
-FORMAT = 4  # of a stored profile record: 3 had no order_stats; 2 kept the day buckets as
+PROFILES: Final = "profiles"
+FORWARDS: Final = "forwards"
+# in the profiles store: the definitions last evaluated under
+DEFINITIONS_KEY: Final = b"~definitions"
+WAKE: Final = "profile-due"  # the one timer per profile: its next segment or trigger due time
+FORMAT: Final = 4  # of a stored profile record: 3 had no order_stats; 2 kept the day buckets as
 # {day: n} too; 1 (no "f") is 2 with every part inside
-SPILL = 64  # entries of a growing part kept inside the state; past that, beside it
+SPILL: Final = 64  # entries of a growing part kept inside the state; past that, beside it
 
 
 @dataclass(init=False)

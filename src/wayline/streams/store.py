@@ -12,7 +12,7 @@ import bisect
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -20,8 +20,8 @@ from wayline.schemas.errors import ConfigError
 
 # Metadata lives beside the data under a prefix no user key can have (user keys are stored
 # with a b"k" prefix, metadata with b"m").
-_DATA = b"k"
-_META = b"m"
+_DATA: Final = b"k"
+_META: Final = b"m"
 
 
 class StateStore(Protocol):

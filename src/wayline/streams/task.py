@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from wayline.streams.changelog import (
     DATA_PREFIX,
@@ -27,9 +27,9 @@ from wayline.streams.store import StateStore
 from wayline.streams.timers import TimerService
 
 ClockMode = Literal["live", "replay"]
-TIMERS_STORE = "timers"
-META_COMMIT = b"commit"
-_META_CHANGELOG_OFFSET = b"changelog_offset"
+TIMERS_STORE: Final = "timers"
+META_COMMIT: Final = b"commit"
+_META_CHANGELOG_OFFSET: Final = b"changelog_offset"
 
 
 class StoreView:

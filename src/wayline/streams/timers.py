@@ -15,10 +15,10 @@ import heapq
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
-_DUE = struct.Struct(">Q")
-_LEN = struct.Struct(">H")
+_DUE: Final = struct.Struct(">Q")
+_LEN: Final = struct.Struct(">H")
 
 
 @dataclass(slots=True, order=True, init=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -21,12 +21,12 @@ from wayline.streams.identity import KIND_HEADER
 from wayline.streams.order import TICK, RawMarks
 from wayline.streams.task import TaskContext
 
-log = logging.getLogger(__name__)
-_NAMESPACE = uuid.UUID("6f0f5c2e-58a4-4e8a-9c55-3b1f3d7c1f00")
+log: Final = logging.getLogger(__name__)
+_NAMESPACE: Final = uuid.UUID("6f0f5c2e-58a4-4e8a-9c55-3b1f3d7c1f00")
 
-SOURCE_HEADER = "wayline.source"
-CHANNEL_HEADER = "wayline.channel"
-MARK_KEY = b"~mark"
+SOURCE_HEADER: Final = "wayline.source"
+CHANNEL_HEADER: Final = "wayline.channel"
+MARK_KEY: Final = b"~mark"
 
 
 class ValidateStep:

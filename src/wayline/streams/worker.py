@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Final
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -46,7 +47,7 @@ from wayline.streams.task import Commit, Task, TaskCheckpoint, TaskContext
 from wayline.streams.watchdog import Watchdog
 
 __all__ = ["Worker", "WorkerOptions", "WorkerStats"]
-log = logging.getLogger(__name__)
+log: Final = logging.getLogger(__name__)
 
 
 class Worker:
