@@ -15,13 +15,22 @@ the log several times and keeps its best; contenders alternate for ``--rounds``:
 To A/B a change, run it on both commits (``--log`` keeps and reuses one captured log, so both
 replay the same records); the figure is µs of CPU per resolved record.
 
-    python -m bench.profilestep --json [--rounds 3] [--replays 3] [--log FILE]
+``--instructions`` counts instead of timing: each contender's child runs under valgrind
+(callgrind) twice — replaying the whole log once, and replaying none of it — and the difference
+divided by the records is instructions per resolved record. Deterministic (the same tree gives
+the same count to within a few hundredths of a per cent), so a change of one per cent shows; it
+takes minutes per contender (valgrind runs code about 50 times slower).
+
+    python -m bench.profilestep --json [--rounds 3] [--replays 3] [--log FILE] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,8 +82,9 @@ def capture(log: Path, events: int) -> None:
     log.write_bytes(orjson.dumps({"rules": spec, "records": records}))
 
 
-def replay(log: Path, replays: int) -> dict[str, Any]:
-    """The child's work (``bench.profilestepchild`` chose the core): the best of ``replays``."""
+def replay(log: Path, replays: int, limit: int | None = None) -> dict[str, Any]:
+    """The child's work (``bench.profilestepchild`` chose the core): the best of ``replays``
+    (of the first ``limit`` records: 0 measures everything but the replay itself)."""
     from bench.history import profile_task
     from wayline.schemas.topics import Topics
     from wayline.segments.compiler import SegmentDef, compile_segments
@@ -88,7 +98,7 @@ def replay(log: Path, replays: int) -> dict[str, Any]:
     spec = found["rules"]
     defs = [SegmentDef(s["name"], s["rule"], 1, s["notify"]) for s in spec["segments"]]
     by_partition: dict[int, list[Envelope]] = {p: [] for p in range(PARTITIONS)}
-    for p, offset, key, headers, value, ts in found["records"]:
+    for p, offset, key, headers, value, ts in found["records"][:limit]:
         head = tuple((k, v.encode()) for k, v in headers)
         message = Envelope("events.resolved", p, offset, key.encode(), value.encode(), ts, head)
         by_partition[p].append(message)
@@ -123,13 +133,49 @@ def replay(log: Path, replays: int) -> dict[str, Any]:
     tune_garbage_collector()
     runs = [once() for _ in range(replays)]
     best = min(spent for spent, _ in runs)
-    records = len(found["records"])
+    records = len(found["records"][:limit])
     return {
         "records": records,
-        "us_per_record": round(best / records * 1e6, 1),
-        "replays_us_per_record": [round(s / records * 1e6, 1) for s, _ in runs],
+        "us_per_record": round(best / max(records, 1) * 1e6, 1),
+        "replays_us_per_record": [round(s / max(records, 1) * 1e6, 1) for s, _ in runs],
         "counters": runs[0][1],
     }
+
+
+def instructions(log: Path, native: str) -> dict[str, Any]:
+    """Instructions per resolved record of one contender: its child under callgrind replaying
+    the whole log once, less the same child replaying none of it."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+    counts = []
+    for limit in (None, 0):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "callgrind.out"
+            args = [str(log), "1"] + ([] if limit is None else [str(limit)])
+            env = os.environ | {
+                "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+                "PYTHONHASHSEED": "0",
+                "WAYLINE_NATIVE": native,
+            }
+            command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"]
+            command += [sys.executable, "-m", "bench.profilestepchild", *args]
+            done = subprocess.run(
+                command, env=env, cwd=tmp, capture_output=True, text=True, timeout=3600
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"callgrind child failed:\n{done.stderr[-3000:]}")
+            found = json.loads(done.stdout.strip().splitlines()[-1])
+            summary = next(
+                line for line in out.read_text().splitlines() if line.startswith("summary:")
+            )
+            counts.append((int(summary.split()[1]), found))
+    (whole, found), (setup, _) = counts
+    measured: dict[str, Any] = found | {
+        "instructions": whole - setup,
+        "instructions_per_record": round((whole - setup) / found["records"]),
+    }
+    return measured
 
 
 def main() -> None:
@@ -139,6 +185,9 @@ def main() -> None:
     parser.add_argument("--replays", type=int, default=3, help="replays per child; best kept")
     parser.add_argument("--log", type=Path, help="a captured log to reuse (kept if new)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind) per record"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log = args.log or Path(tmp) / "resolved.json"
@@ -146,6 +195,10 @@ def main() -> None:
             print("capturing a pipeline run's resolved log", file=sys.stderr)
             capture(log, args.events)
         contenders = {"current": "1", "reference": "0"}
+        if args.instructions:
+            counted = {name: instructions(log, native) for name, native in contenders.items()}
+            report_instructions(counted, args.json)
+            return
         rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
         for r in range(args.rounds):
             for name, native in contenders.items():
@@ -176,6 +229,24 @@ def main() -> None:
         json.dumps(results, indent=2)
         if args.json
         else f"current {current} µs/record, reference {reference} ({reference / current:.2f}x)"
+    )
+
+
+def report_instructions(counted: dict[str, dict[str, Any]], as_json: bool) -> None:
+    results: dict[str, Any] = {
+        "benchmark": "profilestep-instructions",
+        "segments": SEGMENTS,
+        "contenders": counted,
+    }
+    current = counted["current"]["instructions_per_record"]
+    reference = counted["reference"]["instructions_per_record"]
+    results["reference_over_current"] = round(reference / current, 2)
+    save_results("profilestep-instructions", results)
+    print(
+        json.dumps(results, indent=2)
+        if as_json
+        else f"current {current:,} instructions/record, reference {reference:,} "
+        f"({reference / current:.2f}x)"
     )
 
 

@@ -14,5 +14,6 @@ CORE = _activate()
 from bench.profilestep import replay  # noqa: E402
 
 if __name__ == "__main__":
-    found = replay(Path(sys.argv[1]), int(sys.argv[2]))
+    limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    found = replay(Path(sys.argv[1]), int(sys.argv[2]), limit)
     print(json.dumps({"core": CORE} | found))

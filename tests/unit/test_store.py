@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from wayline.schemas.errors import ConfigError
 from wayline.streams.store import MemoryStore, RocksStore, StateStore
 
+KEYS = [bytes([i]) * (1 + i % 3) for i in range(8)]
+
 
 @pytest.fixture(params=["memory", "rocksdb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
@@ -102,6 +104,42 @@ def test_both_stores_agree_with_a_dict(
             assert all(store.get(k) == v for k, v in oracle.items())
             store.close()
     assert MemoryStore().count() == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.sampled_from(KEYS), st.none() | st.binary(max_size=40)),
+            st.lists(st.sampled_from(KEYS), max_size=6),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([0, 24, 1 << 20]),
+)
+def test_reads_between_writes_see_the_last_write_whatever_the_cache_holds(
+    steps: list[tuple[dict[bytes, bytes | None], list[bytes]]], cache_bytes: int
+) -> None:
+    """The RocksDB store keeps values read and written lately (and keys found missing) in
+    memory and forgets them all past its limit: reads of present, deleted and never-written
+    keys between batches give what a dict gives, with no cache, a cache that overflows at once
+    and one that holds everything; and so does the same store opened again."""
+    oracle: dict[bytes, bytes] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        store = RocksStore(Path(folder) / "s", cache_bytes=cache_bytes)
+        for batch, reads in steps:
+            assert [store.get(k) for k in reads] == [oracle.get(k) for k in reads]
+            store.write_batch(batch)
+            for key, value in batch.items():
+                if value is None:
+                    oracle.pop(key, None)
+                else:
+                    oracle[key] = value
+            assert [store.get(k) for k in reads] == [oracle.get(k) for k in reads]
+        store.close()
+        again = RocksStore(Path(folder) / "s", cache_bytes=cache_bytes)
+        assert {k: again.get(k) for k in KEYS} == {k: oracle.get(k) for k in KEYS}
+        again.close()
 
 
 def test_rocksdb_survives_reopening(tmp_path: Path) -> None:

@@ -90,11 +90,23 @@ class MemoryStore:
         pass
 
 
-class RocksStore:
-    """``StateStore`` on RocksDB (rocksdict, raw bytes mode). One directory per partition."""
+CACHE_BYTES: Final = 32 * 1024 * 1024  # of values read or written lately, per store
 
-    def __init__(self, path: Path) -> None:
+
+class RocksStore:
+    """``StateStore`` on RocksDB (rocksdict, raw bytes mode). One directory per partition.
+
+    Values read or written lately — and keys found missing — are kept in memory up to
+    ``CACHE_BYTES``, then forgotten at once: a store has one writer (its task), so the cache
+    cannot disagree with the database, and most reads of a worker are of keys it touched a
+    moment ago (a profile's forward entry and timer, an identifier's owner) or of keys that
+    are not there."""
+
+    def __init__(self, path: Path, cache_bytes: int = CACHE_BYTES) -> None:
         self.path = path
+        self._limit = cache_bytes
+        self._cache: dict[bytes, bytes | None] = {}
+        self._cached = 0  # bytes of the values (and keys) in the cache
         path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
@@ -110,8 +122,18 @@ class RocksStore:
             ) from None
 
     def get(self, key: bytes) -> bytes | None:
+        if key in self._cache:
+            return self._cache[key]
         value: bytes | None = self._db.get(_DATA + key)
+        self._keep(key, value)
         return value
+
+    def _keep(self, key: bytes, value: bytes | None) -> None:
+        self._cached += len(key) + (0 if value is None else len(value))
+        if self._cached > self._limit:
+            self._cache.clear()
+            self._cached = len(key) + (0 if value is None else len(value))
+        self._cache[key] = value
 
     def items(self, prefix: bytes = b"", start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         # No ReadOptions upper bound here: through rocksdict (0.3.x) a bounded iterator read
@@ -136,6 +158,8 @@ class RocksStore:
         for name, value in (meta or {}).items():
             batch.put(_META + name, value)
         self._db.write(batch)
+        for key, value in changes.items():
+            self._keep(key, value)
 
     def meta(self, name: bytes) -> bytes | None:
         value: bytes | None = self._db.get(_META + name)
@@ -146,6 +170,7 @@ class RocksStore:
         return max(0, int(total) - sum(1 for _ in self._db.items(from_key=_META)))
 
     def close(self) -> None:
+        self._cache.clear()
         self._db.close()
 
     @staticmethod
