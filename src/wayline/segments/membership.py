@@ -58,7 +58,6 @@ def evaluate(
         return Evaluation((), min(dues.values()) if dues else None)
     by_name = compiled.by_name
     subject = Subject(state, current, now_ms)
-    add, was_in = transitions.append, current.get
     # segments with the same rule share its compiled check: each distinct rule runs once
     answers: dict[Check, tuple[bool, int | None]] = {}
     for name in _order(compiled, {n for n in names if n in by_name}, transitions):
@@ -68,16 +67,16 @@ def evaluate(
         if answer is None:
             answer = answers[check] = check(subject)
         inside, due = answer
-        was = was_in(name)
+        was = current.get(name)  # called on the dict itself: compiled, a native lookup
         if inside:
             if was is None or was[0] != version:
                 if was is not None:  # a new rule version: exit the old one first
-                    add(_new(Transition, (name, was[0], EXIT, now_ms, notify)))
+                    transitions.append(_new(Transition, (name, was[0], EXIT, now_ms, notify)))
                 current[name] = [version, now_ms]
-                add(_new(Transition, (name, version, ENTER, now_ms, notify)))
+                transitions.append(_new(Transition, (name, version, ENTER, now_ms, notify)))
         elif was is not None:
             del current[name]
-            add(_new(Transition, (name, was[0], EXIT, now_ms, notify)))
+            transitions.append(_new(Transition, (name, was[0], EXIT, now_ms, notify)))
         if due is not None:
             dues[name] = due
         elif name in dues:
