@@ -93,11 +93,15 @@ class ApacheKafka:
         for node in self.nodes:
             node.directory.mkdir(parents=True, exist_ok=True)
             properties = self._properties(node)
-            subprocess.run(
+            # ``--cluster-id=`` joined: a random id may begin with "-", which a separate
+            # argument would have read as an option (one start in 64 failed)
+            formatted = subprocess.run(
                 ["java", *JVM, "-cp", cp, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(properties)],
-                capture_output=True, check=True, timeout=120,
+                 f"--cluster-id={cluster_id}", "-c", str(properties)],
+                capture_output=True, text=True, timeout=120,
             )  # fmt: skip
+            if formatted.returncode != 0:
+                raise RuntimeError(f"kafka-storage format failed: {formatted.stderr[-2000:]}")
         for node in self.nodes:
             self.start_node(node)
         self.wait_ready(timeout_s)

@@ -171,5 +171,5 @@ def test_a_tasks_changelogs_read_together_give_what_each_gives_alone(
         assert together == {full: alone[(full, start)], empty: alone[(empty, 0)]}
     past = read_partitions(kafka, {full: 0, empty: 50}, 2, silent_s=1.0)
     assert past[full] == alone[(full, 0)]
-    assert past[empty][0] == []
-    assert past[empty][1] < 50  # the real end, below the checkpoint
+    assert past[empty][0] == []  # and at once: no wait for offsets that will never come
+    assert past[empty][1] <= 50

@@ -81,9 +81,10 @@ def read_partitions(
 
     The end is where the broker reports partition EOF, not the high watermark (which some
     Kafka-protocol brokers under-report). A start past the end (a local checkpoint of a
-    changelog the cluster no longer has) gives nothing and the real end, which is below the
+    changelog the cluster no longer has) gives nothing, at once, and an end no later than the
     start: Kafka answers such a fetch with an out-of-range error, the embedded broker with
-    silence, so after ``silent_s`` without a word the end is looked up."""
+    silence, so after ``silent_s`` without a word the end is looked up (the real one, below
+    the start)."""
     name = "+".join(sorted(starts)) if len(starts) > 1 else next(iter(starts))
     consumer = kafka.consumer(
         f"{name}.restore", **{"enable.partition.eof": True, "fetch.wait.max.ms": 10}
