@@ -111,6 +111,7 @@ def _wayline(
         # group joins take about half of session.timeout.ms on the embedded broker
         "WAYLINE_KAFKA_OPTIONS": orjson.dumps(FAST_GROUPS).decode(),
         "WAYLINE_ANALYTICS": "false",  # the tests of analytics turn it on
+        "COLUMNS": "250",  # a log line per record: Running.story() reads them
         **(env or {}),
     }
     running = Running(f"http://127.0.0.1:{port}", Topics(prefix, 3), kafka, env, tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from wayline.schemas.topics import Topics
 from wayline.streams.clients import KafkaConfig
 
+STORY = re.compile(r"WARNING|ERROR|CRITICAL|Traceback|Error:|assigned|restored|consuming|stopped")
 WAYLINE = str(Path(sys.executable).parent / "wayline")
 
 # The key pair of the e2e SendGrid source: the public half goes in its config.
@@ -90,6 +92,13 @@ class Running:
             assert self.process.poll() is None, (self.cwd / "wayline.log").read_text()[-3000:]
             time.sleep(0.2)
         raise AssertionError("wayline up did not become ready in 60 s")
+
+    def story(self, lines: int = 60) -> str:
+        """The last ``lines`` lines of its log that tell what happened to the workers (warnings,
+        errors, assignments, restores): for the message of a failed assertion."""
+        log = (self.cwd / "wayline.log").read_text(errors="replace").splitlines()
+        said = [line for line in log if STORY.search(line)]
+        return "\n".join(["wayline up said:", *said[-lines:]])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -110,13 +110,15 @@ def test_a_broker_pause_under_load_loses_nothing(
     events = read_events(running.kafka, running.topics, expect=len(sender.sent), timeout_s=90)
     # a batch retried after the fault may repeat records with their ids (the documented
     # contract); none is lost, and the profiles count each event once
-    assert {e["messageId"] for e in events} == set(sender.sent), "none lost, none made up"
+    assert {e["messageId"] for e in events} == set(sender.sent), "none lost, none made up\n" + (
+        running.story()
+    )
     deadline = time.monotonic() + 60
     while (views := counted(running)) != len(sender.sent) and time.monotonic() < deadline:
         time.sleep(0.5)
     repeated = len(events) - len({e["messageId"] for e in events})
     assert views == len(sender.sent), (
-        f"{views} views counted, {len(sender.sent)} sent ({repeated} repeated)"
+        f"{views} views counted, {len(sender.sent)} sent ({repeated} repeated)\n" + running.story()
     )
     wait_for(lambda: readiness(running)[0] == 200, 60, "ready again")
     print(

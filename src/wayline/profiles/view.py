@@ -43,12 +43,12 @@ def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
     for name, entry in sorted(state["counts"].items()):
         if entry["n"] <= 0:
             continue
-        days = entry["days"]
+        days: list[int] = entry["days"]
+        ns: list[int] = entry["ns"]
         start = bisect_right(days, today - WINDOWS[-1])
         end = bisect_right(days, today, start)
-        if start < end:
-            named = map(format_day, days[start:end])
-            out[name] = dict(zip(named, entry["ns"][start:end], strict=True))
+        if start < end:  # compiled: typed lists indexed and format_day called natively
+            out[name] = {format_day(days[i]): ns[i] for i in range(start, end)}
     return out
 
 
@@ -88,9 +88,13 @@ def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
         if entry["n"] <= 0:
             continue
         row = {"all_time": entry["n"]}
-        days, ns = entry["days"], entry["ns"]
+        days: list[int] = entry["days"]
+        ns: list[int] = entry["ns"]
         for window, key in _WINDOW_KEYS:  # the days after today - window
-            row[key] = sum(ns[bisect_right(days, today - window) :])
+            total = 0
+            for i in range(bisect_right(days, today - window), len(ns)):
+                total += ns[i]  # compiled: native list reads and integer sums
+            row[key] = total
         out[name] = row
     return out
 

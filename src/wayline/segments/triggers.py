@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
@@ -44,6 +44,14 @@ class TriggerConfig:
     birthday: bool = False
     anniversary: bool = False
     version: int = 1
+    # the occasions of the order and revenue milestones as ``fired`` keys them, made once
+    milestone_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        occasions = [_orders_occasion(n) for n in self.milestone_orders]
+        occasions += [_revenue_occasion(threshold) for threshold in self.milestone_revenue]
+        keys = tuple(_fired_key("milestone", occasion) for occasion in occasions)
+        object.__setattr__(self, "milestone_keys", keys)
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any], version: int = 1) -> TriggerConfig:
@@ -177,9 +185,22 @@ def trigger_id(trigger: str, version: int, profile_id: str, occasion: str) -> st
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+def _fired_key(trigger: str, occasion: str) -> str:
+    """How ``state["fired"]`` keys an occasion a trigger fired for."""
+    return f"{trigger}:{occasion}"
+
+
+def _orders_occasion(n: int) -> str:
+    return f"orders:{n}"
+
+
+def _revenue_occasion(threshold: float) -> str:
+    return f"revenue:{threshold:g}"
+
+
 def _first_time(state: dict[str, Any], fired: Fired) -> bool:
     done: MutableMapping[str, int] = state.setdefault("fired", {})  # kept beside, live
-    key = f"{fired.trigger}:{fired.occasion}"
+    key = _fired_key(fired.trigger, fired.occasion)
     if key in done:
         return False
     done[key] = fired.at_ms
@@ -270,20 +291,23 @@ def _churn(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
 
 
 def _milestones(config: TriggerConfig, state: dict[str, Any], now: int) -> Rule:
+    done = state.get("fired")
+    if done is not None and all(key in done for key in config.milestone_keys):
+        return [], None  # each has fired (check would drop them all): no walk of the orders
     orders = sorted(order for _oid, order in state["orders"].items())  # on an order event
     fired = []
     for n in config.milestone_orders:
         if len(orders) >= n:
             at = orders[n - 1][0]
             reason = {"milestone": "orders", "threshold": n, "order_count": len(orders)}
-            fired.append(Fired("milestone", f"orders:{n}", at, reason, reason))
+            fired.append(Fired("milestone", _orders_occasion(n), at, reason, reason))
     running = 0.0
     for ts, revenue, _msgid in orders:
         before, running = running, running + revenue
         for threshold in config.milestone_revenue:
             if before < threshold <= running:
                 reason = {"milestone": "revenue", "threshold": threshold, "revenue": running}
-                fired.append(Fired("milestone", f"revenue:{threshold:g}", ts, reason, reason))
+                fired.append(Fired("milestone", _revenue_occasion(threshold), ts, reason, reason))
     return fired, None
 
 

@@ -51,7 +51,7 @@ from wayline.streams.identity import EVENT, HANDOFF, KIND_HEADER, MERGE
 from wayline.streams.keyedlog import PARTS, KeyedLog
 from wayline.streams.order import TICK
 from wayline.streams.parking import Item, Parked, Parking
-from wayline.streams.task import TaskContext
+from wayline.streams.task import StoreView, TaskContext
 from wayline.streams.timers import Timer
 
 PROFILES: Final = "profiles"
@@ -62,6 +62,7 @@ WAKE: Final = "profile-due"  # the one timer per profile: its next segment or tr
 FORMAT: Final = 4  # of a stored profile record: 3 had no order_stats; 2 kept the day buckets as
 # {day: n} too; 1 (no "f") is 2 with every part inside
 SPILL: Final = 64  # entries of a growing part kept inside the state; past that, beside it
+WARM_BYTES: Final = 4 * 1024 * 1024  # of stored records whose decoded entries are kept, per task
 
 
 @dataclass(init=False)
@@ -85,6 +86,37 @@ class _Entry:
         self.as_of = max(self.as_of, now_ms)
 
 
+class _Warm:
+    """The decoded entries of the profiles a task wrote lately, each with the record it wrote:
+    the next batch of such a profile takes its entry instead of decoding the record again, when
+    the stored record is still that one (a batch that was not committed leaves the one before).
+    An entry is taken out while a batch uses it, so one that batch changed and then abandoned
+    is never handed out. Up to ``WARM_BYTES`` of records, then forgotten at once."""
+
+    def __init__(self, view: StoreView, limit: int) -> None:
+        self.view = view  # the task's profiles store view: a new task starts cold
+        self.limit = limit
+        self.entries: dict[str, tuple[bytes, _Entry]] = {}
+        self.size = 0
+
+    def take(self, pid: str, raw: bytes) -> _Entry | None:
+        found = self.entries.pop(pid, None)
+        if found is None:
+            return None
+        self.size -= len(found[0])
+        return found[1] if found[0] == raw else None
+
+    def keep(self, pid: str, record: bytes, entry: _Entry) -> None:
+        if self.size + len(record) > self.limit:
+            self.entries.clear()
+            self.size = 0
+            if len(record) > self.limit:
+                return
+        entry.changed, entry.transitions, entry.last_transition_ms = False, [], 0
+        self.entries[pid] = (record, entry)
+        self.size += len(record)
+
+
 class ProfileStep:
     def __init__(
         self,
@@ -92,8 +124,10 @@ class ProfileStep:
         segments: Compiled | None = None,
         triggers: TriggerConfig | None = None,
         definitions: Callable[[], Rules] | None = None,
+        warm_bytes: int = WARM_BYTES,
     ) -> None:
         self.topics = topics
+        self.warm_bytes = warm_bytes
         self.segments = segments if segments is not None else compile_segments([])
         self.triggers = triggers if triggers is not None else TriggerConfig()
         self.definitions = definitions
@@ -101,6 +135,7 @@ class ProfileStep:
         self._seen_rules: dict[bytes, Rules] = {}  # fingerprint → definitions, the latest few
         self.reevaluated = 0
         self._batch: dict[int, dict[str, _Entry]] = {}
+        self._warm: dict[int, _Warm] = {}  # partition → entries kept between batches
         self.transitions = 0
         self.triggers_fired = 0
         self.events_applied = 0
@@ -277,6 +312,7 @@ class ProfileStep:
         self.parking.flush(ctx)
         entries = self._batch.pop(ctx.partition, {})
         store = ctx.store(PROFILES)
+        warm = self._warm_of(ctx.partition, store)
         outputs: list[Output] = []
         for pid, entry in entries.items():
             if entry.transitions:
@@ -291,6 +327,7 @@ class ProfileStep:
             store.put(pid.encode(), record)
             doc = snapshot(pid, entry.state, entry.as_of, entry.version)
             outputs.append(Output(self.topics.profiles, pid.encode(), orjson.dumps(doc)))
+            warm.keep(pid, record, entry)
         return outputs
 
     def abort_batch(self) -> None:
@@ -316,10 +353,19 @@ class ProfileStep:
         if entry is None:
             view = ctx.store(PROFILES)
             raw = view.get(pid.encode())
-            kept = {part: KeyedLog(view, part, pid) for part in PARTS}
-            entry = _Entry(0, empty_state(), kept) if raw is None else decode_record(raw, kept)
+            if raw is not None:
+                entry = self._warm_of(ctx.partition, view).take(pid, raw)
+            if entry is None:
+                kept = {part: KeyedLog(view, part, pid) for part in PARTS}
+                entry = _Entry(0, empty_state(), kept) if raw is None else decode_record(raw, kept)
             entries[pid] = entry
         return entry
+
+    def _warm_of(self, partition: int, view: StoreView) -> _Warm:
+        warm = self._warm.get(partition)
+        if warm is None or warm.view is not view:
+            warm = self._warm[partition] = _Warm(view, self.warm_bytes)
+        return warm
 
     def _forward_of(self, pid: str, ctx: TaskContext) -> str | None:
         value = ctx.store(FORWARDS).get(pid.encode())
