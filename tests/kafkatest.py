@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, TopicPartition
+import tenacity
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from wayline.config.workspace import WaylineConfig
 from wayline.schemas.topics import Topics
@@ -116,6 +117,27 @@ def read_events(
     return events
 
 
+COORDINATOR_MOVING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+}
+
+
+def _retriable(exc: BaseException) -> bool:
+    if not isinstance(exc, KafkaException):
+        return False
+    error: KafkaError = exc.args[0]
+    return error.retriable() or error.code() in COORDINATOR_MOVING
+
+
+@tenacity.retry(  # a coordinator moving or still loading answers NOT_COORDINATOR for a while
+    retry=tenacity.retry_if_exception(_retriable),
+    wait=tenacity.wait_exponential(multiplier=0.2, max=2),
+    stop=tenacity.stop_after_delay(30),
+    reraise=True,
+)
 def committed(kafka: KafkaConfig, group: str, topic: str) -> dict[int, int]:
     """The group's committed offset per partition (-1001 = nothing committed)."""
     consumer = kafka.consumer(group)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from wayline.schemas.timestamps import (
     epoch_ms,
     format_day,
+    format_days,
     format_ms,
     parse_timestamp,
     timestamp_ms,
@@ -107,3 +108,12 @@ def test_texts_of_a_minute_read_lately_are_read_as_datetime_reads_them(
                 epoch_ms(text)
         else:
             assert epoch_ms(text) == expected
+
+
+@given(st.lists(st.integers(-800_000, 2_900_000), max_size=40))
+def test_days_formatted_together_read_as_one_by_one(days: list[int]) -> None:
+    """``format_days`` (a profile's day buckets at once, from the cache of days seen lately)
+    gives what ``format_day`` gives for each, before and after the days are cached."""
+    expected = [format_day(day) for day in days]
+    assert format_days(days) == expected
+    assert format_days(days) == expected

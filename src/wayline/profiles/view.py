@@ -22,7 +22,7 @@ from bisect import bisect_right
 from typing import Any, Final
 
 from wayline.profiles.state import DAY_MS, State
-from wayline.schemas.timestamps import epoch_ms, format_day, format_ms
+from wayline.schemas.timestamps import epoch_ms, format_days, format_ms
 
 WINDOWS: Final = (7, 30, 90)
 _WINDOW_KEYS: Final = tuple((window, f"{window}d") for window in WINDOWS)
@@ -43,12 +43,12 @@ def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
     for name, entry in sorted(state["counts"].items()):
         if entry["n"] <= 0:
             continue
-        days: list[int] = entry["days"]
-        ns: list[int] = entry["ns"]
+        days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
         start = bisect_right(days, today - WINDOWS[-1])
         end = bisect_right(days, today, start)
-        if start < end:  # compiled: typed lists indexed and format_day called natively
-            out[name] = {format_day(days[i]): ns[i] for i in range(start, end)}
+        if start < end:
+            texts = format_days(days[start:end])
+            out[name] = dict(zip(texts, entry["ns"][start:end], strict=True))
     return out
 
 

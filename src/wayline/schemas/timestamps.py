@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST: Final = datetime(2999, 12, 31, tzinfo=UTC)
@@ -110,6 +110,13 @@ def format_ms(ms: int) -> str:
     rest = ms - minute * 60_000
     second = rest // 1000
     return f"{head}{_TWO[second]}{_MILLIS[rest - second * 1000]}"
+
+
+def format_days(days: list[Any]) -> list[str]:
+    """``format_day`` of each day number (a profile's day buckets); the days seen lately are
+    read from their cache as the numbers are (compiled: none unboxed and boxed again)."""
+    cache: dict[Any, str] = _DAYS
+    return [cache.get(day) or format_day(day) for day in days]
 
 
 def format_day(day: int) -> str:

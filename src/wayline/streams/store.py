@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final, Protocol
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from wayline.schemas.errors import ConfigError
 
@@ -120,6 +120,13 @@ class RocksStore:
             raise ConfigError(
                 f"setting WAYLINE_DATA_DIR: cannot open state store {path}: {exc}"
             ) from None
+        # No write-ahead log: the changelog is what makes a store durable. A batch's values and
+        # its checkpoint (``streams.task``) are one write, so whatever a crash leaves on disk
+        # (the memtables flushed before it) is a consistent earlier checkpoint, and restore reads
+        # the changelog on from there; a store closed cleanly is flushed first.
+        writes = WriteOptions()
+        writes.disable_wal = True  # type: ignore[method-assign, assignment]  # a property
+        self._db.set_write_options(writes)
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._cache:
@@ -171,6 +178,7 @@ class RocksStore:
 
     def close(self) -> None:
         self._cache.clear()
+        self._db.flush(True)
         self._db.close()
 
     @staticmethod
