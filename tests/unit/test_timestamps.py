@@ -110,7 +110,7 @@ def test_texts_of_a_minute_read_lately_are_read_as_datetime_reads_them(
             assert epoch_ms(text) == expected
 
 
-@given(st.lists(st.integers(-800_000, 2_900_000), max_size=40))
+@given(st.lists(st.integers(-719_162, 2_932_896), max_size=40))  # 0001-01-01 … 9999-12-31
 def test_days_formatted_together_read_as_one_by_one(days: list[int]) -> None:
     """``format_days`` (a profile's day buckets at once, from the cache of days seen lately)
     gives what ``format_day`` gives for each, before and after the days are cached."""

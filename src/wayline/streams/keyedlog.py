@@ -131,6 +131,11 @@ class KeyedLog(MutableMapping[str, Any]):
                 self[key] = value
         self.flush()
 
+    def settle(self) -> None:
+        """The batch is over: forget the keys it found missing (a log kept for the next batch
+        reads them again rather than grow with every key ever asked for)."""
+        self._absent.clear()
+
     def drop(self) -> None:
         """Forget every entry (the profile was merged away)."""
         self._removed.clear()

@@ -113,6 +113,8 @@ class _Warm:
             if len(record) > self.limit:
                 return
         entry.changed, entry.transitions, entry.last_transition_ms = False, [], 0
+        for log in entry.kept.values():
+            log.settle()
         self.entries[pid] = (record, entry)
         self.size += len(record)
 
