@@ -516,8 +516,9 @@ def _view(state: State, product: str | None, ts: int, msgid: str) -> None:
     if cell is None or (ts, msgid) > (cell[0], cell[1]):
         state["viewed"][product] = [ts, msgid]
     if len(state["viewed"]) > VIEWED_LIMIT:
-        newest = sorted(state["viewed"].items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))
-        state["viewed"] = dict(newest[-VIEWED_LIMIT:])
+        viewed = state["viewed"]
+        newest = sorted([(cell[0], cell[1], product) for product, cell in viewed.items()])
+        state["viewed"] = {row[2]: viewed[row[2]] for row in newest[-VIEWED_LIMIT:]}
 
 
 def _cart_event(state: State, name: str, props: Mapping[str, Any], ts: int, msgid: str) -> None:

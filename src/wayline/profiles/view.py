@@ -208,12 +208,12 @@ def favorite_category(state: State) -> str | None:
     cats: dict[str, int] = state["cats"]
     if not cats:
         return None
-    return min(cats, key=lambda c: (-cats[c], c))
+    return min([(-n, c) for c, n in cats.items()])[1]  # compiled: no key function called
 
 
 def recently_viewed(state: State) -> list[str]:
-    viewed = sorted(state["viewed"].items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))
-    return [kv[0] for kv in viewed[::-1]]
+    viewed = sorted([(cell[0], cell[1], product) for product, cell in state["viewed"].items()])
+    return [row[2] for row in viewed[::-1]]  # newest first; tuples sorted without a key function
 
 
 def computed(state: State, now_ms: int) -> dict[str, Any]:
