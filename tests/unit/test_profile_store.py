@@ -67,13 +67,15 @@ class Worker:
         message = Envelope("resolved", 0, self.offset, key.encode(), value, now, headers)
         return self.step.process(message, TaskContext(self.task, 0))
 
-    def commit(self) -> None:
-        self.step.end_batch(TaskContext(self.task, 0))
+    def commit(self) -> list[Output]:
+        """End the batch and commit it; what its end wrote."""
+        ended = self.step.end_batch(TaskContext(self.task, 0))
         commit = self.task.prepare_commit()
         for out in [*commit.records, commit.marker]:
             if out.topic == "log.profiles" and out.key is not None:
                 self.changelog.append((out.key, out.value))
         self.task.finish_commit(commit, {})
+        return ended
 
     def run(self, events: list[dict[str, Any]], batch: int = 25) -> None:
         for at in range(0, len(events), batch):
@@ -96,12 +98,7 @@ class Worker:
             self.step.abort_batch()
         for e in events:
             outputs += self.feed(str(e["profile_id"]), e)
-        outputs += self.step.end_batch(TaskContext(self.task, 0))
-        commit = self.task.prepare_commit()
-        for out in [*commit.records, commit.marker]:
-            if out.topic == "log.profiles" and out.key is not None:
-                self.changelog.append((out.key, out.value))
-        self.task.finish_commit(commit, {})
+        outputs += self.commit()
         return [(o.topic, o.key, o.value, o.headers, o.timestamp_ms) for o in outputs]
 
     def merge(self, loser: str, survivor: str) -> None:

@@ -517,8 +517,13 @@ def _view(state: State, product: str | None, ts: int, msgid: str) -> None:
         state["viewed"][product] = [ts, msgid]
     if len(state["viewed"]) > VIEWED_LIMIT:
         viewed = state["viewed"]
-        newest = sorted([(cell[0], cell[1], product) for product, cell in viewed.items()])
-        state["viewed"] = {row[2]: viewed[row[2]] for row in newest[-VIEWED_LIMIT:]}
+        state["viewed"] = {p: viewed[p] for p in viewed_oldest_first(viewed)[-VIEWED_LIMIT:]}
+
+
+def viewed_oldest_first(viewed: dict[str, list[Any]]) -> list[str]:
+    """The viewed products by their last view (time, then message id, then product)."""
+    rows = sorted([(cell[0], cell[1], product) for product, cell in viewed.items()])
+    return [row[2] for row in rows]  # compiled: tuples sorted without a key function
 
 
 def _cart_event(state: State, name: str, props: Mapping[str, Any], ts: int, msgid: str) -> None:

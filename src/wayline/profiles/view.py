@@ -21,7 +21,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any, Final
 
-from wayline.profiles.state import DAY_MS, State
+from wayline.profiles.state import DAY_MS, State, viewed_oldest_first
 from wayline.schemas.timestamps import epoch_ms, format_days, format_ms
 
 WINDOWS: Final = (7, 30, 90)
@@ -212,8 +212,7 @@ def favorite_category(state: State) -> str | None:
 
 
 def recently_viewed(state: State) -> list[str]:
-    viewed = sorted([(cell[0], cell[1], product) for product, cell in state["viewed"].items()])
-    return [row[2] for row in viewed[::-1]]  # newest first; tuples sorted without a key function
+    return viewed_oldest_first(state["viewed"])[::-1]
 
 
 def computed(state: State, now_ms: int) -> dict[str, Any]:

@@ -85,6 +85,12 @@ class _Entry:
         self.changed = True
         self.as_of = max(self.as_of, now_ms)
 
+    def settle(self) -> None:
+        """Its batch is written: nothing changed yet for the next one."""
+        self.changed, self.transitions, self.last_transition_ms = False, [], 0
+        for log in self.kept.values():
+            log.settle()
+
 
 class _Warm:
     """The decoded entries of the profiles a task wrote lately, each with the record it wrote:
@@ -112,9 +118,7 @@ class _Warm:
             self.size = 0
             if len(record) > self.limit:
                 return
-        entry.changed, entry.transitions, entry.last_transition_ms = False, [], 0
-        for log in entry.kept.values():
-            log.settle()
+        entry.settle()
         self.entries[pid] = (record, entry)
         self.size += len(record)
 
