@@ -7,11 +7,18 @@ from __future__ import annotations
 import random
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from wayline.profiles.state import apply_event, empty_state
-from wayline.profiles.view import at_moment, favorite_category, iso, recently_viewed, snapshot
+from wayline.profiles.state import apply_event, empty_state, merge
+from wayline.profiles.view import (
+    ActivityMemo,
+    at_moment,
+    favorite_category,
+    iso,
+    recently_viewed,
+    snapshot,
+)
 from wayline.streams.clients import KafkaConfig
 from wayline.streams.profileview import ProfileView
 
@@ -103,3 +110,57 @@ def test_recently_viewed_and_the_favorite_category_break_ties_as_documented(
     assert recently_viewed(state) == by_age[::-1]
     most = max(cats.values(), default=0)
     assert favorite_category(state) == min((c for c, n in cats.items() if n == most), default=None)
+
+
+_STEP = st.one_of(
+    st.tuples(
+        st.just("event"),
+        st.sampled_from(["Product Viewed", "Order Completed", "Email Opened", "Page Viewed"]),
+        st.integers(-10, 400).map(lambda days: days * DAY_MS),
+    ),
+    st.tuples(
+        st.just("merge"),
+        st.sampled_from(["Email Opened", "Product Added"]),
+        st.integers(0, 300).map(lambda days: days * DAY_MS),
+    ),
+    st.tuples(
+        st.just("document"),
+        st.just(""),
+        st.one_of(st.integers(-5, 400), st.sampled_from([0, 95, 200])).map(
+            lambda days: days * DAY_MS + 1
+        ),
+    ),
+)
+
+
+# a name's oldest days dropped by another name's newer event, read again as of before it
+_TRIMMED = [("event", "Email Opened", 0), ("document", "", 1)]
+_TRIMMED += [("event", "Page Viewed", 200 * DAY_MS), ("document", "", 1)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_STEP, min_size=1, max_size=40))
+@example(_TRIMMED)
+def test_a_document_read_with_the_activity_memo_equals_one_read_without(
+    steps: list[tuple[str, str, int]],
+) -> None:
+    """The profile worker keeps each profile's activity as last read between its documents
+    (``snapshot(..., memo=...)``): events counted in place (today's, older ones, ones past the
+    91-day buckets that drop old days), merges (new count entries) and documents at any moment,
+    later or earlier, give byte for byte the document read from scratch."""
+    state, memo, now = empty_state(), ActivityMemo(), T0
+    for i, (kind, name, offset) in enumerate(steps):
+        event = {"type": "track", "event": name, "messageId": f"m{i}", "userId": "u",
+                 "timestamp": iso(T0 + offset), "context": {"channel": "web"}}  # fmt: skip
+        if kind == "event":
+            apply_event(state, event, [("user_id", "u")])
+            now = max(now, T0 + offset)
+        elif kind == "merge":
+            other = empty_state()
+            apply_event(other, event, [("user_id", "v")])
+            state = merge(state, other)
+        if kind != "event" or i % 3 == 0:  # documents as of the newest event or of any moment
+            moment = T0 + offset if kind == "document" else now
+            fresh = snapshot("p", state, moment)
+            kept = snapshot("p", state, moment, memo=memo)
+            assert orjson.dumps(kept) == orjson.dumps(fresh)

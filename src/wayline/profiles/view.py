@@ -35,20 +35,49 @@ def iso(ms: int | None) -> str | None:
     return None if ms is None else format_ms(int(ms))
 
 
-def activity(state: State, now_ms: int) -> dict[str, dict[str, int]]:
+# per event name: the counts entry it was read from, its total, its number of days, the day it
+# was read for, and what it read (``activity``)
+ActivityMemo = dict[str, tuple[dict[str, Any], int, int, int, dict[str, int]]]
+
+
+def activity(
+    state: State, now_ms: int, memo: ActivityMemo | None = None
+) -> dict[str, dict[str, int]]:
     """Per event name, its count per UTC day over the longest window before ``now_ms``: what
-    the windowed counts are made of, so a reader can take them as of a later moment."""
+    the windowed counts are made of, so a reader can take them as of a later moment.
+
+    ``memo`` (kept by the caller between documents of one profile) holds each name's days as
+    last read: a name is read again only when its counts entry is another object, or its total,
+    its number of days or today differ. That is exact because an entry changes in place only by
+    counting one more event (its total grows) or by dropping its oldest days (fewer days); a
+    merge builds new entries. The returned per-name dicts are the memo's: read, never change."""
     today = now_ms // DAY_MS
     out: dict[str, dict[str, int]] = {}
     for name, entry in sorted(state["counts"].items()):
-        if entry["n"] <= 0:
+        total = int(entry["n"])
+        if total <= 0:
             continue
         days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
+        if memo is not None:
+            known = memo.get(name)
+            if (
+                known is not None
+                and known[0] is entry
+                and known[1] == total
+                and known[2] == len(days)
+                and known[3] == today
+            ):
+                if known[4]:
+                    out[name] = known[4]
+                continue
         start = bisect_right(days, today - WINDOWS[-1])
         end = bisect_right(days, today, start)
+        rows: dict[str, int] = {}
         if start < end:
-            texts = format_days(days[start:end])
-            out[name] = dict(zip(texts, entry["ns"][start:end], strict=True))
+            rows = dict(zip(format_days(days[start:end]), entry["ns"][start:end], strict=True))
+            out[name] = rows
+        if memo is not None:
+            memo[name] = (entry, total, len(days), today, rows)
     return out
 
 
@@ -233,9 +262,15 @@ def computed(state: State, now_ms: int) -> dict[str, Any]:
 
 
 def snapshot(
-    profile_id: str, state: State, now_ms: int, version: int = 0, segments: list[str] | None = None
+    profile_id: str,
+    state: State,
+    now_ms: int,
+    version: int = 0,
+    segments: list[str] | None = None,
+    memo: ActivityMemo | None = None,
 ) -> dict[str, Any]:
-    """The profile document; ``version`` counts changes (not part of the fold)."""
+    """The profile document; ``version`` counts changes (not part of the fold); ``memo``: the
+    profile's activity as last read (``activity``), kept by a caller that writes it often."""
     traits = {k: v[0] for k, v in sorted(state["once"].items())}
     traits.update({k: v[0] for k, v in sorted(state["traits"].items())})
     channels = {
@@ -255,7 +290,7 @@ def snapshot(
         "contact": contact_points(state),
         "segments": sorted(segments if segments is not None else state.get("segments") or {}),
         "merged_from": list(state["merged_from"]),
-        "activity": activity(state, now_ms),
+        "activity": activity(state, now_ms, memo),
         "first_seen": iso(min(firsts)) if firsts else None,
         "last_seen": iso(max(lasts)) if lasts else None,
     }

@@ -27,11 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
 import orjson
 
 from wayline.profiles.book import absorb
 from wayline.profiles.state import State, empty_state, is_counted, upgrade
-from wayline.profiles.view import iso, snapshot
+from wayline.profiles.view import ActivityMemo, iso, snapshot
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, changed_segments, compile_segments
 from wayline.segments.engine import (
@@ -59,8 +60,10 @@ FORWARDS: Final = "forwards"
 # in the profiles store: the definitions last evaluated under
 DEFINITIONS_KEY: Final = b"~definitions"
 WAKE: Final = "profile-due"  # the one timer per profile: its next segment or trigger due time
-FORMAT: Final = 4  # of a stored profile record: 3 had no order_stats; 2 kept the day buckets as
-# {day: n} too; 1 (no "f") is 2 with every part inside
+FORMAT: Final = 5  # of a stored profile record: MessagePack (4 and before were JSON); 3 had no
+# order_stats; 2 kept the day buckets as {day: n} too; 1 (no "f") is 2 with every part inside
+_PACK: Final = msgspec.msgpack.Encoder()
+_UNPACK: Final = msgspec.msgpack.Decoder()
 SPILL: Final = 64  # entries of a growing part kept inside the state; past that, beside it
 WARM_BYTES: Final = 4 * 1024 * 1024  # of stored records whose decoded entries are kept, per task
 
@@ -74,12 +77,14 @@ class _Entry:
     as_of: int  # the moment of the latest change: the document's windows are as of it
     transitions: list[dict[str, Any]]  # this batch's, in order
     last_transition_ms: int
+    activity: ActivityMemo  # the document's activity as last read (``view.activity``)
 
     def __init__(
         self, version: int, state: State | None, kept: dict[str, KeyedLog], as_of: int = 0
     ) -> None:  # written out: compiled to native stores (see streams.envelope)
         self.version, self.state, self.kept, self.as_of = version, state, kept, as_of
         self.changed, self.transitions, self.last_transition_ms = False, [], 0
+        self.activity = {}
 
     def touch(self, now_ms: int) -> None:
         self.changed = True
@@ -331,7 +336,7 @@ class ProfileStep:
                 continue
             record = encode_record(entry.version, entry.state, entry.as_of, entry.kept)
             store.put(pid.encode(), record)
-            doc = snapshot(pid, entry.state, entry.as_of, entry.version)
+            doc = snapshot(pid, entry.state, entry.as_of, entry.version, memo=entry.activity)
             outputs.append(Output(self.topics.profiles, pid.encode(), orjson.dumps(doc)))
             warm.keep(pid, record, entry)
         return outputs
@@ -506,12 +511,21 @@ def encode_record(version: int, state: State, as_of: int, kept: dict[str, KeyedL
             state[part] = log
         log.flush()
         blob[part] = len(log)
-    return orjson.dumps({"f": FORMAT, "v": version, "s": blob, "t": as_of})
+    return _PACK.encode({"f": FORMAT, "v": version, "s": blob, "t": as_of})
+
+
+def read_record(raw: bytes) -> dict[str, Any]:
+    """A stored profile record as written: ``f`` its format, ``v`` the version, ``s`` the state
+    (a part kept beside it as its number of entries), ``t`` as of when. MessagePack from format
+    5 on (a third smaller than the JSON of 4, and quicker to write); JSON before (a JSON record
+    starts with ``{``, which no MessagePack map does)."""
+    stored: dict[str, Any] = orjson.loads(raw) if raw[:1] == b"{" else _UNPACK.decode(raw)
+    return stored
 
 
 def decode_record(raw: bytes, kept: dict[str, KeyedLog]) -> _Entry:
     """A stored profile record of this format or an older one (upgraded here: ``FORMAT``)."""
-    stored = orjson.loads(raw)
+    stored = read_record(raw)
     state: State = stored["s"]
     if int(stored.get("f", 1)) < FORMAT:
         upgrade(state)
