@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from wayline.profiles.state import apply_event, empty_state, merge
 from wayline.profiles.view import (
-    ActivityMemo,
+    CountsMemo,
     at_moment,
     favorite_category,
     iso,
@@ -148,7 +148,7 @@ def test_a_document_read_with_the_activity_memo_equals_one_read_without(
     (``snapshot(..., memo=...)``): events counted in place (today's, older ones, ones past the
     91-day buckets that drop old days), merges (new count entries) and documents at any moment,
     later or earlier, give byte for byte the document read from scratch."""
-    state, memo, now = empty_state(), ActivityMemo(), T0
+    state, memo, now = empty_state(), CountsMemo(), T0
     for i, (kind, name, offset) in enumerate(steps):
         event = {"type": "track", "event": name, "messageId": f"m{i}", "userId": "u",
                  "timestamp": iso(T0 + offset), "context": {"channel": "web"}}  # fmt: skip

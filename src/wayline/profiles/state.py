@@ -515,9 +515,9 @@ def _view(state: State, product: str | None, ts: int, msgid: str) -> None:
     cell = state["viewed"].get(product)
     if cell is None or (ts, msgid) > (cell[0], cell[1]):
         state["viewed"][product] = [ts, msgid]
-    if len(state["viewed"]) > VIEWED_LIMIT:
-        viewed = state["viewed"]
-        state["viewed"] = {p: viewed[p] for p in viewed_oldest_first(viewed)[-VIEWED_LIMIT:]}
+    viewed = state["viewed"]
+    while len(viewed) > VIEWED_LIMIT:  # one view in: the one viewed longest ago out
+        del viewed[min([(cell[0], cell[1], product) for product, cell in viewed.items()])[2]]
 
 
 def viewed_oldest_first(viewed: dict[str, list[Any]]) -> list[str]:

@@ -35,49 +35,60 @@ def iso(ms: int | None) -> str | None:
     return None if ms is None else format_ms(int(ms))
 
 
-# per event name: the counts entry it was read from, its total, its number of days, the day it
-# was read for, and what it read (``activity``)
-ActivityMemo = dict[str, tuple[dict[str, Any], int, int, int, dict[str, int]]]
+class CountsMemo:
+    """What a profile's documents last read of each event name's counts, kept by a caller that
+    writes them often (the profile worker, between batches): its activity days and its windowed
+    counts, each with the counts entry it was read from, that entry's total and number of days
+    and the day it was read for. A name is read again only when one of those differs. That is
+    exact because an entry changes in place only by counting one more event (its total grows)
+    or by dropping its oldest days (fewer days); a merge builds new entries. What the memo
+    hands out is shared with it: read, never change."""
+
+    def __init__(self) -> None:
+        self.days: dict[str, tuple[dict[str, Any], int, int, int, dict[str, int]]] = {}
+        self.windows: dict[str, tuple[dict[str, Any], int, int, int, dict[str, int]]] = {}
+
+
+def _kept(
+    memo: dict[str, tuple[dict[str, Any], int, int, int, dict[str, int]]],
+    name: str,
+    entry: dict[str, Any],
+    today: int,
+) -> dict[str, int] | None:
+    known = memo.get(name)
+    if (
+        known is not None
+        and known[0] is entry
+        and known[1] == entry["n"]
+        and known[2] == len(entry["days"])
+        and known[3] == today
+    ):
+        return known[4]
+    return None
 
 
 def activity(
-    state: State, now_ms: int, memo: ActivityMemo | None = None
+    state: State, now_ms: int, memo: CountsMemo | None = None
 ) -> dict[str, dict[str, int]]:
     """Per event name, its count per UTC day over the longest window before ``now_ms``: what
-    the windowed counts are made of, so a reader can take them as of a later moment.
-
-    ``memo`` (kept by the caller between documents of one profile) holds each name's days as
-    last read: a name is read again only when its counts entry is another object, or its total,
-    its number of days or today differ. That is exact because an entry changes in place only by
-    counting one more event (its total grows) or by dropping its oldest days (fewer days); a
-    merge builds new entries. The returned per-name dicts are the memo's: read, never change."""
+    the windowed counts are made of, so a reader can take them as of a later moment."""
     today = now_ms // DAY_MS
     out: dict[str, dict[str, int]] = {}
     for name, entry in sorted(state["counts"].items()):
-        total = int(entry["n"])
-        if total <= 0:
+        if entry["n"] <= 0:
             continue
-        days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
-        if memo is not None:
-            known = memo.get(name)
-            if (
-                known is not None
-                and known[0] is entry
-                and known[1] == total
-                and known[2] == len(days)
-                and known[3] == today
-            ):
-                if known[4]:
-                    out[name] = known[4]
-                continue
-        start = bisect_right(days, today - WINDOWS[-1])
-        end = bisect_right(days, today, start)
-        rows: dict[str, int] = {}
-        if start < end:
-            rows = dict(zip(format_days(days[start:end]), entry["ns"][start:end], strict=True))
+        rows = _kept(memo.days, name, entry, today) if memo is not None else None
+        if rows is None:
+            days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
+            start = bisect_right(days, today - WINDOWS[-1])
+            end = bisect_right(days, today, start)
+            rows = {}
+            if start < end:
+                rows = dict(zip(format_days(days[start:end]), entry["ns"][start:end], strict=True))
+            if memo is not None:
+                memo.days[name] = (entry, int(entry["n"]), len(days), today, rows)
+        if rows:
             out[name] = rows
-        if memo is not None:
-            memo[name] = (entry, total, len(days), today, rows)
     return out
 
 
@@ -110,20 +121,26 @@ def _epoch(text: Any) -> int | None:
     return epoch_ms(text) if isinstance(text, str) else None
 
 
-def event_counts(state: State, now_ms: int) -> dict[str, dict[str, int]]:
+def event_counts(
+    state: State, now_ms: int, memo: CountsMemo | None = None
+) -> dict[str, dict[str, int]]:
     today = now_ms // DAY_MS
     out: dict[str, dict[str, int]] = {}
     for name, entry in sorted(state["counts"].items()):
         if entry["n"] <= 0:
             continue
-        row = {"all_time": entry["n"]}
-        days: list[int] = entry["days"]
-        ns: list[int] = entry["ns"]
-        for window, key in _WINDOW_KEYS:  # the days after today - window
-            total = 0
-            for i in range(bisect_right(days, today - window), len(ns)):
-                total += ns[i]  # compiled: native list reads and integer sums
-            row[key] = total
+        row = _kept(memo.windows, name, entry, today) if memo is not None else None
+        if row is None:
+            row = {"all_time": entry["n"]}
+            days: list[int] = entry["days"]
+            ns: list[int] = entry["ns"]
+            for window, key in _WINDOW_KEYS:  # the days after today - window
+                total = 0
+                for i in range(bisect_right(days, today - window), len(ns)):
+                    total += ns[i]  # compiled: native list reads and integer sums
+                row[key] = total
+            if memo is not None:
+                memo.windows[name] = (entry, int(entry["n"]), len(days), today, row)
         out[name] = row
     return out
 
@@ -244,7 +261,7 @@ def recently_viewed(state: State) -> list[str]:
     return viewed_oldest_first(state["viewed"])[::-1]
 
 
-def computed(state: State, now_ms: int) -> dict[str, Any]:
+def computed(state: State, now_ms: int, memo: CountsMemo | None = None) -> dict[str, Any]:
     """Computed traits as of ``now_ms`` (``as_of``: windows, RFM recency and the like are
     exact for that moment)."""
     return {
@@ -255,7 +272,7 @@ def computed(state: State, now_ms: int) -> dict[str, Any]:
         "cart": cart(state),
         "lifecycle_stage": lifecycle_stage(state),
         "rfm": rfm(state, now_ms),
-        "event_counts": event_counts(state, now_ms),
+        "event_counts": event_counts(state, now_ms, memo),
         "location": {k: v[0] for k, v in sorted(state["location"].items())},
         "timezone": state["tz"][0] if state["tz"] else None,
     }
@@ -267,10 +284,10 @@ def snapshot(
     now_ms: int,
     version: int = 0,
     segments: list[str] | None = None,
-    memo: ActivityMemo | None = None,
+    memo: CountsMemo | None = None,
 ) -> dict[str, Any]:
-    """The profile document; ``version`` counts changes (not part of the fold); ``memo``: the
-    profile's activity as last read (``activity``), kept by a caller that writes it often."""
+    """The profile document; ``version`` counts changes (not part of the fold); ``memo``: what
+    the profile's last documents read of its counts (``CountsMemo``)."""
     traits = {k: v[0] for k, v in sorted(state["once"].items())}
     traits.update({k: v[0] for k, v in sorted(state["traits"].items())})
     channels = {
@@ -284,7 +301,7 @@ def snapshot(
         "version": version,
         "identifiers": {k: list(v) for k, v in sorted(state["ids"].items())},
         "traits": traits,
-        "computed": computed(state, now_ms),
+        "computed": computed(state, now_ms, memo),
         "channels": channels,
         "consent": {k: v[0] for k, v in sorted(state["consent"].items())},
         "contact": contact_points(state),

@@ -32,7 +32,7 @@ import orjson
 
 from wayline.profiles.book import absorb
 from wayline.profiles.state import State, empty_state, is_counted, upgrade
-from wayline.profiles.view import ActivityMemo, iso, snapshot
+from wayline.profiles.view import CountsMemo, iso, snapshot
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, changed_segments, compile_segments
 from wayline.segments.engine import (
@@ -77,14 +77,14 @@ class _Entry:
     as_of: int  # the moment of the latest change: the document's windows are as of it
     transitions: list[dict[str, Any]]  # this batch's, in order
     last_transition_ms: int
-    activity: ActivityMemo  # the document's activity as last read (``view.activity``)
+    counts_read: CountsMemo  # what its documents last read of its counts
 
     def __init__(
         self, version: int, state: State | None, kept: dict[str, KeyedLog], as_of: int = 0
     ) -> None:  # written out: compiled to native stores (see streams.envelope)
         self.version, self.state, self.kept, self.as_of = version, state, kept, as_of
         self.changed, self.transitions, self.last_transition_ms = False, [], 0
-        self.activity = {}
+        self.counts_read = CountsMemo()
 
     def touch(self, now_ms: int) -> None:
         self.changed = True
@@ -336,7 +336,7 @@ class ProfileStep:
                 continue
             record = encode_record(entry.version, entry.state, entry.as_of, entry.kept)
             store.put(pid.encode(), record)
-            doc = snapshot(pid, entry.state, entry.as_of, entry.version, memo=entry.activity)
+            doc = snapshot(pid, entry.state, entry.as_of, entry.version, memo=entry.counts_read)
             outputs.append(Output(self.topics.profiles, pid.encode(), orjson.dumps(doc)))
             warm.keep(pid, record, entry)
         return outputs
