@@ -21,6 +21,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any, Final
 
+import orjson
+
 from wayline.profiles.state import DAY_MS, State, viewed_oldest_first
 from wayline.schemas.timestamps import epoch_ms, format_days, format_ms
 
@@ -37,24 +39,25 @@ def iso(ms: int | None) -> str | None:
 
 class CountsMemo:
     """What a profile's documents last read of each event name's counts, kept by a caller that
-    writes them often (the profile worker, between batches): its activity days and its windowed
-    counts, each with the counts entry it was read from, that entry's total and number of days
-    and the day it was read for. A name is read again only when one of those differs. That is
-    exact because an entry changes in place only by counting one more event (its total grows)
-    or by dropping its oldest days (fewer days); a merge builds new entries. What the memo
-    hands out is shared with it: read, never change."""
+    encodes them often (the profile worker, between batches): its activity days (already
+    encoded) and its windowed counts, each with the counts entry it was read from, that
+    entry's total and number of days and the day it was read for. A name is read again only
+    when one of those differs. That is exact because an entry changes in place only by counting
+    one more event (its total grows) or by dropping its oldest days (fewer days); a merge builds
+    new entries. What the memo hands out is shared with it: read, never change."""
 
     def __init__(self) -> None:
-        self.days: dict[str, tuple[dict[str, Any], int, int, int, dict[str, int]]] = {}
-        self.windows: dict[str, tuple[dict[str, Any], int, int, int, dict[str, int]]] = {}
+        self.days: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
+        self.windows: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
 
 
 def _kept(
-    memo: dict[str, tuple[dict[str, Any], int, int, int, dict[str, int]]],
+    memo: dict[str, tuple[dict[str, Any], int, int, int, Any]],
     name: str,
     entry: dict[str, Any],
     today: int,
-) -> dict[str, int] | None:
+) -> Any:
+    """What ``memo`` holds for ``name`` read as of ``today`` from ``entry`` as it is; else None."""
     known = memo.get(name)
     if (
         known is not None
@@ -67,29 +70,38 @@ def _kept(
     return None
 
 
-def activity(
-    state: State, now_ms: int, memo: CountsMemo | None = None
-) -> dict[str, dict[str, int]]:
+def activity(state: State, now_ms: int, memo: CountsMemo | None = None) -> dict[str, Any]:
     """Per event name, its count per UTC day over the longest window before ``now_ms``: what
-    the windowed counts are made of, so a reader can take them as of a later moment."""
+    the windowed counts are made of, so a reader can take them as of a later moment. With a
+    ``memo`` each name's days come encoded (``orjson.Fragment``), for a caller that encodes the
+    document and nothing else."""
     today = now_ms // DAY_MS
-    out: dict[str, dict[str, int]] = {}
+    out: dict[str, Any] = {}
     for name, entry in sorted(state["counts"].items()):
         if entry["n"] <= 0:
             continue
-        rows = _kept(memo.days, name, entry, today) if memo is not None else None
-        if rows is None:
-            days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
-            start = bisect_right(days, today - WINDOWS[-1])
-            end = bisect_right(days, today, start)
-            rows = {}
-            if start < end:
-                rows = dict(zip(format_days(days[start:end]), entry["ns"][start:end], strict=True))
-            if memo is not None:
-                memo.days[name] = (entry, int(entry["n"]), len(days), today, rows)
+        if memo is not None:
+            known = _kept(memo.days, name, entry, today)
+            if known is None:
+                rows = _days(entry, today)
+                known = orjson.Fragment(orjson.dumps(rows)) if rows else False
+                memo.days[name] = (entry, int(entry["n"]), len(entry["days"]), today, known)
+            if known is not False:
+                out[name] = known
+            continue
+        rows = _days(entry, today)
         if rows:
             out[name] = rows
     return out
+
+
+def _days(entry: dict[str, Any], today: int) -> dict[str, int]:
+    days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
+    start = bisect_right(days, today - WINDOWS[-1])
+    end = bisect_right(days, today, start)
+    if start == end:
+        return {}
+    return dict(zip(format_days(days[start:end]), entry["ns"][start:end], strict=True))
 
 
 def at_moment(doc: dict[str, Any], now_ms: int) -> dict[str, Any]:

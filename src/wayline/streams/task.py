@@ -113,9 +113,15 @@ class StoreView:
                 yield key, value
 
     def seal_groups(self, seq: int) -> None:
-        """This batch's group members as one record per group, keyed by the batch ``seq``."""
+        """This batch's group members as one record per group, keyed by the batch ``seq``.
+
+        Such a key is new, so its before-image is "absent" without a read: a store holds only
+        committed batches, and this batch's ``seq`` is past the last one committed (a batch
+        rolled back or lost in a crash left nothing in the store)."""
         for group, pairs in self.groups.items():
-            self.put(GROUP_PREFIX + group + seq.to_bytes(8, "big"), pack_pairs(pairs))
+            key = GROUP_PREFIX + group + seq.to_bytes(8, "big")
+            self.before.setdefault(key, None)
+            self.dirty[key] = pack_pairs(pairs)
         self.groups.clear()
 
     def clear(self) -> None:
