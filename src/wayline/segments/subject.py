@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wayline.profiles import view
-from wayline.profiles.state import State
+from wayline.profiles.state import State, message_token
 
 if TYPE_CHECKING:
     from wayline.segments.compiler import Counter
@@ -227,7 +227,7 @@ def track(
     if not counters:
         return []
     conds = state.setdefault("conds", {})
-    stamp = [ts, str(event["messageId"])]
+    stamp = [ts, message_token(str(event["messageId"]))]
     moved: list[tuple[tuple[str, int | None], int]] = []
     for counter in counters:
         key, keep = counter.key, counter.kept

@@ -60,7 +60,8 @@ FORWARDS: Final = "forwards"
 # in the profiles store: the definitions last evaluated under
 DEFINITIONS_KEY: Final = b"~definitions"
 WAKE: Final = "profile-due"  # the one timer per profile: its next segment or trigger due time
-FORMAT: Final = 5  # of a stored profile record: MessagePack (4 and before were JSON); 3 had no
+FORMAT: Final = 5  # of a stored profile record: MessagePack, the rule counters' stamps with
+# message tokens and viewed products by time alone; 4 was JSON with message ids in both; 3 had no
 # order_stats; 2 kept the day buckets as {day: n} too; 1 (no "f") is 2 with every part inside
 _PACK: Final = msgspec.msgpack.Encoder()
 _UNPACK: Final = msgspec.msgpack.Decoder()
