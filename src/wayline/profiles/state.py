@@ -28,8 +28,8 @@ Reading the state (computed traits, RFM, lifecycle) is in ``wayline.profiles.vie
 from __future__ import annotations
 
 import bisect
-from hashlib import blake2b
 from collections.abc import Mapping, MutableMapping
+from hashlib import blake2b
 from typing import Any, Final
 
 from wayline.schemas.timestamps import (
@@ -527,13 +527,13 @@ def _view(state: State, product: str | None, ts: int) -> None:
     if last is None or ts > last:
         viewed[product] = ts
     while len(viewed) > VIEWED_LIMIT:  # one view in: the one viewed longest ago out
-        del viewed[min([(at, p) for p, at in viewed.items()])[1]]
+        oldest = min(viewed.values())
+        del viewed[min([p for p, at in viewed.items() if at == oldest])]
 
 
 def viewed_oldest_first(viewed: dict[str, int]) -> list[str]:
     """The viewed products by their last view (time, then product)."""
-    rows = sorted([(at, product) for product, at in viewed.items()])
-    return [row[1] for row in rows]  # compiled: tuples sorted without a key function
+    return sorted(sorted(viewed), key=viewed.__getitem__)  # stable: equal times by product
 
 
 def message_token(msgid: str) -> int:
