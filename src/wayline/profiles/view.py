@@ -49,6 +49,8 @@ class CountsMemo:
     def __init__(self) -> None:
         self.days: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
         self.windows: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
+        # per name, the days last read, their counts, and the texts and rows made of them
+        self.rows: dict[str, tuple[list[Any], list[Any], list[str], dict[str, int]]] = {}
 
 
 def _kept(
@@ -83,9 +85,7 @@ def activity(state: State, now_ms: int, memo: CountsMemo | None = None) -> dict[
         if memo is not None:
             known = _kept(memo.days, name, entry, today)
             if known is None:
-                rows = _days(entry, today)
-                known = orjson.Fragment(orjson.dumps(rows)) if rows else False
-                memo.days[name] = (entry, int(entry["n"]), len(entry["days"]), today, known)
+                known = _read_days(memo, name, entry, today)
             if known is not False:
                 out[name] = known
             continue
@@ -93,6 +93,29 @@ def activity(state: State, now_ms: int, memo: CountsMemo | None = None) -> dict[
         if rows:
             out[name] = rows
     return out
+
+
+def _read_days(memo: CountsMemo, name: str, entry: dict[str, Any], today: int) -> Any:
+    """A name's activity days as of ``today``, encoded (False: none), kept in ``memo``. When
+    the days in the window are the ones last read (a live event adds to a day already counted),
+    the rows last made are copied and only the counts that moved are set."""
+    days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
+    start = bisect_right(days, today - WINDOWS[-1])
+    end = bisect_right(days, today, start)
+    span, counts = days[start:end], entry["ns"][start:end]
+    last = memo.rows.get(name)
+    if last is not None and last[0] == span:
+        texts, before, rows = last[2], last[1], dict(last[3])
+        for i in range(len(counts)):
+            if counts[i] != before[i]:
+                rows[texts[i]] = counts[i]
+    else:
+        texts = format_days(span)
+        rows = dict(zip(texts, counts, strict=True))
+    memo.rows[name] = (span, counts, texts, rows)
+    encoded = orjson.Fragment(orjson.dumps(rows)) if rows else False
+    memo.days[name] = (entry, int(entry["n"]), len(days), today, encoded)
+    return encoded
 
 
 def _days(entry: dict[str, Any], today: int) -> dict[str, int]:
