@@ -99,10 +99,7 @@ def _read_days(memo: CountsMemo, name: str, entry: dict[str, Any], today: int) -
     """A name's activity days as of ``today``, encoded (False: none), kept in ``memo``. When
     the days in the window are the ones last read (a live event adds to a day already counted),
     the rows last made are copied and only the counts that moved are set."""
-    days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
-    start = bisect_right(days, today - WINDOWS[-1])
-    end = bisect_right(days, today, start)
-    span, counts = days[start:end], entry["ns"][start:end]
+    span, counts = _window(entry, today)
     last = memo.rows.get(name)
     if last is not None and last[0] == span:
         texts, before, rows = last[2], last[1], dict(last[3])
@@ -114,17 +111,22 @@ def _read_days(memo: CountsMemo, name: str, entry: dict[str, Any], today: int) -
         rows = dict(zip(texts, counts, strict=True))
     memo.rows[name] = (span, counts, texts, rows)
     encoded = orjson.Fragment(orjson.dumps(rows)) if rows else False
-    memo.days[name] = (entry, int(entry["n"]), len(days), today, encoded)
+    memo.days[name] = (entry, int(entry["n"]), len(entry["days"]), today, encoded)
     return encoded
 
 
 def _days(entry: dict[str, Any], today: int) -> dict[str, int]:
+    span, counts = _window(entry, today)
+    return dict(zip(format_days(span), counts, strict=True))
+
+
+def _window(entry: dict[str, Any], today: int) -> tuple[list[Any], list[Any]]:
+    """The days of an event name's counts in the longest window before ``today``, and their
+    counts."""
     days: list[Any] = entry["days"]  # Any: compiled, the numbers are not unboxed
     start = bisect_right(days, today - WINDOWS[-1])
     end = bisect_right(days, today, start)
-    if start == end:
-        return {}
-    return dict(zip(format_days(days[start:end]), entry["ns"][start:end], strict=True))
+    return days[start:end], entry["ns"][start:end]
 
 
 def at_moment(doc: dict[str, Any], now_ms: int) -> dict[str, Any]:
