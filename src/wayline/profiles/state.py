@@ -309,10 +309,11 @@ def upgrade(state: State) -> State:
         if isinstance(cell, list):
             state["viewed"][product] = int(cell[0])
     for cell in (state.get("conds") or {}).values():
-        for stamp in cell["t"]:
-            if isinstance(stamp[1], str):
+        stamps = cell["t"]
+        if stamps and isinstance(stamps[0][1], str):  # a counter's stamps are of one kind
+            for stamp in stamps:
                 stamp[1] = message_token(stamp[1])
-        cell["t"].sort(reverse=True)  # newest first, ties now by token
+            stamps.sort(reverse=True)  # newest first, ties now by token
     if "order_stats" not in state:
         orders = state["orders"]
         state["orders"], state["order_stats"] = {}, _no_orders()
