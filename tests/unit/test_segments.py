@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segment_examples import EXAMPLE_SEGMENTS
 from wayline.profiles.book import absorb
 from wayline.profiles.state import apply_event, empty_state
 from wayline.segments.compiler import SegmentDef, compile_segments
 from wayline.segments.engine import after_change, after_merge, at_due, at_time, on_event
-from wayline.segments.membership import Transition
+from wayline.segments.membership import Transition, transition_id, transition_ids
 from wayline.segments.rules import RuleError
 from wayline.segments.triggers import TriggerConfig
 
@@ -308,3 +311,42 @@ segments:
     assert _pairs(result.transitions) == [("plan", "enter")]
     unsubscribed = T0 + timedelta(minutes=5)
     assert shopper.send(unsubscribed, "Unsubscribed") == [("plan", "exit")]
+
+
+_SEGMENT_NAMES = st.text(min_size=1, max_size=12)
+_TRANSITIONS = st.lists(
+    st.builds(
+        Transition,
+        segment=_SEGMENT_NAMES,
+        version=st.integers(1, 5),
+        kind=st.sampled_from(["enter", "exit"]),
+        at_ms=st.sampled_from([0, 1_764_000_000_000, 1_764_000_000_001, 253_402_300_799_999]),
+        notify=st.booleans(),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(profile_id=st.text(min_size=1, max_size=40), transitions=_TRANSITIONS)
+def test_transition_ids_are_the_hash_of_the_documented_text(
+    profile_id: str, transitions: list[Transition]
+) -> None:
+    """The id a consumer of wayline.segments dedupes by: BLAKE2b-128 of segment, rule version,
+    profile, kind and moment joined by US, whatever the segments hashed before (their kept
+    hashes, dropped past a few thousand)."""
+    expected = [
+        hashlib.blake2b(
+            f"{t.segment}\x1f{t.version}\x1f{profile_id}\x1f{t.kind}\x1f{t.at_ms}".encode(),
+            digest_size=16,
+        ).hexdigest()
+        for t in transitions
+    ]
+    assert transition_ids(profile_id, transitions) == expected
+    assert [transition_id(profile_id, t) for t in transitions] == expected
+
+
+def test_transition_ids_hold_past_the_kept_hashes_of_thousands_of_segments() -> None:
+    many = [Transition(f"s{i}", 1, "enter", 1_764_000_000_000, False) for i in range(20_000)]
+    assert transition_ids("p1", many) == [transition_id("p1", t) for t in many]
+    assert transition_ids("p1", many[:3]) == [transition_id("p1", t) for t in many[:3]]

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final, NamedTuple
 
 from wayline.segments.codegen import Check
-from wayline.segments.compiler import Compiled
+from wayline.segments.compiler import Compiled, CompiledSegment
 from wayline.segments.subject import Subject
 
 
@@ -35,6 +35,35 @@ def transition_id(profile_id: str, t: Transition) -> str:
     """The id of a transition on ``wayline.segments``: the same for every copy of it."""
     text = f"{t.segment}\x1f{t.version}\x1f{profile_id}\x1f{t.kind}\x1f{t.at_ms}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def transition_ids(profile_id: str, transitions: Sequence[Transition]) -> list[str]:
+    """``transition_id`` of each of one profile's transitions. A segment with many members
+    makes thousands a second, so the hash of each segment's part of the text is kept (the
+    segments defined lately) and copied, and the profile's part is encoded once per kind and
+    moment."""
+    prefixes = _PREFIXES
+    tails: dict[tuple[str, int], bytes] = {}
+    ids: list[str] = []
+    for t in transitions:
+        head = (t.segment, t.version)
+        hasher = prefixes.get(head)
+        if hasher is None:
+            if len(prefixes) >= 8192:
+                prefixes.clear()
+            text = f"{t.segment}\x1f{t.version}\x1f".encode()
+            hasher = prefixes[head] = hashlib.blake2b(text, digest_size=16)
+        at = (t.kind, t.at_ms)
+        tail = tails.get(at)
+        if tail is None:
+            tail = tails[at] = f"{profile_id}\x1f{t.kind}\x1f{t.at_ms}".encode()
+        copy = hasher.copy()
+        copy.update(tail)
+        ids.append(copy.hexdigest())
+    return ids
+
+
+_PREFIXES: Final[dict[tuple[str, int], Any]] = {}  # (segment, version) → hash of its text
 
 
 class Evaluation(NamedTuple):
@@ -56,13 +85,11 @@ def evaluate(
         names = set(compiled.by_name)
     if not names and not transitions:
         return Evaluation((), min(dues.values()) if dues else None)
-    by_name = compiled.by_name
     subject = Subject(state, current, now_ms)
     # segments with the same rule share its compiled check: each distinct rule runs once
     answers: dict[Check, tuple[bool, int | None]] = {}
-    for name in _order(compiled, {n for n in names if n in by_name}, transitions):
-        seg = by_name[name]
-        check, version, notify = seg.check, seg.version, seg.notify
+    for seg in _order(compiled, names, transitions):
+        name, check, version, notify = seg.name, seg.check, seg.version, seg.notify
         answer = answers.get(check)
         if answer is None:
             answer = answers[check] = check(subject)
@@ -90,33 +117,38 @@ ENTER: Final = "enter"
 EXIT: Final = "exit"
 
 
-def _order(compiled: Compiled, names: set[str], transitions: list[Transition]) -> Iterable[str]:
-    """The segments to look at, in dependency order: without ``in_segment`` that is definition
-    order; with it, see ``_with_dependents``."""
+def _order(
+    compiled: Compiled, names: set[str], transitions: list[Transition]
+) -> Iterable[CompiledSegment]:
+    """The defined segments of ``names``, in dependency order: without ``in_segment`` that is
+    definition order; with it, see ``_with_dependents``."""
+    position, segments = compiled.position, compiled.segments
     if not compiled.dependents:
-        return sorted(names, key=compiled.position.__getitem__)
-    return _with_dependents(compiled, names, transitions)
+        at = [position[n] for n in names if n in position]
+        at.sort()  # ints: no key function per name
+        return [segments[i] for i in at]
+    return _with_dependents(compiled, {n for n in names if n in position}, transitions)
 
 
 def _with_dependents(
     compiled: Compiled, names: set[str], transitions: list[Transition]
-) -> Iterator[str]:
+) -> Iterator[CompiledSegment]:
     """``names`` in dependency order; a segment that flipped (``transitions`` grew while the
     caller looked at it) adds the segments that read it, after it."""
-    position = compiled.position
-    todo = [(position[n], n) for n in names]
+    position, segments = compiled.position, compiled.segments
+    todo = [position[n] for n in names]
     heapq.heapify(todo)
     seen = set(names)
     while todo:
-        name = heapq.heappop(todo)[1]
+        seg = segments[heapq.heappop(todo)]
         made = len(transitions)
-        yield name
+        yield seg
         if len(transitions) == made:
             continue
-        for dependent in compiled.dependents.get(name, ()):
+        for dependent in compiled.dependents.get(seg.name, ()):
             if dependent not in seen:
                 seen.add(dependent)
-                heapq.heappush(todo, (position[dependent], dependent))
+                heapq.heappush(todo, position[dependent])
 
 
 def due_now(state: dict[str, Any], now_ms: int) -> set[str]:

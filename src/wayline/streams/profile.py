@@ -32,7 +32,8 @@ import orjson
 
 from wayline.profiles.book import absorb
 from wayline.profiles.state import State, empty_state, is_counted, upgrade
-from wayline.profiles.view import CountsMemo, iso, snapshot
+from wayline.profiles.view import CountsMemo, snapshot
+from wayline.schemas.timestamps import format_ms
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import Compiled, changed_segments, compile_segments
 from wayline.segments.engine import (
@@ -44,7 +45,7 @@ from wayline.segments.engine import (
     on_event,
     trigger_document,
 )
-from wayline.segments.membership import Transition, transition_id
+from wayline.segments.membership import Transition, transition_ids
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.definitions import Rules
 from wayline.streams.envelope import Envelope, Output
@@ -421,20 +422,26 @@ class ProfileStep:
         self.triggers_fired += len(outcome.fired)
         return outputs
 
-    def _transition(self, pid: str, t: Transition, cause: str) -> dict[str, Any]:
-        return {
-            "id": transition_id(pid, t),
-            "segment": t.segment,
-            "rule_version": t.version,
-            "profile_id": pid,
-            "transition": t.kind,
-            "at": iso(t.at_ms),
-            "cause": cause,
-        }
-
     def _keep(self, entry: _Entry, pid: str, transitions: Sequence[Transition], cause: str) -> None:
-        entry.transitions += [self._transition(pid, t, cause) for t in transitions]
-        entry.last_transition_ms = max(entry.last_transition_ms, *(t.at_ms for t in transitions))
+        """The transitions as the profile's record of the batch lists them."""
+        kept = entry.transitions
+        moment, text = -1, ""  # one evaluation's transitions share their moment
+        for t, tid in zip(transitions, transition_ids(pid, transitions), strict=True):
+            if t.at_ms != moment:
+                moment, text = t.at_ms, format_ms(t.at_ms)
+            kept.append(
+                {
+                    "id": tid,
+                    "segment": t.segment,
+                    "rule_version": t.version,
+                    "profile_id": pid,
+                    "transition": t.kind,
+                    "at": text,
+                    "cause": cause,
+                }
+            )
+            if moment > entry.last_transition_ms:
+                entry.last_transition_ms = moment
 
     def _transitions(self, pid: str, entry: _Entry) -> Output:
         """A profile's transitions of the batch, in order, as one record."""
