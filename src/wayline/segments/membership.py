@@ -80,15 +80,18 @@ def evaluate(
     current: dict[str, list[int]] = state.setdefault("segments", {})
     dues: dict[str, int] = state.setdefault("segment_due", {})
     transitions: list[Transition] = []
-    if names is None:
+    order: Iterable[CompiledSegment]
+    if names is None:  # all of them, in dependency order (none left to add for a flip)
         transitions += forget_deleted(compiled, state, now_ms)
-        names = set(compiled.by_name)
-    if not names and not transitions:
+        order = compiled.segments
+    elif not names:
         return Evaluation((), min(dues.values()) if dues else None)
+    else:
+        order = _order(compiled, names, transitions)
     subject = Subject(state, current, now_ms)
     # segments with the same rule share its compiled check: each distinct rule runs once
     answers: dict[Check, tuple[bool, int | None]] = {}
-    for seg in _order(compiled, names, transitions):
+    for seg in order:
         name, check, version, notify = seg.name, seg.check, seg.version, seg.notify
         answer = answers.get(check)
         if answer is None:
