@@ -526,6 +526,8 @@ def _view(state: State, product: str | None, ts: int) -> None:
     viewed: dict[str, int] = state["viewed"]
     last = viewed.get(product)
     if last is None or ts > last:
+        if last is not None:  # to the end: in live traffic the map stays in order of view
+            del viewed[product]
         viewed[product] = ts
     while len(viewed) > VIEWED_LIMIT:  # one view in: the one viewed longest ago out
         oldest = min(viewed.values())
@@ -533,8 +535,14 @@ def _view(state: State, product: str | None, ts: int) -> None:
 
 
 def viewed_oldest_first(viewed: dict[str, int]) -> list[str]:
-    """The viewed products by their last view (time, then product)."""
-    return sorted(sorted(viewed), key=viewed.__getitem__)  # stable: equal times by product
+    """The viewed products by their last view (time, then product). A live profile's map is
+    in that order already (``_view``), which one pass checks; otherwise they are sorted."""
+    products: list[str] = list(viewed)
+    times: list[int] = list(viewed.values())
+    for i in range(1, len(products)):
+        if times[i - 1] > times[i] or (times[i - 1] == times[i] and products[i - 1] > products[i]):
+            return sorted(sorted(viewed), key=viewed.__getitem__)  # stable: equal times by product
+    return products
 
 
 def message_token(msgid: str) -> int:

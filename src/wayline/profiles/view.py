@@ -49,8 +49,9 @@ class CountsMemo:
     def __init__(self) -> None:
         self.days: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
         self.windows: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
-        # per name, the days last read, their counts, and the texts and rows made of them
-        self.rows: dict[str, tuple[list[Any], list[Any], list[str], dict[str, int]]] = {}
+        # per name, the days before the last one of its activity as last read, their counts and
+        # their rows encoded (``{`` and the rows, no closing brace)
+        self.rows: dict[str, tuple[list[Any], list[Any], bytes]] = {}
 
 
 def _kept(
@@ -96,21 +97,21 @@ def activity(state: State, now_ms: int, memo: CountsMemo | None = None) -> dict[
 
 
 def _read_days(memo: CountsMemo, name: str, entry: dict[str, Any], today: int) -> Any:
-    """A name's activity days as of ``today``, encoded (False: none), kept in ``memo``. When
-    the days in the window are the ones last read (a live event adds to a day already counted),
-    the rows last made are copied and only the counts that moved are set."""
+    """A name's activity days as of ``today``, encoded (False: none), kept in ``memo``. A live
+    event counts on the last day of the window, so the days before it are encoded once and
+    kept while they and their counts stay the ones last read; the last day is added to them."""
     span, counts = _window(entry, today)
-    last = memo.rows.get(name)
-    if last is not None and last[0] == span:
-        texts, before, rows = last[2], last[1], dict(last[3])
-        for i in range(len(counts)):
-            if counts[i] != before[i]:
-                rows[texts[i]] = counts[i]
-    else:
-        texts = format_days(span)
-        rows = dict(zip(texts, counts, strict=True))
-    memo.rows[name] = (span, counts, texts, rows)
-    encoded = orjson.Fragment(orjson.dumps(rows)) if rows else False
+    encoded: Any = False
+    if span:
+        head_span, head_counts = span[:-1], counts[:-1]
+        last = memo.rows.get(name)
+        if last is not None and last[0] == head_span and last[1] == head_counts:
+            head = last[2]
+        else:  # ``{`` and the rows of the days before the last, without the closing brace
+            head = orjson.dumps(dict(zip(format_days(head_span), head_counts, strict=True)))[:-1]
+            memo.rows[name] = (head_span, head_counts, head)
+        tail = orjson.dumps({format_days(span[-1:])[0]: counts[-1]})[1:]
+        encoded = orjson.Fragment(head + b"," + tail if head_span else head + tail)
     memo.days[name] = (entry, int(entry["n"]), len(entry["days"]), today, encoded)
     return encoded
 
