@@ -132,11 +132,15 @@ _STEP = st.one_of(
 # a name's oldest days dropped by another name's newer event, read again as of before it
 _TRIMMED = [("event", "Email Opened", 0), ("document", "", 1)]
 _TRIMMED += [("event", "Page Viewed", 200 * DAY_MS), ("document", "", 1)]
+# a day after the last one read, and a late event on the one before it, read together
+_LATE = [("event", "Email Opened", 0), ("event", "Email Opened", DAY_MS)]
+_LATE += [("event", "Email Opened", 0), ("document", "", DAY_MS + 1)]
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_STEP, min_size=1, max_size=40))
 @example(_TRIMMED)
+@example(_LATE)
 def test_a_document_read_with_the_activity_memo_equals_one_read_without(
     steps: list[tuple[str, str, int]],
 ) -> None:

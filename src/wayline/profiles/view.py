@@ -49,9 +49,9 @@ class CountsMemo:
     def __init__(self) -> None:
         self.days: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
         self.windows: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
-        # per name, the days before the last one of its activity as last read, their counts and
-        # their rows encoded (``{`` and the rows, no closing brace)
-        self.rows: dict[str, tuple[list[Any], list[Any], bytes]] = {}
+        # per name, the days of its activity as last read, their counts, and their rows as
+        # JSON (``"day":n`` joined by commas) without the last day's and with it
+        self.rows: dict[str, tuple[list[Any], list[Any], str, str]] = {}
 
 
 def _kept(
@@ -98,20 +98,29 @@ def activity(state: State, now_ms: int, memo: CountsMemo | None = None) -> dict[
 
 def _read_days(memo: CountsMemo, name: str, entry: dict[str, Any], today: int) -> Any:
     """A name's activity days as of ``today``, encoded (False: none), kept in ``memo``. A live
-    event counts on the last day of the window, so the days before it are encoded once and
-    kept while they and their counts stay the ones last read; the last day is added to them."""
+    event counts on the last day of the window (or starts a day after it), so the rows of the
+    days before it are taken from the last read while those days and their counts are the
+    same, and only the last day's row is written."""
     span, counts = _window(entry, today)
-    encoded: Any = False
-    if span:
-        head_span, head_counts = span[:-1], counts[:-1]
+    if not span:
+        memo.rows.pop(name, None)
+        encoded: Any = False
+    else:
+        head: str | None = None
         last = memo.rows.get(name)
-        if last is not None and last[0] == head_span and last[1] == head_counts:
-            head = last[2]
-        else:  # ``{`` and the rows of the days before the last, without the closing brace
-            head = orjson.dumps(dict(zip(format_days(head_span), head_counts, strict=True)))[:-1]
-            memo.rows[name] = (head_span, head_counts, head)
-        tail = orjson.dumps({format_days(span[-1:])[0]: counts[-1]})[1:]
-        encoded = orjson.Fragment(head + b"," + tail if head_span else head + tail)
+        if last is not None:
+            was_span, was_counts = last[0], last[1]
+            if span[:-1] == was_span[:-1] and counts[:-1] == was_counts[:-1]:
+                head = last[2]  # the same days before the last one
+            elif span[:-1] == was_span and counts[:-1] == was_counts:
+                head = last[3]  # a day after the last one read
+        if head is None:  # (counts has one more: the last day's, written below)
+            texts = format_days(span[:-1])
+            head = ",".join([f'"{t}":{n}' for t, n in zip(texts, counts, strict=False)])
+        row = f'"{format_days(span[-1:])[0]}":{counts[-1]}'
+        rows = f"{head},{row}" if head else row
+        memo.rows[name] = (span, counts, head, rows)
+        encoded = orjson.Fragment(f"{{{rows}}}".encode())
     memo.days[name] = (entry, int(entry["n"]), len(entry["days"]), today, encoded)
     return encoded
 
