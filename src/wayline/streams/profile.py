@@ -425,7 +425,8 @@ class ProfileStep:
     def _keep(self, entry: _Entry, pid: str, transitions: Sequence[Transition], cause: str) -> None:
         """The transitions as the profile's record of the batch lists them."""
         kept = entry.transitions
-        moment, text = -1, ""  # one evaluation's transitions share their moment
+        moment: int | None = None  # one evaluation's transitions share their moment
+        text = ""
         for t, tid in zip(transitions, transition_ids(pid, transitions), strict=True):
             if t.at_ms != moment:
                 moment, text = t.at_ms, format_ms(t.at_ms)
@@ -440,8 +441,8 @@ class ProfileStep:
                     "cause": cause,
                 }
             )
-            if moment > entry.last_transition_ms:
-                entry.last_transition_ms = moment
+            if t.at_ms > entry.last_transition_ms:
+                entry.last_transition_ms = t.at_ms
 
     def _transitions(self, pid: str, entry: _Entry) -> Output:
         """A profile's transitions of the batch, in order, as one record."""
