@@ -21,15 +21,18 @@ from wayline import native
 from wayline.profiles.book import absorb
 from wayline.profiles.state import SEEN_LIMIT, SEEN_SLACK, State, apply_event, empty_state
 from wayline.profiles.view import snapshot
+from wayline.schemas.messages import SegmentTransitions
 from wayline.schemas.normalize import Origin, normalize_event
+from wayline.schemas.timestamps import format_ms
 from wayline.schemas.topics import Topics
 from wayline.segments.compiler import SegmentDef, compile_segments
+from wayline.segments.membership import Transition, transition_id
 from wayline.segments.triggers import TriggerConfig
 from wayline.streams.changelog import DATA_PREFIX, fold_changelog, group_members
 from wayline.streams.envelope import Envelope, Output
 from wayline.streams.identity import KIND_HEADER, MERGE
 from wayline.streams.keyedlog import PARTS, KeyedLog
-from wayline.streams.profile import FORMAT, SPILL, ProfileStep, read_record
+from wayline.streams.profile import FORMAT, SPILL, ProfileStep, _Entry, read_record
 from wayline.streams.store import MemoryStore
 from wayline.streams.task import StoreView, Task, TaskContext
 
@@ -328,4 +331,55 @@ def test_the_compiled_core_stores_profiles_alike() -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "core: native" in done.stdout
-    assert f"{3 + len(FORMATS)} passed" in done.stdout
+    assert f"{4 + len(FORMATS)} passed" in done.stdout
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pid=st.text(min_size=1, max_size=20),
+    cause=st.text(max_size=20),
+    transitions=st.lists(
+        st.builds(
+            Transition,
+            segment=st.text(min_size=1, max_size=12),
+            version=st.integers(1, 9),
+            kind=st.sampled_from(["enter", "exit"]),
+            at_ms=st.sampled_from([-1, 0, 1_764_000_000_000, 1_764_000_060_001]),
+            notify=st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_a_batch_of_transitions_is_the_json_of_its_documented_record(
+    pid: str, cause: str, transitions: list[Transition]
+) -> None:
+    """The profile worker writes each transition's JSON text itself: any segment name, profile
+    id or cause (quotes, backslashes, any script) gives, byte for byte, the JSON encoding of the
+    record ``schemas.messages.SegmentTransitions`` describes."""
+    step, entry = ProfileStep(Topics()), _Entry(1, empty_state(), {})
+    half = len(transitions) // 2  # two evaluations of one batch
+    if half:
+        step._keep(entry, pid, transitions[:half], cause)
+    step._keep(entry, pid, transitions[half:], cause)
+    record = step._transitions(pid, entry)
+    expected = {
+        "profile_id": pid,
+        "transitions": [
+            {
+                "id": transition_id(pid, t),
+                "segment": t.segment,
+                "rule_version": t.version,
+                "profile_id": pid,
+                "transition": t.kind,
+                "at": format_ms(t.at_ms),
+                "cause": cause,
+            }
+            for t in transitions
+        ],
+    }
+    assert record.value == orjson.dumps(expected)
+    assert SegmentTransitions.model_validate_json(record.value).transitions[0].segment == (
+        transitions[0].segment
+    )
+    assert record.timestamp_ms == max(0, *(t.at_ms for t in transitions))
