@@ -427,13 +427,13 @@ class ProfileStep:
         text (an event at 1,000 segments makes dozens): what they share — profile, cause, one
         evaluation's moment — is encoded once."""
         kept = entry.transitions
-        who, why = f'"profile_id":{_json(pid)}', f'"cause":{_json(cause)}'
+        who, why = f'"profile_id":{_to_json(pid)}', f'"cause":{_to_json(cause)}'
         moment: int | None = None
         at = ""
         for t, tid in zip(transitions, transition_ids(pid, transitions), strict=True):
             if t.at_ms != moment:
                 moment, at = t.at_ms, format_ms(t.at_ms)
-            segment = _json(t.segment)
+            segment = _to_json(t.segment)
             kept.append(
                 f'{{"id":"{tid}","segment":{segment},"rule_version":{t.version},{who},'
                 f'"transition":"{t.kind}","at":"{at}",{why}}}'
@@ -443,7 +443,7 @@ class ProfileStep:
 
     def _transitions(self, pid: str, entry: _Entry) -> Output:
         """A profile's transitions of the batch, in order, as one record."""
-        body = f'{{"profile_id":{_json(pid)},"transitions":[{",".join(entry.transitions)}]}}'
+        body = f'{{"profile_id":{_to_json(pid)},"transitions":[{",".join(entry.transitions)}]}}'
         return Output(
             self.topics.segments, pid.encode(), body.encode(), timestamp_ms=entry.last_transition_ms
         )
@@ -502,7 +502,7 @@ class ProfileStep:
         return self._emit(pid, entry.state, outcome, f"merged {loser}", ctx)
 
 
-def _json(text: str) -> str:
+def _to_json(text: str) -> str:
     """A string as JSON."""
     return orjson.dumps(text).decode()
 
