@@ -135,12 +135,16 @@ _TRIMMED += [("event", "Page Viewed", 200 * DAY_MS), ("document", "", 1)]
 # a day after the last one read, and a late event on the one before it, read together
 _LATE = [("event", "Email Opened", 0), ("event", "Email Opened", DAY_MS)]
 _LATE += [("event", "Email Opened", 0), ("document", "", DAY_MS + 1)]
+# a late event on a day before the last one, read after the last one was
+_EARLIER = [("event", "Email Opened", 0), ("event", "Email Opened", DAY_MS)]
+_EARLIER += [("document", "", DAY_MS + 1), ("event", "Email Opened", 0)]
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_STEP, min_size=1, max_size=40))
 @example(_TRIMMED)
 @example(_LATE)
+@example(_EARLIER)
 def test_a_document_read_with_the_activity_memo_equals_one_read_without(
     steps: list[tuple[str, str, int]],
 ) -> None:

@@ -49,9 +49,9 @@ class CountsMemo:
     def __init__(self) -> None:
         self.days: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
         self.windows: dict[str, tuple[dict[str, Any], int, int, int, Any]] = {}
-        # per name, the days of its activity as last read, their counts, and their rows as
-        # JSON (``"day":n`` joined by commas) without the last day's and with it
-        self.rows: dict[str, tuple[list[Any], list[Any], str, str]] = {}
+        # per name, the days of its activity as last read and their counts, the same without
+        # the last day, and the rows (``_rows``) without the last day's and with it
+        self.rows: dict[str, tuple[list[Any], list[Any], list[Any], list[Any], str, str]] = {}
 
 
 def _kept(
@@ -106,23 +106,27 @@ def _read_days(memo: CountsMemo, name: str, entry: dict[str, Any], today: int) -
         memo.rows.pop(name, None)
         encoded: Any = False
     else:
+        before, before_counts = span[:-1], counts[:-1]
         head: str | None = None
         last = memo.rows.get(name)
         if last is not None:
-            was_span, was_counts = last[0], last[1]
-            if span[:-1] == was_span[:-1] and counts[:-1] == was_counts[:-1]:
-                head = last[2]  # the same days before the last one
-            elif span[:-1] == was_span and counts[:-1] == was_counts:
-                head = last[3]  # a day after the last one read
-        if head is None:  # (counts has one more: the last day's, written below)
-            texts = format_days(span[:-1])
-            head = ",".join([f'"{t}":{n}' for t, n in zip(texts, counts, strict=False)])
-        row = f'"{format_days(span[-1:])[0]}":{counts[-1]}'
+            if before == last[2] and before_counts == last[3]:
+                head = last[4]  # the same days before the last one
+            elif before == last[0] and before_counts == last[1]:
+                head = last[5]  # a day after the last one read
+        if head is None:
+            head = _rows(before, before_counts)
+        row = _rows(span[-1:], counts[-1:])
         rows = f"{head},{row}" if head else row
-        memo.rows[name] = (span, counts, head, rows)
+        memo.rows[name] = (span, counts, before, before_counts, head, rows)
         encoded = orjson.Fragment(f"{{{rows}}}".encode())
     memo.days[name] = (entry, int(entry["n"]), len(entry["days"]), today, encoded)
     return encoded
+
+
+def _rows(days: list[Any], counts: list[Any]) -> str:
+    """Days and their counts as the rows of a JSON object (``"day":n`` joined by commas)."""
+    return ",".join([f'"{t}":{n}' for t, n in zip(format_days(days), counts, strict=True)])
 
 
 def _days(entry: dict[str, Any], today: int) -> dict[str, int]:
